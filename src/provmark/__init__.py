@@ -1,0 +1,64 @@
+"""provmark: signed, tamper-evident, verifiable provenance for AI-generated content.
+
+    import provmark
+
+    with provmark.open("provmark.db") as pm:
+        @pm.capture(model=provmark.Model("acme/summarizer", version="3.2"))
+        def summarize(text: str, *, temperature: float = 0.2) -> str: ...
+
+        summary = summarize(article)
+        pm.verify(summary)   # Verified(...) or VerificationError naming the failed check
+"""
+
+from .bundle import load_bundle, verify_bundle
+from .capture.core import Recording
+from .capture.model import Model
+from .client import Provmark, open
+from .crypto.keys import PublicKey, Signer
+from .crypto.keystore import EnvKeyStore, FileKeyStore, KeyStore
+from .errors import (
+    CaptureError,
+    ConfigError,
+    KeyStoreError,
+    NotFoundError,
+    ProvmarkError,
+    RecordError,
+    SchemaVersionError,
+    StoreError,
+    VerificationError,
+)
+from .record import SCHEMA_VERSION, Record
+from .store.base import Page, Store
+from .verify import Check, Verified
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CaptureError",
+    "Check",
+    "ConfigError",
+    "EnvKeyStore",
+    "FileKeyStore",
+    "KeyStore",
+    "KeyStoreError",
+    "Model",
+    "NotFoundError",
+    "Page",
+    "Provmark",
+    "ProvmarkError",
+    "PublicKey",
+    "Record",
+    "RecordError",
+    "Recording",
+    "SchemaVersionError",
+    "Signer",
+    "Store",
+    "StoreError",
+    "VerificationError",
+    "Verified",
+    "__version__",
+    "load_bundle",
+    "open",
+    "verify_bundle",
+]

@@ -1,0 +1,1 @@
+"""Capture: decorator/context manager, output hashing, environment probe, model identity."""

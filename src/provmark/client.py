@@ -1,0 +1,580 @@
+"""``Provmark``: the object ``provmark.open`` returns.
+
+It owns a store, a key store, the background writer and the per-process
+caches (environment probe, model file hashes, output encoders).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import contextvars
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeVar, overload
+
+from .canonical import Fragment
+from .capture.core import Outcome, Recording, Spec, wrap
+from .capture.environment import DEFAULT_PACKAGES, probe
+from .capture.hashing import Digest, Encoders, digest_output
+from .capture.model import HashCache, Model, as_model
+from .crypto.keys import LocalSigner, PublicKey, Signer
+from .crypto.keystore import FileKeyStore, KeyStore, default_home
+from .errors import CaptureError, ConfigError, NotFoundError, ProvmarkError, VerificationError
+from .ingest import Journal, Writer
+from .log.merkle import consistency_proof, inclusion_proof
+from .log.note import Checkpoint, NoteVerifier
+from .record import (
+    MAX_EXTRA_BYTES,
+    MAX_PARAMS_BYTES,
+    MAX_SNAPSHOT_CHARS,
+    Record,
+    check_size,
+    check_tags,
+    new_record_id,
+    parse_time,
+)
+from .store.base import Page, Query, Store, StoredCheckpoint, StoredRecord
+from .verify import Evidence, Trust, Verified, verify_evidence
+
+log = logging.getLogger("provmark")
+F = TypeVar("F", bound=Callable[..., Any])
+Policy = Literal["strict", "best_effort"]
+
+
+def format_ns(ns: int) -> str:
+    secs, rem = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{rem // 1000:06d}Z"
+
+
+class _NoteKey:
+    """Adapts a :class:`Signer` holding an Ed25519 key to the signed-note API."""
+
+    def __init__(self, signer: Signer) -> None:
+        from .crypto.keys import load_public_key
+
+        self._signer = signer
+        self._public = load_public_key(signer.public_key_pem())
+
+    def sign(self, data: bytes) -> bytes:
+        return self._signer.sign(data)
+
+    def public_key(self) -> Any:
+        return self._public
+
+
+class Provmark:
+    """Capture, store, sign, log and verify provenance records."""
+
+    def __init__(
+        self,
+        store: Store,
+        keystore: KeyStore,
+        *,
+        policy: Policy = "strict",
+        durable: bool = False,
+        journal_path: str | Path | None = None,
+        actor: Mapping[str, str] | None = None,
+        packages: Sequence[str] = DEFAULT_PACKAGES,
+        config: Mapping[str, Any] | None = None,
+        redactor: Any = None,
+        hash_user_ids: bool = False,
+        batch_size: int = 512,
+        flush_interval: float = 0.05,
+        max_queue: int = 50_000,
+    ) -> None:
+        if policy not in ("strict", "best_effort"):
+            raise ConfigError(f"policy must be 'strict' or 'best_effort', not {policy!r}")
+        self.store = store
+        self.keystore = keystore
+        self.policy = policy
+        self.encoders = Encoders()
+        self.capture_failures = 0
+        self.redactor = redactor
+        self.hash_user_ids = hash_user_ids
+        self._hash_cache = HashCache()
+        self._packages = tuple(packages)
+        self._config = dict(config or {})
+        self._context: Fragment | None = None
+        self._context_lock = threading.Lock()
+        self._actor = {
+            k: v
+            for k, v in {
+                "service": os.environ.get("PROVMARK_SERVICE"),
+                "region": os.environ.get("PROVMARK_REGION"),
+                **(actor or {}),
+            }.items()
+            if v
+        }
+        self._acting_for: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+            f"provmark_acting_for_{id(self)}", default=None
+        )
+        self.signer = keystore.signer("records")
+        self.log_signer = keystore.signer("log")
+        self.store.put_public_keys(keystore.public_keys())
+        self._note_key = _NoteKey(self.log_signer)
+        self.log_verifier = NoteVerifier.from_public_key(store.origin, self._note_key.public_key())
+        journal = None
+        if durable:
+            path = Path(journal_path) if journal_path else _journal_for(store)
+            journal = Journal(path)
+        self._writer = Writer(
+            store,
+            self.signer,
+            self._seal,
+            batch_size=batch_size,
+            flush_interval=flush_interval,
+            max_queue=max_queue,
+            journal=journal,
+            prepare=self._prepare,
+        )
+        self._closed = False
+
+    # ------------------------------------------------------------ lifecycle
+    def __enter__(self) -> Provmark:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def flush(self, timeout: float | None = 60.0) -> None:
+        """Wait until every captured record is signed, stored and logged."""
+        self._writer.flush(timeout)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._writer.close()
+        finally:
+            self.store.close()
+
+    def __repr__(self) -> str:
+        return f"Provmark({self.store!r})"
+
+    # ------------------------------------------------------------ capture
+    @overload
+    def capture(self, fn: F) -> F: ...
+    @overload
+    def capture(self, fn: None = None, **spec: Any) -> Callable[[F], F]: ...
+
+    def capture(self, fn: F | None = None, **spec: Any) -> F | Callable[[F], F]:
+        """Decorator: record every call of the function. See :class:`Spec` for options."""
+        if fn is not None and not spec:
+            raise ConfigError("capture needs model=...: use @pm.capture(model=provmark.Model(...))")
+        built = self._spec(**spec)
+
+        def decorate(f: F) -> F:
+            return wrap(self, f, built)
+
+        return decorate(fn) if fn is not None else decorate
+
+    def record(
+        self, *, input: Any = None, params: Mapping[str, Any] | None = None, **spec: Any
+    ) -> Recording:
+        """Context manager: ``with pm.record(model=m, input=prompt) as rec: rec.set_output(x)``."""
+        return Recording(self, self._spec(**spec), input=input, params=params)
+
+    def _spec(self, *, model: Model | str | dict[str, Any], **options: Any) -> Spec:
+        try:
+            spec = Spec(model=as_model(model), **options)
+        except TypeError as exc:
+            raise ConfigError(f"capture: {exc}") from None
+        spec.model.identity(self._hash_cache)  # hash weights now, not on the first call
+        if spec.tags:
+            check_tags(dict(spec.tags))
+        return spec
+
+    @contextlib.contextmanager
+    def acting_for(self, user_id: str) -> Iterator[None]:
+        """Records captured inside name ``user_id`` as the actor."""
+        token = self._acting_for.set(user_id)
+        try:
+            yield
+        finally:
+            self._acting_for.reset(token)
+
+    def context(self) -> Fragment:
+        if self._context is None:
+            with self._context_lock:
+                if self._context is None:
+                    self._context = Fragment(probe(self._packages, config=self._config))
+        return self._context
+
+    def emit(self, outcome: Outcome) -> str:
+        """Turn an outcome into an unsigned record and queue it. Used by capture."""
+        try:
+            draft = self._draft(outcome)
+            self._writer.submit(draft)
+        except ProvmarkError as exc:
+            self.capture_failures += 1
+            if self.policy == "strict":
+                if isinstance(exc, CaptureError):
+                    raise
+                raise CaptureError(f"provenance not captured: {exc}") from exc
+            log.error("provmark: provenance not captured (best_effort): %s", exc)
+            return ""
+        return str(draft["record_id"])
+
+    def _draft(self, o: Outcome) -> dict[str, Any]:
+        spec = o.spec
+        now_ns = time.time_ns()
+        draft: dict[str, Any] = {
+            "record_id": new_record_id(now_ns),
+            "schema_version": "1",
+            "started_at": format_ns(o.started_ns),
+            "generated_at": format_ns(now_ns),
+            "operation": spec.operation,
+            "status": "ok" if o.error is None else "error",
+            "model": spec.model.identity(self._hash_cache),
+            "context": self.context(),
+        }
+        if o.params:
+            check_size("params", o.params, MAX_PARAMS_BYTES)
+            draft["params"] = o.params
+        inp = self._input(o)
+        if inp:
+            draft["input"] = inp
+        if o.error is not None:
+            draft["error"] = {"type": type(o.error).__qualname__, "message": str(o.error)[:2048]}
+        digest = o.digest
+        if digest is None and o.error is None:
+            digest = digest_output(o.output, self.encoders)
+        if digest is not None:
+            out: dict[str, Any] = {"sha256": digest.sha256, "size": digest.size}
+            media = spec.media_type or o.extra.pop("_media_type", None) or digest.media_type
+            if media:
+                out["media_type"] = media
+            if isinstance(o.output, os.PathLike):
+                out["uri"] = Path(o.output).resolve().as_uri()
+            draft["output"] = out
+        actor = dict(self._actor)
+        if spec.actor:
+            actor.update(spec.actor)
+        acting = self._acting_for.get()
+        if acting:
+            actor["user_id"] = acting
+        if actor:
+            draft["actor"] = actor
+        parents = [*(spec.parents or ()), *o.parents]
+        if parents:
+            draft["parents"] = [str(p) for p in parents]
+        tags = {**(spec.tags or {}), **o.tags}
+        if tags:
+            check_tags(tags)
+            draft["tags"] = tags
+        extra = {**(spec.extra or {}), **o.extra}
+        if extra:
+            check_size("extra", extra, MAX_EXTRA_BYTES)
+            draft["extra"] = extra
+        usage = {"latency_ms": round((now_ns - o.started_ns) / 1e6, 3), **o.usage}
+        draft["usage"] = usage
+        if o.fallback:
+            draft["fallback"] = o.fallback
+        return draft
+
+    def _input(self, o: Outcome) -> dict[str, Any]:
+        inp: dict[str, Any] = {}
+        if o.input is not None:
+            d: Digest = digest_output(o.input, self.encoders)
+            inp["sha256"] = d.sha256
+            if d.media_type:
+                inp["media_type"] = d.media_type
+            if o.spec.snapshot and isinstance(o.input, str | dict | list):
+                inp["__raw__"] = o.input  # redacted off the caller's thread by _prepare
+        seed = o.seed if o.seed is not None else o.params.get("seed")
+        if seed is not None:
+            inp["seed"] = str(seed)
+        return inp
+
+    def _prepare(self, draft: dict[str, Any]) -> dict[str, Any]:
+        """Redact the input snapshot and hash user ids (writer thread, or before the journal)."""
+        inp = draft.get("input")
+        if inp and "__raw__" in inp:
+            raw = inp.pop("__raw__")
+            text = raw if isinstance(raw, str) else _json_text(raw)
+            if self.redactor is not None:
+                text = self.redactor.redact_text(text).text
+            inp["snapshot"] = text[:MAX_SNAPSHOT_CHARS]
+        if self.redactor is not None and "error" in draft and draft["error"].get("message"):
+            draft["error"]["message"] = self.redactor.redact_text(draft["error"]["message"]).text
+        actor = draft.get("actor")
+        if self.hash_user_ids and actor and actor.get("user_id") and not str(
+            actor["user_id"]
+        ).startswith("hmac-sha256:"):
+            actor["user_id"] = self.hash_user_id(actor["user_id"])
+        return draft
+
+    def hash_user_id(self, user_id: str) -> str:
+        import hashlib
+        import hmac
+
+        key = self.keystore.secret("actor")
+        return "hmac-sha256:" + hmac.new(key, user_id.encode(), hashlib.sha256).hexdigest()
+
+    # ------------------------------------------------------------ log
+    def _seal(self, size: int, root: bytes) -> str:
+        from typing import cast
+
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        key = (
+            self.log_signer.private_key
+            if isinstance(self.log_signer, LocalSigner)
+            else cast(Ed25519PrivateKey, self._note_key)
+        )
+        return Checkpoint(self.store.origin, size, root).sign(self.store.origin, key)  # type: ignore[arg-type]
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        self.flush()
+        return self.store.latest_checkpoint()
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        return inclusion_proof(index, size, self.store)
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        return consistency_proof(old_size, new_size, self.store)
+
+    def public_keys(self) -> list[PublicKey]:
+        seen = {k.key_id: k for k in self.store.public_keys()}
+        seen.update({k.key_id: k for k in self.keystore.public_keys()})
+        return list(seen.values())
+
+    def rotate_keys(self, alg: str | None = None) -> PublicKey:
+        """Start a new record-signing key; records signed before stay verifiable."""
+        self.flush()
+        key = self.keystore.rotate("records", alg)
+        self.signer = self.keystore.signer("records")
+        self._writer.signer = self.signer
+        self.store.put_public_keys(self.keystore.public_keys())
+        return key
+
+    def trust(self, trusted_checkpoint: tuple[int, bytes] | None = None) -> Trust:
+        return Trust(
+            keys=self.public_keys(),
+            log_key=self.log_verifier,
+            origin=self.store.origin,
+            trusted_checkpoint=trusted_checkpoint,
+        )
+
+    # ------------------------------------------------------------ read
+    def get(self, record_id: str) -> Record:
+        """A record by id or slug (``pm-YYYYMMDD-xxxxxx``)."""
+        self.flush()
+        stored = self.store.get(record_id)
+        if stored is None:
+            raise NotFoundError(f"no record {record_id!r}")
+        return stored.record()
+
+    def find(
+        self,
+        *,
+        output: str | bytes | os.PathLike[str] | None = None,
+        model: str | None = None,
+        actor: str | None = None,
+        operation: str | None = None,
+        status: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        order: str = "desc",
+    ) -> Page[Record]:
+        """Records matching every filter, newest first, ``limit`` at a time."""
+        self.flush()
+        sha = None
+        if output is not None:
+            sha = output if _is_sha256(output) else digest_output(output, self.encoders).sha256
+        page = self.store.find(
+            Query(
+                output=sha,  # type: ignore[arg-type]
+                model=model,
+                actor=actor,
+                operation=operation,
+                status=status,
+                since=_time_arg("since", since),
+                until=_time_arg("until", until),
+                tags=dict(tags or {}),
+                limit=limit,
+                cursor=cursor,
+                order=order,
+            )
+        )
+        return Page([r.record() for r in page.records], page.next_cursor)
+
+    # ------------------------------------------------------------ verify
+    def evidence(self, stored: StoredRecord, checkpoint: StoredCheckpoint | None = None) -> Evidence:
+        checkpoint = checkpoint or self.store.latest_checkpoint()
+        if checkpoint is None or checkpoint.size <= stored.index:
+            raise VerificationError("inclusion_proof", f"record {stored.record_id} is not logged yet")
+        return Evidence(
+            payload=stored.payload,
+            signature=stored.signature,
+            index=stored.index,
+            proof=inclusion_proof(stored.index, checkpoint.size, self.store),
+            checkpoint=checkpoint.note,
+            origin=self.store.origin,
+        )
+
+    def verify(
+        self,
+        content: Any,
+        *,
+        record_id: str | None = None,
+        trusted_checkpoint: tuple[int, bytes] | None = None,
+    ) -> Verified:
+        """Was ``content`` made here, by what, and is it intact?
+
+        ``content`` is hashed by the output rules (``str`` as UTF-8, bytes,
+        ``Path`` as file contents). Returns :class:`Verified` or raises
+        :class:`VerificationError` naming the failed check.
+        """
+        self.flush()
+        sha = digest_output(content, self.encoders).sha256
+        if record_id is not None:
+            stored = self.store.get(record_id)
+            if stored is None:
+                raise VerificationError("record", f"no record {record_id!r} in this store")
+            candidates = [stored]
+        else:
+            candidates = self.store.by_output(sha)
+            if not candidates:
+                raise VerificationError(
+                    "output_hash", f"no record for this content (sha256 {sha}); it was not made here or was changed"
+                )
+        checkpoint = self.store.latest_checkpoint()
+        trust = self.trust(trusted_checkpoint)
+        first_error: VerificationError | None = None
+        for stored in candidates:
+            try:
+                ev = self.evidence(stored, checkpoint)
+                proof = (
+                    consistency_proof(trusted_checkpoint[0], checkpoint.size, self.store)
+                    if trusted_checkpoint and checkpoint
+                    else None
+                )
+                return verify_evidence(ev, trust, content_sha256=sha, consistency_proof=proof)
+            except VerificationError as exc:
+                first_error = first_error or exc
+        assert first_error is not None
+        raise first_error
+
+    def bundle(self, record_id: str) -> dict[str, Any]:
+        """An offline bundle: verifiable with no server and no database."""
+        from .bundle import make_bundle
+
+        self.flush()
+        stored = self.store.get(record_id)
+        if stored is None:
+            raise NotFoundError(f"no record {record_id!r}")
+        return make_bundle(self, stored)
+
+    def stats(self) -> dict[str, Any]:
+        s = self.store.stats()
+        s.update(
+            pending=self._writer.pending,
+            capture_failures=self.capture_failures,
+            writer_failures=self._writer.failures,
+            rejected=len(self._writer.rejected),
+        )
+        return s
+
+
+def _journal_for(store: Store) -> Path:
+    path = getattr(store, "path", None)
+    if isinstance(path, Path):
+        return path.with_name(path.name + ".journal")
+    return default_home() / "journal.jsonl"
+
+
+def _json_text(value: Any) -> str:
+    import json
+
+    from .canonical import to_json_value
+
+    return json.dumps(to_json_value(value), ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _is_sha256(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _time_arg(name: str, value: str | None) -> str | None:
+    """RFC 3339, or a relative age such as ``2d``, ``90m``; returns RFC 3339 UTC."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value[:-1].isdigit() and value[-1:] in _UNITS:
+        return format_ns(time.time_ns() - int(value[:-1]) * _UNITS[value[-1]] * 1_000_000_000)
+    try:
+        dt = parse_time(value)
+    except ValueError:
+        raise ConfigError(f"{name}: {value!r} is neither RFC 3339 nor an age like 2d/6h/30m") from None
+    return format_ns(int(dt.timestamp() * 1_000_000) * 1000)
+
+
+def _open_store(target: str | os.PathLike[str]) -> Store:
+    text = os.fspath(target)
+    if text.startswith(("postgresql://", "postgres://")):
+        try:
+            from .store.postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
+        except ImportError as exc:
+            raise ConfigError(f"PostgreSQL store unavailable: {exc}") from None
+        return PostgresStore(text)  # type: ignore[no-any-return,unused-ignore]
+    from .store.sqlite import SQLiteStore
+
+    return SQLiteStore(text)
+
+
+def resolve_target(target: str | os.PathLike[str] | None) -> str:
+    """``--db`` / ``PROVMARK_DB`` / ``PROVMARK_DATABASE_URL`` / ``./provmark.db``."""
+    if target is not None:
+        return os.fspath(target)
+    return (
+        os.environ.get("PROVMARK_DB")
+        or os.environ.get("PROVMARK_DATABASE_URL")
+        or "provmark.db"
+    )
+
+
+def open(  # noqa: A001 - the public verb, like io.open / sqlite3.connect
+    target: str | os.PathLike[str] | None = None,
+    *,
+    token: str | None = None,
+    home: str | os.PathLike[str] | None = None,
+    keystore: KeyStore | None = None,
+    **options: Any,
+) -> Provmark:
+    """Open provenance storage: a SQLite file path, a ``postgresql://`` URL or ``http(s)://``.
+
+    Keys live in ``home``/keys (default ``$PROVMARK_HOME``, else ``~/.provmark``)
+    and are created on first use.
+    """
+    text = resolve_target(target)
+    if text.startswith(("http://", "https://")):
+        try:
+            from .remote import open_remote  # type: ignore[import-not-found,unused-ignore]
+        except ImportError as exc:
+            raise ConfigError(f"remote provmark servers need provmark[remote]: {exc}") from None
+        return open_remote(text, token=token, **options)  # type: ignore[no-any-return,unused-ignore]
+    if keystore is None:
+        keystore = FileKeyStore(Path(home) / "keys" if home else None)
+    store = _open_store(text)
+    try:
+        return Provmark(store, keystore, **options)
+    except BaseException:
+        store.close()
+        raise
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

@@ -1,0 +1,264 @@
+"""The background batching writer: sign off the caller's thread, store in batches.
+
+``submit`` puts an unsigned record (a plain dict) on a bounded queue and
+returns; when the queue is full it blocks (back-pressure, never a drop). A
+writer thread takes up to ``batch_size`` records or what arrived within
+``flush_interval`` seconds, canonicalises and signs each, and appends the batch
+to the store with one signed checkpoint in one transaction.
+
+With ``durable=True`` every record is first appended to a journal file and
+fsync'd before ``submit`` returns, so a crash (even ``kill -9``) loses nothing
+that was acknowledged: the journal is replayed on the next open and record
+ids make the replay idempotent.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .canonical import canonical_bytes, to_json_value
+from .crypto.keys import Signer
+from .errors import CaptureError, StoreError
+from .record import slug_for
+from .store.base import Entry, SealFn, Store, StoredCheckpoint
+
+log = logging.getLogger("provmark.ingest")
+
+
+def sign_draft(draft: dict[str, Any], signer: Signer) -> Entry:
+    """Canonicalise and sign one unsigned record; return the entry to store."""
+    payload = canonical_bytes(draft)
+    signature = {
+        "alg": signer.alg,
+        "key_id": signer.key_id,
+        "sig": base64.b64encode(signer.sign(payload)).decode(),
+    }
+    model = draft["model"]
+    output = draft.get("output") or {}
+    actor = draft.get("actor") or {}
+    return Entry(
+        record_id=draft["record_id"],
+        payload=payload,
+        signature=signature,
+        slug=slug_for(draft["record_id"]),
+        output_sha256=output.get("sha256"),
+        model=model["name"],
+        model_version=model.get("version"),
+        operation=draft.get("operation", "text_completion"),
+        status=draft.get("status", "ok"),
+        actor=actor.get("user_id"),
+        generated_at=draft["generated_at"],
+        tags=dict(draft.get("tags") or {}),
+    )
+
+
+class Journal:
+    """An append-only, fsync'd file of JSON lines: records not yet committed."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._fh = open(self.path, "ab")  # noqa: SIM115 - lives as long as the journal
+        self.pending = 0
+
+    def append(self, draft: dict[str, Any]) -> None:
+        line = json.dumps(to_json_value(draft), separators=(",", ":")).encode() + b"\n"
+        with self._lock:
+            self._fh.write(line)
+            self._fh.flush()
+            os.fdatasync(self._fh.fileno())
+            self.pending += 1
+
+    def committed(self, n: int) -> None:
+        with self._lock:
+            self.pending -= n
+            if self.pending <= 0:
+                self.pending = 0
+                self._fh.truncate(0)
+                self._fh.seek(0)
+                os.fdatasync(self._fh.fileno())
+
+    def read(self) -> list[dict[str, Any]]:
+        """Every complete line; a torn last line (crash mid-write) was never acknowledged."""
+        drafts = []
+        with open(self.path, "rb") as fh:
+            for line in fh:
+                if not line.endswith(b"\n"):
+                    break
+                try:
+                    drafts.append(json.loads(line))
+                except ValueError:
+                    break
+        return drafts
+
+    def close(self) -> None:
+        with self._lock:
+            self._fh.close()
+
+
+class Writer:
+    """Bounded queue + one thread that signs and stores batches."""
+
+    def __init__(
+        self,
+        store: Store,
+        signer: Signer,
+        seal: SealFn,
+        *,
+        batch_size: int = 512,
+        flush_interval: float = 0.05,
+        max_queue: int = 50_000,
+        journal: Journal | None = None,
+        on_batch: Callable[[StoredCheckpoint, int], None] | None = None,
+        prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
+        self.store = store
+        self.signer = signer
+        self.seal = seal
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.max_queue = max_queue
+        self.journal = journal
+        self.on_batch = on_batch
+        self.prepare = prepare or (lambda draft: draft)
+        self._queue: collections.deque[dict[str, Any]] = collections.deque()
+        self._cond = threading.Condition()
+        self._submitted = 0
+        self._stored = 0
+        self._closing = False
+        self.failures = 0
+        self.rejected: list[tuple[str, str]] = []
+        self.last_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="provmark-writer", daemon=True)
+        self._thread.start()
+        if journal is not None:
+            self._replay(journal)
+
+    # ------------------------------------------------------------ caller side
+    def submit(self, draft: dict[str, Any]) -> None:
+        if self._closing:
+            raise CaptureError("provmark is closed; no more records are accepted")
+        if self.journal is not None:
+            draft = self.prepare(draft)  # nothing unredacted reaches the disk
+            self.journal.append(draft)
+        with self._cond:
+            while len(self._queue) >= self.max_queue and not self._closing:
+                self._cond.wait(0.1)  # back-pressure: block, never drop
+            self._queue.append(draft)
+            self._submitted += 1
+            if len(self._queue) >= self.batch_size:
+                self._cond.notify_all()
+
+    def flush(self, timeout: float | None = 60.0) -> None:
+        """Wait until every record submitted so far is stored and logged."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            target = self._submitted
+            self._cond.notify_all()
+            while self._stored < target:
+                if not self._thread.is_alive():
+                    raise CaptureError("the writer thread has stopped; records are unsaved")
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    reason = f": {self.last_error}" if self.last_error else ""
+                    raise CaptureError(
+                        f"{target - self._stored} records not stored after {timeout}s{reason}"
+                    )
+                self._cond.wait(min(0.05, remaining) if remaining is not None else 0.05)
+
+    @property
+    def pending(self) -> int:
+        return self._submitted - self._stored
+
+    def close(self, timeout: float | None = 60.0) -> None:
+        if self._closing:
+            return
+        try:
+            self.flush(timeout)
+        finally:
+            with self._cond:
+                self._closing = True
+                self._cond.notify_all()
+            self._thread.join(timeout=5)
+            if self.journal is not None:
+                self.journal.close()
+
+    # ------------------------------------------------------------ writer side
+    def _replay(self, journal: Journal) -> None:
+        drafts = journal.read()
+        if not drafts:
+            return
+        stored = self.store.has([d["record_id"] for d in drafts])
+        missing = [d for d in drafts if d["record_id"] not in stored]
+        log.info("journal replay: %d records, %d not yet stored", len(drafts), len(missing))
+        journal.pending = len(missing)
+        if not missing:
+            journal.committed(0)
+            return
+        with self._cond:
+            self._queue.extend(missing)
+            self._submitted += len(missing)
+            self._cond.notify_all()
+        self.flush()
+
+    def _take(self) -> list[dict[str, Any]]:
+        with self._cond:
+            if not self._queue and not self._closing:
+                self._cond.wait(self.flush_interval)
+            if len(self._queue) < self.batch_size and not self._closing:
+                # give a filling batch a moment, bounded by flush_interval
+                self._cond.wait_for(
+                    lambda: len(self._queue) >= self.batch_size or self._closing,
+                    self.flush_interval if self._queue else 0,
+                )
+            n = min(len(self._queue), self.batch_size)
+            return [self._queue.popleft() for _ in range(n)]
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take()
+            if not batch:
+                if self._closing:
+                    return
+                continue
+            entries = self._sign(batch)
+            delay = 0.05
+            while True:
+                try:
+                    checkpoint = self.store.append(entries, self.seal)
+                    break
+                except Exception as exc:  # keep the batch and retry; flush() reports it
+                    self.failures += 1
+                    self.last_error = exc
+                    log.error("provmark writer: batch of %d not stored: %s", len(batch), exc)
+                    if self._closing and delay >= 2.0:
+                        return  # close() gave up waiting; the journal still holds them
+                    time.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+            if self.journal is not None:
+                self.journal.committed(len(batch))
+            with self._cond:
+                self._stored += len(batch)
+                self.last_error = None
+                self._cond.notify_all()
+            if self.on_batch is not None:
+                self.on_batch(checkpoint, len(batch))
+
+    def _sign(self, batch: list[dict[str, Any]]) -> list[Entry]:
+        entries = []
+        for draft in batch:
+            try:
+                entries.append(sign_draft(self.prepare(draft), self.signer))
+            except Exception as exc:  # not silent: counted, logged with the record id
+                self.rejected.append((draft.get("record_id", "?"), repr(exc)))
+                log.error("provmark writer: record %s rejected: %s", draft.get("record_id"), exc)
+        return entries

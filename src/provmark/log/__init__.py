@@ -1,0 +1,63 @@
+"""Transparency log algorithms: RFC 9162 Merkle tree, proofs, C2SP signed checkpoints."""
+
+from __future__ import annotations
+
+from provmark.log.merkle import (
+    EMPTY_ROOT,
+    HASH_SIZE,
+    CompactRange,
+    MemoryNodeStore,
+    Node,
+    NodeID,
+    NodeReader,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    node_hash,
+    perfect_subtrees,
+    root_at,
+    verify_consistency,
+    verify_inclusion,
+)
+from provmark.log.note import (
+    Checkpoint,
+    NoteSignature,
+    NoteVerifier,
+    add_signature,
+    key_id,
+    open_checkpoint,
+    open_note,
+    parse_note,
+    parse_verifier_key,
+    sign_note,
+    verifier_key_string,
+)
+
+__all__ = [
+    "EMPTY_ROOT",
+    "HASH_SIZE",
+    "Checkpoint",
+    "CompactRange",
+    "MemoryNodeStore",
+    "Node",
+    "NodeID",
+    "NodeReader",
+    "NoteSignature",
+    "NoteVerifier",
+    "add_signature",
+    "consistency_proof",
+    "inclusion_proof",
+    "key_id",
+    "leaf_hash",
+    "node_hash",
+    "open_checkpoint",
+    "open_note",
+    "parse_note",
+    "parse_verifier_key",
+    "perfect_subtrees",
+    "root_at",
+    "sign_note",
+    "verifier_key_string",
+    "verify_consistency",
+    "verify_inclusion",
+]

@@ -1,0 +1,355 @@
+"""The provenance record (schema_version "1").
+
+A record is what provmark signs, logs and stores for one generation. The
+unsigned part (every field but ``signature`` and ``log``) is encoded with RFC
+8785 into the *payload*; the signature covers the payload bytes verbatim; the
+log entry is the RFC 8785 encoding of ``{"record": <payload>, "signature": {...}}``
+(see :func:`log_entry`), whose leaf hash goes into the Merkle log.
+
+Content digests (``sha256`` fields) are lowercase hex; signatures and log
+hashes are standard base64.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .canonical import canonical_bytes
+from .errors import RecordError, SchemaVersionError
+
+SCHEMA_VERSION = "1"
+SUPPORTED_SCHEMA_VERSIONS = ("1",)
+
+# Limits on free-form parts, in bytes of canonical JSON.
+MAX_PARAMS_BYTES = 16 * 1024
+MAX_EXTRA_BYTES = 16 * 1024
+MAX_CONFIG_BYTES = 16 * 1024
+MAX_SNAPSHOT_CHARS = 8 * 1024
+MAX_TAGS = 64
+MAX_TAG_CHARS = 256
+MAX_PARENTS = 256
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_OPERATION = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+
+JSON = Any
+
+
+def _check_sha256(value: str | None) -> str | None:
+    if value is not None and not _HEX64.match(value):
+        raise ValueError("must be 64 lowercase hex characters (a SHA-256 digest)")
+    return value
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelFile(_Part):
+    path: str
+    sha256: str
+    size: int = Field(ge=0)
+
+    _hex = field_validator("sha256")(_check_sha256)
+
+
+class ModelInfo(_Part):
+    name: str = Field(min_length=1, max_length=256)
+    version: str | None = None
+    provider: str | None = None
+    revision: str | None = None
+    digest: str | None = None
+    files: list[ModelFile] = Field(default_factory=list)
+
+
+class Dataset(_Part):
+    uri: str
+    sha256: str | None = None
+
+    _hex = field_validator("sha256")(_check_sha256)
+
+
+class InputInfo(_Part):
+    sha256: str | None = None
+    media_type: str | None = None
+    snapshot: str | None = Field(default=None, max_length=MAX_SNAPSHOT_CHARS)
+    seed: str | None = None
+    datasets: list[Dataset] = Field(default_factory=list)
+
+    _hex = field_validator("sha256")(_check_sha256)
+
+
+class OutputInfo(_Part):
+    sha256: str
+    media_type: str | None = None
+    size: int | None = Field(default=None, ge=0)
+    uri: str | None = None
+
+    _hex = field_validator("sha256")(_check_sha256)
+
+
+class GPUInfo(_Part):
+    name: str
+    driver: str | None = None
+    cuda: str | None = None
+    count: int | None = None
+
+
+class ContainerInfo(_Part):
+    id: str | None = None
+    image: str | None = None
+    digest: str | None = None
+
+
+class K8sInfo(_Part):
+    namespace: str | None = None
+    pod: str | None = None
+    node: str | None = None
+
+
+class GitInfo(_Part):
+    commit: str | None = None
+    dirty: bool | None = None
+
+
+class Context(_Part):
+    python: str | None = None
+    platform: str | None = None
+    hostname: str | None = None
+    packages: dict[str, str] = Field(default_factory=dict)
+    gpu: list[GPUInfo] = Field(default_factory=list)
+    container: ContainerInfo | None = None
+    k8s: K8sInfo | None = None
+    git: GitInfo | None = None
+    config: dict[str, JSON] = Field(default_factory=dict)
+
+
+class Actor(_Part):
+    user_id: str | None = None
+    service: str | None = None
+    region: str | None = None
+
+
+class Usage(_Part):
+    input_tokens: int | None = Field(default=None, ge=0)
+    output_tokens: int | None = Field(default=None, ge=0)
+    latency_ms: float | None = Field(default=None, ge=0)
+
+
+class Fallback(_Part):
+    requested_model: str
+    served_model: str
+    reason: str | None = None
+
+
+class ErrorInfo(_Part):
+    type: str
+    message: str | None = Field(default=None, max_length=2048)
+
+
+class Signature(_Part):
+    alg: str
+    key_id: str
+    sig: str
+
+
+class LogPosition(_Part):
+    index: int = Field(ge=0)
+    leaf_hash: str
+
+
+class Record(_Part):
+    """One provenance record. ``signature`` and ``log`` are not part of the payload."""
+
+    record_id: str
+    schema_version: str = SCHEMA_VERSION
+    started_at: str | None = None
+    generated_at: str
+    operation: str = "text_completion"
+    status: Literal["ok", "error"] = "ok"
+    error: ErrorInfo | None = None
+    model: ModelInfo
+    input: InputInfo = Field(default_factory=InputInfo)
+    params: dict[str, JSON] = Field(default_factory=dict)
+    output: OutputInfo | None = None
+    context: Context = Field(default_factory=Context)
+    actor: Actor = Field(default_factory=Actor)
+    parents: list[str] = Field(default_factory=list, max_length=MAX_PARENTS)
+    tags: dict[str, str] = Field(default_factory=dict)
+    extra: dict[str, JSON] = Field(default_factory=dict)
+    usage: Usage | None = None
+    fallback: Fallback | None = None
+    signature: Signature | None = None
+    log: LogPosition | None = None
+
+    @field_validator("started_at", "generated_at")
+    @classmethod
+    def _rfc3339(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_time(value)
+        return value
+
+    @field_validator("operation")
+    @classmethod
+    def _operation(cls, value: str) -> str:
+        if not _OPERATION.match(value):
+            raise ValueError("must be a lowercase name such as 'chat' or 'text_completion'")
+        return value
+
+    @field_validator("schema_version")
+    @classmethod
+    def _schema(cls, value: str) -> str:
+        if value not in SUPPORTED_SCHEMA_VERSIONS:
+            raise ValueError(
+                f"schema_version {value!r} is newer than this provmark understands "
+                f"({', '.join(SUPPORTED_SCHEMA_VERSIONS)}); upgrade provmark"
+            )
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: dict[str, str]) -> dict[str, str]:
+        check_tags(value)
+        return value
+
+    @field_validator("params", "extra")
+    @classmethod
+    def _free_form(cls, value: dict[str, JSON]) -> dict[str, JSON]:
+        check_size("params/extra", value, MAX_PARAMS_BYTES)
+        return value
+
+    @property
+    def slug(self) -> str:
+        return slug_for(self.record_id)
+
+    def payload_dict(self) -> dict[str, Any]:
+        """The unsigned record as a JSON object (what the signature covers)."""
+        return self.model_dump(mode="json", exclude={"signature", "log"}, exclude_none=True)
+
+    def payload(self) -> bytes:
+        return canonical_bytes(self.payload_dict())
+
+
+def record_from_payload(payload: bytes | dict[str, Any], **extra: Any) -> Record:
+    """Parse a stored payload (plus ``signature=``/``log=``) into a :class:`Record`."""
+    data = json.loads(payload) if isinstance(payload, bytes) else dict(payload)
+    version = data.get("schema_version", SCHEMA_VERSION)
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise SchemaVersionError(
+            f"record {data.get('record_id')!r} has schema_version {version!r}, "
+            "newer than this provmark understands; upgrade provmark"
+        )
+    data.update({k: v for k, v in extra.items() if v is not None})
+    return validate_record(data)
+
+
+def validate_record(data: dict[str, Any]) -> Record:
+    """Validate a JSON object as a record; errors name the field and the reason."""
+    try:
+        return Record.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "<record>"
+        raise RecordError(field, err["msg"]) from None
+
+
+def log_entry(payload: bytes, signature: dict[str, str]) -> bytes:
+    """The bytes appended to the Merkle log: JCS of ``{"record": ..., "signature": ...}``.
+
+    ``payload`` is already canonical and ``"record" < "signature"``, so this
+    concatenation *is* the RFC 8785 encoding of that object.
+    """
+    return b'{"record":' + payload + b',"signature":' + canonical_bytes(signature) + b"}"
+
+
+# ---------------------------------------------------------------- ids and time
+
+
+def new_record_id(now_ns: int | None = None) -> str:
+    """A UUIDv7 (RFC 9562): 48-bit Unix ms timestamp, version 7, random rest."""
+    ms = (now_ns if now_ns is not None else time.time_ns()) // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= ((rand >> 68) & 0xFFF) << 64  # rand_a, 12 bits
+    value |= 0b10 << 62  # variant
+    value |= rand & ((1 << 62) - 1)  # rand_b, 62 bits
+    return str(uuid.UUID(int=value))
+
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+_SLUG = re.compile(r"^pm-\d{8}-[0-9a-f]{6}$")
+
+
+def is_record_id(value: str) -> bool:
+    return bool(_UUID.match(value))
+
+
+def is_slug(value: str) -> bool:
+    return bool(_SLUG.match(value))
+
+
+def slug_for(record_id: str) -> str:
+    """``pm-YYYYMMDD-xxxxxx``: the UTC date of the id and its last 6 hex digits."""
+    ms = int(record_id.replace("-", "")[:12], 16)
+    day = datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y%m%d")
+    return f"pm-{day}-{record_id[-6:]}"
+
+
+def format_time(dt: datetime) -> str:
+    """RFC 3339 UTC with microseconds: ``2026-11-25T15:46:02.123456Z``."""
+    if dt.tzinfo is None:
+        raise RecordError("time", "naive datetime; give a timezone-aware one")
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def now_utc() -> str:
+    return format_time(datetime.now(UTC))
+
+
+def parse_time(value: str) -> datetime:
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an RFC 3339 timestamp") from None
+    if dt.tzinfo is None:
+        raise ValueError(f"{value!r} has no timezone; use UTC ('Z')")
+    return dt.astimezone(UTC)
+
+
+# ---------------------------------------------------------------- limits
+
+
+def check_size(field: str, value: Any, limit: int) -> bytes:
+    """Canonical bytes of a free-form value, refused when over ``limit`` bytes."""
+    raw = canonical_bytes(value, field) if not isinstance(value, bytes) else value
+    if len(raw) > limit:
+        raise RecordError(field, f"is {len(raw)} bytes of JSON, over the limit of {limit}")
+    return raw
+
+
+def check_tags(tags: dict[str, str]) -> None:
+    if len(tags) > MAX_TAGS:
+        raise RecordError("tags", f"{len(tags)} tags, over the limit of {MAX_TAGS}")
+    for k, v in tags.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise RecordError(f"tags.{k}", "tag keys and values must be strings")
+        if len(k) > MAX_TAG_CHARS or len(v) > MAX_TAG_CHARS:
+            raise RecordError(f"tags.{k}", f"longer than {MAX_TAG_CHARS} characters")
+
+
+def write_json_schema(path: str | Path) -> None:
+    """Write the JSON Schema of the record (``docs/schema/record-v1.json``)."""
+    schema = Record.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://provmark.dev/schema/record-v1.json"
+    Path(path).write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,161 @@
+"""The storage contract every backend meets (SQLite here, PostgreSQL in the server)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+from ..crypto.keys import PublicKey
+from ..errors import ConfigError
+from ..record import Record, log_entry, record_from_payload
+
+STORE_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Signed:
+    """Exact payload bytes plus the signature over them."""
+
+    record_id: str
+    payload: bytes
+    signature: dict[str, str]  # {"alg", "key_id", "sig"}
+
+    def log_entry(self) -> bytes:
+        return log_entry(self.payload, self.signature)
+
+    def leaf_hash(self) -> bytes:
+        return hashlib.sha256(b"\x00" + self.log_entry()).digest()
+
+
+@dataclass(frozen=True)
+class Entry(Signed):
+    """A signed record ready to be appended, with the columns the store indexes."""
+    # Index columns, taken from the payload by the writer.
+    slug: str
+    output_sha256: str | None
+    model: str
+    model_version: str | None
+    operation: str
+    status: str
+    actor: str | None
+    generated_at: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredRecord(Signed):
+    """A record as stored: exact signed bytes and its position in the log."""
+
+    index: int = -1
+
+    def record(self) -> Record:
+        return record_from_payload(
+            self.payload,
+            signature=self.signature,
+            log={"index": self.index, "leaf_hash": base64.b64encode(self.leaf_hash()).decode()},
+        )
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    size: int
+    root: bytes
+    note: str  # the C2SP signed note text
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Query:
+    output: str | None = None
+    model: str | None = None
+    actor: str | None = None
+    operation: str | None = None
+    status: str | None = None
+    since: str | None = None
+    until: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    limit: int = 50
+    cursor: str | None = None
+    order: str = "desc"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= 10_000:
+            raise ConfigError(f"limit must be between 1 and 10000, not {self.limit}")
+        if self.order not in ("asc", "desc"):
+            raise ConfigError(f"order must be 'asc' or 'desc', not {self.order!r}")
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of results; pass ``next_cursor`` back as ``cursor`` for the next."""
+
+    records: list[T]
+    next_cursor: str | None
+
+
+def encode_cursor(index: int) -> str:
+    return base64.urlsafe_b64encode(f"i:{index}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not raw.startswith("i:"):
+            raise ValueError
+        return int(raw[2:])
+    except ValueError:
+        raise ConfigError(f"cursor {cursor!r} is not a cursor this store gave out") from None
+
+
+SealFn = Callable[[int, bytes], str]
+"""Signs a checkpoint: (tree size, root hash) -> signed note text."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Durable storage of records, the Merkle tree's nodes and checkpoints."""
+
+    origin: str
+
+    def append(self, entries: Sequence[Entry], seal: SealFn) -> StoredCheckpoint:
+        """Append a batch atomically: records, tree nodes and a signed checkpoint.
+
+        Records whose ``record_id`` is already stored are skipped (idempotent).
+        """
+        ...
+
+    def get(self, record_id_or_slug: str) -> StoredRecord | None: ...
+
+    def by_output(self, sha256: str) -> list[StoredRecord]: ...
+
+    def find(self, query: Query) -> Page[StoredRecord]: ...
+
+    def has(self, record_ids: Sequence[str]) -> set[str]: ...
+
+    def get_nodes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]: ...
+
+    def tree_size(self) -> int: ...
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None: ...
+
+    def checkpoint(self, size: int) -> StoredCheckpoint | None: ...
+
+    def checkpoints(self, limit: int = 100) -> list[StoredCheckpoint]: ...
+
+    def iter_records(self, start: int = 0, end: int | None = None) -> Iterator[StoredRecord]: ...
+
+    def count(self) -> int: ...
+
+    def public_keys(self) -> list[PublicKey]: ...
+
+    def put_public_keys(self, keys: Sequence[PublicKey]) -> None: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,356 @@
+"""Embedded store on one SQLite file (WAL, batched transactions).
+
+Tables: ``records`` (exact signed payload bytes; ``idx`` is the log index),
+``tags``, ``nodes`` (perfect Merkle subtrees, level 0 = leaf hashes),
+``checkpoints`` (signed notes), ``keys`` (public keys) and ``meta``.
+Several processes may append to one file: each batch takes the write lock
+(``BEGIN IMMEDIATE``) and re-reads the tree size inside it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..crypto.keys import PublicKey
+from ..errors import SchemaVersionError, StoreError
+from ..log.merkle import CompactRange
+from ..record import now_utc
+from .base import (
+    STORE_SCHEMA_VERSION,
+    Entry,
+    Page,
+    Query,
+    SealFn,
+    StoredCheckpoint,
+    StoredRecord,
+    decode_cursor,
+    encode_cursor,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    idx INTEGER PRIMARY KEY,
+    record_id TEXT NOT NULL UNIQUE,
+    slug TEXT NOT NULL,
+    output_sha256 TEXT,
+    model TEXT NOT NULL,
+    model_version TEXT,
+    operation TEXT NOT NULL,
+    status TEXT NOT NULL,
+    actor TEXT,
+    generated_at TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    signature TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_output ON records(output_sha256);
+CREATE INDEX IF NOT EXISTS records_slug ON records(slug);
+CREATE INDEX IF NOT EXISTS records_model ON records(model, generated_at);
+CREATE INDEX IF NOT EXISTS records_actor ON records(actor, generated_at);
+CREATE INDEX IF NOT EXISTS records_time ON records(generated_at);
+CREATE TABLE IF NOT EXISTS tags (
+    key TEXT NOT NULL, value TEXT NOT NULL, idx INTEGER NOT NULL,
+    PRIMARY KEY (key, value, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS nodes (
+    level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL, created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS keys (key_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+"""
+
+_COLUMNS = "idx, record_id, payload, signature"
+
+
+def _row(row: tuple[Any, ...]) -> StoredRecord:
+    return StoredRecord(
+        index=row[0], record_id=row[1], payload=bytes(row[2]), signature=json.loads(row[3])
+    )
+
+
+class SQLiteStore:
+    """A :class:`~provmark.store.base.Store` on one SQLite file."""
+
+    def __init__(self, path: str | Path, *, origin: str | None = None) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a directory, not a database file")
+        if self.path.parent and not self.path.parent.exists():
+            raise StoreError(f"folder {self.path.parent} does not exist")
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self.origin = self._init_schema(origin)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a provmark database ({exc})") from None
+        self._range: CompactRange | None = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    # ------------------------------------------------------------ schema
+    def _init_schema(self, origin: str | None) -> str:
+        db = self._db
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if tables and "meta" not in tables:
+            raise StoreError(
+                f"{self.path}: an SQLite database of another application "
+                f"(tables: {', '.join(sorted(tables)[:5])}); refusing to touch it"
+            )
+        if "meta" in tables:
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            version = int(meta.get("schema_version", "0"))
+            if version > STORE_SCHEMA_VERSION:
+                raise SchemaVersionError(
+                    f"{self.path} was written by a newer provmark (store schema {version}, "
+                    f"this one knows {STORE_SCHEMA_VERSION}); upgrade provmark"
+                )
+            if "origin" in meta:
+                return meta["origin"]
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    db.execute(stmt)
+            log_id = uuid.uuid4().hex[:16]
+            chosen = origin or f"provmark.local/log/{log_id}"
+            db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('origin', ?),"
+                " ('created_at', ?)",
+                (str(STORE_SCHEMA_VERSION), chosen, now_utc()),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return str(db.execute("SELECT value FROM meta WHERE key='origin'").fetchone()[0])
+
+    # ------------------------------------------------------------ writes
+    def append(self, entries: Sequence[Entry], seal: SealFn) -> StoredCheckpoint:
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                checkpoint = self._append_locked(entries, seal)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                self._range = None
+                raise
+            return checkpoint
+
+    def _append_locked(self, entries: Sequence[Entry], seal: SealFn) -> StoredCheckpoint:
+        db = self._db
+        size = self.tree_size()
+        rng = self._range
+        if rng is None or rng.size != size:  # another process appended meanwhile
+            rng = CompactRange.from_nodes(size, self)
+        existing = self.has([e.record_id for e in entries])
+        fresh: list[Entry] = []
+        seen: set[str] = set()
+        for e in entries:
+            if e.record_id not in existing and e.record_id not in seen:
+                seen.add(e.record_id)
+                fresh.append(e)
+        if fresh:
+            rows = []
+            tag_rows = []
+            leaves = []
+            for i, e in enumerate(fresh):
+                idx = size + i
+                rows.append(
+                    (
+                        idx, e.record_id, e.slug, e.output_sha256, e.model, e.model_version,
+                        e.operation, e.status, e.actor, e.generated_at, e.payload,
+                        json.dumps(e.signature, sort_keys=True, separators=(",", ":")),
+                    )
+                )
+                tag_rows.extend((k, v, idx) for k, v in e.tags.items())
+                leaves.append(e.leaf_hash())
+            db.executemany("INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            if tag_rows:
+                db.executemany("INSERT INTO tags VALUES (?,?,?)", tag_rows)
+            rng = rng.copy()
+            nodes = rng.extend(leaves)
+            db.executemany(
+                "INSERT INTO nodes VALUES (?,?,?)", [(lv, ix, h) for (lv, ix), h in nodes]
+            )
+        elif size:
+            latest = self.latest_checkpoint()
+            if latest is not None and latest.size == size:
+                self._range = rng
+                return latest
+        root = rng.root()
+        note = seal(rng.size, root)
+        created = now_utc()
+        db.execute(
+            "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?)", (rng.size, root, note, created)
+        )
+        self._range = rng
+        return StoredCheckpoint(size=rng.size, root=root, note=note, created_at=created)
+
+    def put_public_keys(self, keys: Sequence[PublicKey]) -> None:
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO keys VALUES (?, ?)",
+                [(k.key_id, json.dumps(k.to_json(), sort_keys=True)) for k in keys],
+            )
+
+    # ------------------------------------------------------------ reads
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self.path}: {exc}") from None
+
+    def get(self, record_id_or_slug: str) -> StoredRecord | None:
+        column = "slug" if record_id_or_slug.startswith("pm-") else "record_id"
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM records WHERE {column} = ? ORDER BY idx LIMIT 1",
+            (record_id_or_slug,),
+        )
+        return _row(rows[0]) if rows else None
+
+    def by_output(self, sha256: str) -> list[StoredRecord]:
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM records WHERE output_sha256 = ? ORDER BY idx", (sha256,)
+        )
+        return [_row(r) for r in rows]
+
+    def has(self, record_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        ids = list(record_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                r[0]
+                for r in self._query(
+                    f"SELECT record_id FROM records WHERE record_id IN ({marks})", chunk
+                )
+            )
+        return found
+
+    def find(self, query: Query) -> Page[StoredRecord]:
+        where, args = [], []
+        for column, value in (
+            ("output_sha256", query.output),
+            ("model", query.model),
+            ("actor", query.actor),
+            ("operation", query.operation),
+            ("status", query.status),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if query.since:
+            where.append("generated_at >= ?")
+            args.append(query.since)
+        if query.until:
+            where.append("generated_at < ?")
+            args.append(query.until)
+        for key, value in query.tags.items():
+            where.append("idx IN (SELECT idx FROM tags WHERE key = ? AND value = ?)")
+            args.extend((key, value))
+        if query.cursor:
+            where.append("idx < ?" if query.order == "desc" else "idx > ?")
+            args.append(decode_cursor(query.cursor))
+        sql = f"SELECT {_COLUMNS} FROM records"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY idx {query.order.upper()} LIMIT ?"
+        rows = self._query(sql, [*args, query.limit + 1])
+        records = [_row(r) for r in rows[: query.limit]]
+        more = len(rows) > query.limit
+        return Page(records, encode_cursor(records[-1].index) if more and records else None)
+
+    def get_nodes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
+        if not ids:
+            return []
+        found: dict[tuple[int, int], bytes] = {}
+        for start in range(0, len(ids), 400):
+            chunk = ids[start : start + 400]
+            clause = " OR ".join("(level = ? AND idx = ?)" for _ in chunk)
+            args = [v for node in chunk for v in node]
+            for level, idx, h in self._query(
+                f"SELECT level, idx, hash FROM nodes WHERE {clause}", args
+            ):
+                found[(level, idx)] = bytes(h)
+        try:
+            return [found[node] for node in ids]
+        except KeyError as exc:
+            raise KeyError(f"Merkle node {exc.args[0]} is missing from {self.path}") from None
+
+    def tree_size(self) -> int:
+        rows = self._query("SELECT MAX(idx) FROM nodes WHERE level = 0")
+        return 0 if rows[0][0] is None else int(rows[0][0]) + 1
+
+    def count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM records")[0][0])
+
+    def _checkpoint_rows(self, sql: str, args: Sequence[Any] = ()) -> list[StoredCheckpoint]:
+        return [
+            StoredCheckpoint(size=r[0], root=bytes(r[1]), note=r[2], created_at=r[3])
+            for r in self._query(sql, args)
+        ]
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        rows = self._checkpoint_rows("SELECT * FROM checkpoints ORDER BY size DESC LIMIT 1")
+        return rows[0] if rows else None
+
+    def checkpoint(self, size: int) -> StoredCheckpoint | None:
+        rows = self._checkpoint_rows("SELECT * FROM checkpoints WHERE size = ?", (size,))
+        return rows[0] if rows else None
+
+    def checkpoints(self, limit: int = 100) -> list[StoredCheckpoint]:
+        return self._checkpoint_rows(
+            "SELECT * FROM checkpoints ORDER BY size DESC LIMIT ?", (limit,)
+        )
+
+    def iter_records(self, start: int = 0, end: int | None = None) -> Iterator[StoredRecord]:
+        stop = end if end is not None else 2**62
+        cursor = start
+        while True:
+            rows = self._query(
+                f"SELECT {_COLUMNS} FROM records WHERE idx >= ? AND idx < ? ORDER BY idx LIMIT 2000",
+                (cursor, stop),
+            )
+            if not rows:
+                return
+            for r in rows:
+                yield _row(r)
+            cursor = rows[-1][0] + 1
+
+    def public_keys(self) -> list[PublicKey]:
+        return [PublicKey.from_json(json.loads(r[0])) for r in self._query("SELECT body FROM keys")]
+
+    def stats(self) -> dict[str, Any]:
+        latest = self.latest_checkpoint()
+        return {
+            "backend": "sqlite",
+            "path": str(self.path),
+            "origin": self.origin,
+            "records": self.count(),
+            "tree_size": self.tree_size(),
+            "checkpoint_size": latest.size if latest else 0,
+            "checkpoint_at": latest.created_at if latest else None,
+        }
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

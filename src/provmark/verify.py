@@ -1,0 +1,181 @@
+"""Verification as a policy over evidence.
+
+Evidence for one record is its exact payload bytes, signature, log index,
+inclusion proof and a signed checkpoint. The same checks run whether the
+evidence comes from a store or from an offline bundle:
+
+1. ``output_hash``      the content's SHA-256 is the one the record states
+2. ``record_signature`` the signature over the payload bytes holds, by a trusted key
+3. ``key_validity``     that key was valid when the record was made
+4. ``checkpoint_signature`` the checkpoint is signed by the log key, for this origin
+5. ``inclusion_proof``  the record's leaf is in the tree the checkpoint commits to
+6. ``consistency``      (given an older trusted checkpoint) the log only grew
+
+Each failure raises :class:`~provmark.errors.VerificationError` naming the check.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .crypto.keys import PublicKey, check_key_window, verify_record_signature
+from .errors import VerificationError
+from .log.merkle import verify_consistency, verify_inclusion
+from .log.note import Checkpoint, NoteVerifier, open_checkpoint
+from .record import LogPosition, Record, log_entry, record_from_payload
+
+
+@dataclass(frozen=True)
+class Evidence:
+    payload: bytes
+    signature: dict[str, str]
+    index: int
+    proof: list[bytes]
+    checkpoint: str  # signed note text
+    origin: str
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What the verifier trusts: record keys, the log's note key, optionally an old checkpoint."""
+
+    keys: Sequence[PublicKey]
+    log_key: NoteVerifier
+    origin: str
+    trusted_checkpoint: tuple[int, bytes] | None = None  # (size, root) seen before
+    pinned: bool = True  # False when keys come from the evidence itself
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"check": self.name, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass
+class Verified:
+    """A record that passed every check, with the checks and its log position."""
+
+    record: Record
+    checks: list[Check]
+    index: int
+    tree_size: int
+    checkpoint: str
+    proof: list[bytes] = field(default_factory=list)
+
+    @property
+    def record_id(self) -> str:
+        return self.record.record_id
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verified": True,
+            "record_id": self.record.record_id,
+            "slug": self.record.slug,
+            "model": self.record.model.name,
+            "model_version": self.record.model.version,
+            "generated_at": self.record.generated_at,
+            "log_index": self.index,
+            "tree_size": self.tree_size,
+            "checks": [c.to_json() for c in self.checks],
+        }
+
+
+def leaf_hash_of(payload: bytes, signature: dict[str, str]) -> bytes:
+    return hashlib.sha256(b"\x00" + log_entry(payload, signature)).digest()
+
+
+def verify_evidence(
+    evidence: Evidence,
+    trust: Trust,
+    *,
+    content_sha256: str | None = None,
+    consistency_proof: Sequence[bytes] | None = None,
+) -> Verified:
+    """Run every check; return :class:`Verified` or raise the first failure."""
+    checks: list[Check] = []
+    try:
+        data = json.loads(evidence.payload)
+    except ValueError:
+        raise VerificationError("record_payload", "record bytes are not JSON") from None
+    record = record_from_payload(data, signature=evidence.signature)
+
+    stated = (data.get("output") or {}).get("sha256")
+    if content_sha256 is not None:
+        if stated != content_sha256:
+            raise VerificationError(
+                "output_hash",
+                f"content sha256 {content_sha256} differs from the recorded {stated}",
+            )
+        checks.append(Check("output_hash", True, f"content sha256 {stated} matches the record"))
+
+    sig = evidence.signature
+    key = next((k for k in trust.keys if k.key_id == sig.get("key_id")), None)
+    if key is None:
+        raise VerificationError(
+            "record_signature", f"unknown key id {sig.get('key_id')!r}; not among the trusted keys"
+        )
+    if key.alg != sig.get("alg"):
+        raise VerificationError(
+            "record_signature", f"signature says alg {sig.get('alg')!r}, key {key.key_id} is {key.alg}"
+        )
+    verify_record_signature(key, evidence.payload, sig.get("sig", ""))
+    how = "pinned" if trust.pinned else "embedded in the bundle (not pinned: pass --key to pin)"
+    checks.append(Check("record_signature", True, f"{key.alg} signature by key {key.key_id}, {how}"))
+
+    check_key_window(key, record.generated_at)
+    checks.append(Check("key_validity", True, f"key {key.key_id} valid at {record.generated_at}"))
+
+    if evidence.origin != trust.origin:
+        raise VerificationError(
+            "checkpoint_signature", f"log origin {evidence.origin!r}, expected {trust.origin!r}"
+        )
+    try:
+        checkpoint, _ = open_checkpoint(evidence.checkpoint, [trust.log_key], origin=trust.origin)
+    except VerificationError as exc:
+        raise VerificationError("checkpoint_signature", exc.detail) from None
+    checks.append(
+        Check("checkpoint_signature", True, f"checkpoint of size {checkpoint.size} signed by {trust.log_key.name}")
+    )
+
+    leaf = leaf_hash_of(evidence.payload, evidence.signature)
+    verify_inclusion(leaf, evidence.index, checkpoint.size, evidence.proof, checkpoint.root_hash)
+    checks.append(
+        Check(
+            "inclusion_proof",
+            True,
+            f"leaf {evidence.index} is in the tree of size {checkpoint.size} "
+            f"(root {base64.b64encode(checkpoint.root_hash).decode()})",
+        )
+    )
+
+    if trust.trusted_checkpoint is not None:
+        old_size, old_root = trust.trusted_checkpoint
+        verify_consistency(old_size, checkpoint.size, old_root, checkpoint.root_hash, consistency_proof or [])
+        checks.append(Check("consistency", True, f"tree of size {old_size} is a prefix of size {checkpoint.size}"))
+
+    return Verified(
+        record=record.model_copy(
+            update={"log": LogPosition(index=evidence.index, leaf_hash=base64.b64encode(leaf).decode())}
+        ),
+        checks=checks,
+        index=evidence.index,
+        tree_size=checkpoint.size,
+        checkpoint=evidence.checkpoint,
+        proof=list(evidence.proof),
+    )
+
+
+def parse_checkpoint_body(note: str) -> Checkpoint:
+    """The checkpoint in a signed note, without checking signatures."""
+    body = note.split("\n\n", 1)[0] + "\n"
+    return Checkpoint.parse(body)
