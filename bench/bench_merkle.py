@@ -74,7 +74,7 @@ def main() -> None:
     )
     root = cr.root()
 
-    def incl(i: int) -> object:
+    def incl(i: int) -> list[bytes]:
         return inclusion_proof(i, n, store)
 
     idx = [rng.randrange(n) for _ in range(opts.samples)]

@@ -221,6 +221,36 @@ class Provmark:
             return ""
         return str(draft["record_id"])
 
+    def ingest(
+        self, records: Sequence[Mapping[str, Any]], *, wait: bool = True, timeout: float = 60.0
+    ) -> list[str]:
+        """Sign, store and log records built elsewhere (the server's batch API).
+
+        Every record is validated first; one invalid record rejects the whole
+        batch with a :class:`RecordError` naming ``[i].field``, and nothing is
+        stored. Records whose id is already stored are skipped (idempotent).
+        With ``wait`` this returns once the batch is stored and logged.
+        """
+        from .errors import RecordError
+        from .record import validate_record
+
+        drafts = []
+        for i, data in enumerate(records):
+            if not isinstance(data, Mapping):
+                raise RecordError(f"[{i}]", "each record must be a JSON object")
+            clean = {k: v for k, v in data.items() if k not in ("signature", "log", "slug")}
+            try:
+                record = validate_record(clean)
+            except RecordError as exc:
+                raise RecordError(f"[{i}].{exc.field}", exc.reason) from None
+            drafts.append(record.payload_dict())
+        ticket = 0
+        for draft in drafts:
+            ticket = self._writer.submit(draft)
+        if wait and ticket:
+            self._writer.wait(ticket, timeout)
+        return [d["record_id"] for d in drafts]
+
     def _draft(self, o: Outcome) -> dict[str, Any]:
         spec = o.spec
         now_ns = time.time_ns()

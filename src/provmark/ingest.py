@@ -144,7 +144,8 @@ class Writer:
             self._replay(journal)
 
     # ------------------------------------------------------------ caller side
-    def submit(self, draft: dict[str, Any]) -> None:
+    def submit(self, draft: dict[str, Any]) -> int:
+        """Queue one unsigned record; returns a ticket for :meth:`wait`."""
         if self._closing:
             raise CaptureError("provmark is closed; no more records are accepted")
         if self.journal is not None:
@@ -157,12 +158,19 @@ class Writer:
             self._submitted += 1
             if len(self._queue) >= self.batch_size:
                 self._cond.notify_all()
+            return self._submitted
+
+    def wait(self, ticket: int, timeout: float | None = 60.0) -> None:
+        """Block until the record with this ticket (and all before it) is stored."""
+        self._wait_until(ticket, timeout)
 
     def flush(self, timeout: float | None = 60.0) -> None:
         """Wait until every record submitted so far is stored and logged."""
+        self._wait_until(self._submitted, timeout)
+
+    def _wait_until(self, target: int, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            target = self._submitted
             self._cond.notify_all()
             while self._stored < target:
                 if not self._thread.is_alive():

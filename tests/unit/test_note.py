@@ -115,6 +115,9 @@ def test_known_key_with_bad_signature_rejects_the_note() -> None:
     note = add_signature(body + "\n" + forged, "witness.example", WITNESS_KEY)
     with pytest.raises(VerificationError, match=r"invalid signature by log\.example\.com"):
         open_note(note, [LOG, WITNESS])
+    short = base64.b64encode(LOG.key_id.to_bytes(4, "big") + b"\x00").decode()
+    with pytest.raises(VerificationError, match="invalid signature"):
+        open_note(f"{body}\n\u2014 {ORIGIN} {short}\n", [LOG])
 
 
 def test_duplicate_and_ambiguous_verifiers() -> None:
@@ -222,6 +225,7 @@ ROOT64 = base64.b64encode(ROOT).decode()
         f"{ORIGIN}\n4 2\n{ROOT64}\n",
         f"{ORIGIN}\n\u0664\u0662\n{ROOT64}\n",  # non-ASCII digits
         f"{ORIGIN}\n{2**64}\n{ROOT64}\n",
+        f"{ORIGIN}\n{'9' * 5000}\n{ROOT64}\n",
         f"{ORIGIN}\n42\n{ROOT64[:-1]}\n",  # bad base64
         f"{ORIGIN}\n42\n{base64.b64encode(ROOT[:31]).decode()}\n",  # 31-byte root
         f"{ORIGIN}\n42\n{ROOT64}\n\n",  # empty extension line

@@ -318,7 +318,7 @@ class Checkpoint:
         if len(lines) < 3:
             raise bad(f"body has {len(lines)} lines, want at least 3")
         first, size_text, root_text, *extensions = lines
-        if not size_text.isascii() or not size_text.isdigit():
+        if not size_text.isascii() or not size_text.isdigit() or len(size_text) > 20:
             raise bad(f"tree size {size_text!r} is not a decimal number")
         if size_text != str(int(size_text)):
             raise bad(f"tree size {size_text!r} has leading zeros")

@@ -47,13 +47,7 @@ def iban_ok(iban: str) -> bool:
 
 def ssn_ok(area: str, group: str, serial: str) -> bool:
     """US SSN structure: area not 000, 666 or 9xx; group not 00; serial not 0000."""
-    return (
-        area != "000"
-        and area != "666"
-        and area[0] != "9"
-        and group != "00"
-        and serial != "0000"
-    )
+    return area != "000" and area != "666" and area[0] != "9" and group != "00" and serial != "0000"
 
 
 def shannon_entropy(token: str) -> float:

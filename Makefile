@@ -1,0 +1,41 @@
+# The one task runner; CI (.ci/run) calls these targets.
+PY ?= python3
+PIP ?= $(PY) -m pip
+
+.PHONY: install install-system-deps services lint typecheck test test-fast bench demo serve schema clean
+
+install:
+	$(PIP) install --upgrade pip
+	$(PIP) install -e ".[all]" --group dev
+
+install-system-deps:
+	bash .ci/system-deps
+
+services:
+	bash .ci/services
+
+lint:
+	$(PY) -m ruff check src tests bench
+	$(PY) -m ruff format --check src tests bench
+
+typecheck:
+	$(PY) -m mypy
+
+# The whole suite: unit, integration (SQLite, PostgreSQL, NATS, Go interop), e2e (Chromium).
+test:
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-fast:
+	$(PY) -m pytest -q -x tests/unit
+
+bench:
+	$(PY) bench/run_all.py
+
+demo:
+	provmark demo --fresh
+
+schema:
+	$(PY) -c "from provmark.record import write_json_schema; write_json_schema('docs/schema/record-v1.json')"
+
+clean:
+	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache provmark-demo

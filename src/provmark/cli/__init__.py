@@ -1,0 +1,57 @@
+"""The ``provmark`` command: thin; parse, call the API, print, map errors to exit codes.
+
+Exit codes: 0 success/verified, 1 not verified or a check failed, 2 usage or I/O error.
+Each command group lives in its own module with a ``register(subparsers)`` function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ..errors import ProvmarkError, VerificationError
+from . import demo, keys, records
+
+GROUPS = [records, keys, demo]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="provmark",
+        description="Signed, tamper-evident provenance for AI-generated content.",
+    )
+    p.add_argument("--version", action="version", version=f"provmark {_version()}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for group in GROUPS:
+        group.register(sub)
+    return p
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except VerificationError as exc:
+        print(f"provmark: NOT VERIFIED: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except ProvmarkError as exc:
+        print(f"provmark: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"provmark: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Options and printing shared by the command modules."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ..client import Provmark, open
+
+
+def add_db(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db",
+        metavar="TARGET",
+        help="SQLite file, postgresql:// or http(s):// URL "
+        "(default: $PROVMARK_DB, $PROVMARK_DATABASE_URL, ./provmark.db)",
+    )
+    p.add_argument("--home", metavar="DIR", help="keys and config (default: $PROVMARK_HOME or ~/.provmark)")
+    p.add_argument("--token", help="API token for an http(s):// target (or $PROVMARK_TOKEN)")
+
+
+def open_from(args: argparse.Namespace, **options: Any) -> Provmark:
+    import os
+
+    token = getattr(args, "token", None) or os.environ.get("PROVMARK_TOKEN")
+    return open(args.db, home=args.home, token=token, **options)
+
+
+def print_json(obj: Any, *, lines: bool = False) -> None:
+    if lines:
+        sys.stdout.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
+    else:
+        sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+
+
+class Progress:
+    """A one-line progress bar on stderr (only when stderr is a terminal or forced)."""
+
+    def __init__(self, label: str, force: bool = False) -> None:
+        self.label = label
+        self.enabled = force or sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        width = 30
+        filled = int(width * done / total)
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()

@@ -1,0 +1,330 @@
+"""verify, show, log, bundle, proof, checkpoint, audit."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..audit import audit
+from ..bundle import load_bundle, verify_bundle, write_bundle
+from ..capture.hashing import digest_output
+from ..crypto.keys import PublicKey, key_id_for, load_public_key
+from ..errors import ConfigError, VerificationError
+from ..record import Record
+from ..verify import Verified, parse_checkpoint_body
+from .common import Progress, add_db, open_from, print_json
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("verify", help="was this content made here, by what, and is it intact?")
+    p.add_argument("file", nargs="?", help="file to check, or - for standard input")
+    p.add_argument("--text", help="check this text instead of a file")
+    p.add_argument("--bundle", metavar="PATH", help="verify offline against a *.provmark.json bundle")
+    p.add_argument("--key", action="append", default=[], metavar="PEM", help="pin a record public key")
+    p.add_argument("--keyset", metavar="JSON", help="pin the public keys of a keyset.json export")
+    p.add_argument("--log-key", metavar="VKEY", help="pin the log's note verifier key")
+    p.add_argument("--record", metavar="ID", help="check against this record id/slug only")
+    p.add_argument("--trusted-checkpoint", metavar="NOTE", help="older checkpoint: require consistency")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_db(p)
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("show", help="show one record")
+    p.add_argument("record_id", help="record id or slug (pm-YYYYMMDD-xxxxxx)")
+    p.add_argument("--json", action="store_true")
+    add_db(p)
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("log", help="list records, newest first")
+    p.add_argument("--model")
+    p.add_argument("--actor", help="user id")
+    p.add_argument("--operation")
+    p.add_argument("--status", choices=["ok", "error"])
+    p.add_argument("--output", metavar="SHA256|FILE", help="output hash or a file to hash")
+    p.add_argument("--since", help="RFC 3339 time or an age: 30m, 6h, 2d, 1w")
+    p.add_argument("--until", help="RFC 3339 time or an age")
+    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--cursor")
+    p.add_argument("--asc", action="store_true", help="oldest first")
+    p.add_argument("--json", action="store_true", help="JSON lines, one record per line")
+    add_db(p)
+    p.set_defaults(func=cmd_log)
+
+    p = sub.add_parser("bundle", help="write an offline bundle for a record")
+    p.add_argument("record_id")
+    p.add_argument("-o", "--output", metavar="PATH", help="default: <slug>.provmark.json")
+    add_db(p)
+    p.set_defaults(func=cmd_bundle)
+
+    p = sub.add_parser("proof", help="inclusion proof of a record (JSON)")
+    p.add_argument("record_id")
+    add_db(p)
+    p.set_defaults(func=cmd_proof)
+
+    p = sub.add_parser("checkpoint", help="print the latest signed checkpoint")
+    p.add_argument("--consistency-from", type=int, metavar="SIZE", help="also a consistency proof")
+    p.add_argument("--json", action="store_true")
+    add_db(p)
+    p.set_defaults(func=cmd_checkpoint)
+
+    p = sub.add_parser("audit", help="recompute every leaf and the root; report tampering")
+    p.add_argument("--json", action="store_true")
+    add_db(p)
+    p.set_defaults(func=cmd_audit)
+
+
+# ---------------------------------------------------------------- verify
+
+
+def _read_content(args: argparse.Namespace) -> tuple[Any, str]:
+    if args.text is not None:
+        return args.text, "text"
+    if not args.file:
+        raise ConfigError("give a FILE, - for standard input, or --text TEXT")
+    if args.file == "-":
+        return sys.stdin.buffer.read(), "standard input"
+    path = Path(args.file)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    return path, str(path)
+
+
+def _pinned_keys(args: argparse.Namespace) -> list[PublicKey] | None:
+    keys: list[PublicKey] = []
+    for pem_path in args.key:
+        try:
+            pem = Path(pem_path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"--key {pem_path}: {exc.strerror}") from None
+        key = load_public_key(pem)
+        from ..crypto.keys import alg_of
+
+        keys.append(
+            PublicKey(key_id=key_id_for(key), alg=alg_of(key), public_key=pem, not_before="1970-01-01T00:00:00Z")
+        )
+    if args.keyset:
+        try:
+            data = json.loads(Path(args.keyset).read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--keyset {args.keyset}: {exc}") from None
+        keys.extend(PublicKey.from_json(k) for k in data.get("keys", []))
+    return keys or None
+
+
+def _trusted(args: argparse.Namespace) -> tuple[int, bytes] | None:
+    if not args.trusted_checkpoint:
+        return None
+    try:
+        note = Path(args.trusted_checkpoint).read_text()
+    except OSError as exc:
+        raise ConfigError(f"--trusted-checkpoint: {exc.strerror}") from None
+    cp = parse_checkpoint_body(note)
+    return cp.size, cp.root_hash
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    content, label = _read_content(args)
+    if args.bundle:
+        if args.trusted_checkpoint:
+            raise ConfigError("--trusted-checkpoint needs the log (a store), not a bundle")
+        sha = digest_output(content).sha256
+        result = verify_bundle(
+            load_bundle(args.bundle),
+            content_sha256=sha,
+            keys=_pinned_keys(args),
+            log_key=args.log_key,
+        )
+    else:
+        with open_from(args) as pm:
+            result = pm.verify(content, record_id=args.record, trusted_checkpoint=_trusted(args))
+    if args.json:
+        print_json({"content": label, **result.to_json()})
+    else:
+        _print_verified(result, label)
+    return 0
+
+
+def _print_verified(v: Verified, label: str) -> None:
+    r = v.record
+    model = " ".join(x for x in (r.model.name, r.model.version) if x)
+    print(f"VERIFIED  {label}")
+    print(f"  record   {r.slug}  ({r.record_id})")
+    print(f"  model    {model}" + (f"  [{r.model.digest}]" if r.model.digest else ""))
+    who = f" for {r.actor.user_id}" if r.actor.user_id else ""
+    print(f"  made     {r.generated_at}{who}  ({r.operation})")
+    print(f"  log      index {v.index} of {v.tree_size}")
+    for c in v.checks:
+        print(f"  ok  {c.name:<21} {c.detail}")
+
+
+# ---------------------------------------------------------------- show / log
+
+
+def record_lines(r: Record) -> list[str]:
+    lines = [f"record      {r.slug}  ({r.record_id})", f"status      {r.status}"]
+    if r.error:
+        lines.append(f"error       {r.error.type}: {r.error.message or ''}")
+    lines.append(f"operation   {r.operation}")
+    lines.append(f"model       {r.model.name} {r.model.version or ''}".rstrip())
+    if r.model.digest:
+        lines.append(f"  digest    {r.model.digest}")
+    for f in r.model.files:
+        lines.append(f"  file      {f.path}  sha256:{f.sha256}  {f.size} bytes")
+    lines.append(f"started     {r.started_at}")
+    lines.append(f"generated   {r.generated_at}")
+    if r.input.sha256:
+        lines.append(f"input       sha256:{r.input.sha256}")
+    if r.input.snapshot:
+        lines.append(f"  snapshot  {r.input.snapshot[:200]!r}")
+    if r.input.seed:
+        lines.append(f"  seed      {r.input.seed}")
+    if r.params:
+        lines.append("params      " + json.dumps(r.params, sort_keys=True))
+    if r.output:
+        lines.append(f"output      sha256:{r.output.sha256}  {r.output.size} bytes  {r.output.media_type}")
+    actor = {k: v for k, v in r.actor.model_dump().items() if v}
+    if actor:
+        lines.append("actor       " + ", ".join(f"{k}={v}" for k, v in actor.items()))
+    c = r.context
+    lines.append(f"context     python {c.python}, {c.platform}, host {c.hostname}")
+    if c.packages:
+        lines.append("  packages  " + ", ".join(f"{k}=={v}" for k, v in c.packages.items()))
+    if c.git:
+        lines.append(f"  git       {c.git.commit}{' (dirty)' if c.git.dirty else ''}")
+    if c.container:
+        lines.append(f"  container {c.container.image or ''} {c.container.id or ''}".rstrip())
+    if r.parents:
+        lines.append("parents     " + ", ".join(r.parents))
+    if r.tags:
+        lines.append("tags        " + ", ".join(f"{k}={v}" for k, v in r.tags.items()))
+    if r.usage:
+        lines.append("usage       " + json.dumps(r.usage.model_dump(exclude_none=True)))
+    if r.fallback:
+        lines.append(f"fallback    {r.fallback.requested_model} -> {r.fallback.served_model}")
+    if r.signature:
+        lines.append(f"signature   {r.signature.alg} key {r.signature.key_id}")
+    if r.log:
+        lines.append(f"log         index {r.log.index}, leaf {r.log.leaf_hash}")
+    return lines
+
+
+def record_json(r: Record) -> dict[str, Any]:
+    return {"slug": r.slug, **r.model_dump(mode="json", exclude_none=True)}
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    with open_from(args) as pm:
+        r = pm.get(args.record_id)
+    if args.json:
+        print_json(record_json(r))
+    else:
+        print("\n".join(record_lines(r)))
+    return 0
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    tags = {}
+    for t in args.tag:
+        key, sep, value = t.partition("=")
+        if not sep:
+            raise ConfigError(f"--tag {t!r}: use KEY=VALUE")
+        tags[key] = value
+    output: Any = args.output
+    if output and not (len(output) == 64 and all(c in "0123456789abcdef" for c in output)):
+        output = Path(output)
+    with open_from(args) as pm:
+        page = pm.find(
+            output=output,
+            model=args.model,
+            actor=args.actor,
+            operation=args.operation,
+            status=args.status,
+            since=args.since,
+            until=args.until,
+            tags=tags,
+            limit=args.limit,
+            cursor=args.cursor,
+            order="asc" if args.asc else "desc",
+        )
+    for r in page.records:
+        if args.json:
+            print_json(record_json(r), lines=True)
+        else:
+            out = r.output.sha256[:12] if r.output else "-"
+            model = f"{r.model.name}@{r.model.version}" if r.model.version else r.model.name
+            print(f"{r.slug}  {r.generated_at[:19]}Z  {r.status:<5} {model:<28} {r.operation:<16} "
+                  f"{r.actor.user_id or '-':<20} {out}")
+    if page.next_cursor:
+        print(f"more: --cursor {page.next_cursor}", file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------- log artefacts
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    with open_from(args) as pm:
+        bundle = pm.bundle(args.record_id)
+        slug = pm.get(args.record_id).slug
+    path = args.output or f"{slug}.provmark.json"
+    write_bundle(bundle, path)
+    print(path)
+    return 0
+
+
+def cmd_proof(args: argparse.Namespace) -> int:
+    with open_from(args) as pm:
+        stored = pm.store.get(args.record_id)
+        if stored is None:
+            raise VerificationError("record", f"no record {args.record_id!r}")
+        ev = pm.evidence(stored)
+    print_json(
+        {
+            "record_id": stored.record_id,
+            "index": ev.index,
+            "leaf_hash": base64.b64encode(stored.leaf_hash()).decode(),
+            "tree_size": parse_checkpoint_body(ev.checkpoint).size,
+            "proof": [base64.b64encode(h).decode() for h in ev.proof],
+            "checkpoint": ev.checkpoint,
+        }
+    )
+    return 0
+
+
+def cmd_checkpoint(args: argparse.Namespace) -> int:
+    with open_from(args) as pm:
+        cp = pm.latest_checkpoint()
+        if cp is None:
+            raise VerificationError("checkpoint", "the log is empty")
+        proof = pm.consistency_proof(args.consistency_from, cp.size) if args.consistency_from is not None else None
+        log_key = pm.log_verifier.key_string()
+    if args.json:
+        out: dict[str, Any] = {"size": cp.size, "root": base64.b64encode(cp.root).decode(),
+                               "note": cp.note, "created_at": cp.created_at, "log_key": log_key}
+        if proof is not None:
+            out["consistency"] = {"from": args.consistency_from,
+                                  "proof": [base64.b64encode(h).decode() for h in proof]}
+        print_json(out)
+    else:
+        sys.stdout.write(cp.note)
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    with open_from(args) as pm:
+        report = audit(pm, progress=Progress("auditing"))
+    if args.json:
+        print_json(report.to_json())
+    else:
+        print(f"records {report.records}, log size {report.tree_size}, checkpoint {report.checkpoint_size}")
+        for f in report.findings:
+            where = f"index {f.index}" if f.index is not None else "log"
+            print(f"  {f.kind:<13} {where:<12} {f.record_id or '':<38} {f.detail}")
+        print("audit: OK, nothing altered, deleted, inserted or reordered" if report.ok
+              else f"audit: {len(report.findings)} problems found")
+    return 0 if report.ok else 1
