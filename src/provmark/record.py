@@ -39,6 +39,7 @@ MAX_TAG_CHARS = 256
 MAX_PARENTS = 256
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_ANY_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _OPERATION = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 
 JSON = Any
@@ -190,6 +191,13 @@ class Record(_Part):
     fallback: Fallback | None = None
     signature: Signature | None = None
     log: LogPosition | None = None
+
+    @field_validator("record_id")
+    @classmethod
+    def _record_id(cls, value: str) -> str:
+        if not _ANY_UUID.match(value):
+            raise ValueError("must be a lowercase UUID (provmark makes UUIDv7s)")
+        return value
 
     @field_validator("started_at", "generated_at")
     @classmethod

@@ -357,7 +357,7 @@ class EntropyDetector:
         ):
             if not 0.0 < v <= 8.0:
                 raise ConfigError(f"detectors.{key}: must be in (0, 8], got {v!r}")
-        rx = re.compile(r"[A-Za-z0-9+/=_-]{%d,}" % self.min_length)
+        rx = re.compile(rf"[A-Za-z0-9+/=_-]{{{self.min_length},}}")
         object.__setattr__(self, "_token", rx)
 
     def find(self, text: str) -> list[Finding]:

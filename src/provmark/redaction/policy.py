@@ -95,6 +95,8 @@ def _compile_rule(pattern: str, action: Action, order: int) -> _Rule:
 
 def _action(value: object, key: str) -> Action:
     try:
+        if not isinstance(value, str):
+            raise ValueError
         return Action(value)
     except ValueError:
         allowed = ", ".join(a.value for a in Action)
@@ -235,6 +237,8 @@ class Policy:
 
 def _mode(value: object) -> Mode:
     try:
+        if not isinstance(value, str):
+            raise ValueError
         return Mode(value)
     except ValueError:
         allowed = ", ".join(m.value for m in Mode)
