@@ -9,7 +9,8 @@ between Python's JSON and JCS:
   encoded, and the markers are replaced by ``rfc8785.dumps(float)``.
 * key order: JCS sorts by UTF-16 code units, Python by code points; they differ
   only for keys with characters above U+FFFF, which take the reference path.
-* integers outside the IEEE-754 safe range are refused (pass them as strings).
+* integers outside the IEEE-754 safe range are refused (pass them as strings),
+  unless their decimal text is how JCS prints some double (a float read back).
 
 :class:`Fragment` lets a caller reuse the canonical bytes of a sub-document
 that does not change (the environment context), so it is encoded once per process.
@@ -65,6 +66,9 @@ class _Walk:
         if t is int:
             if -MAX_SAFE_INT <= obj <= MAX_SAFE_INT:
                 return obj
+            as_double = _double_text(obj)
+            if as_double is not None:
+                return self.splice(as_double)
             raise CanonicalizationError(
                 path, f"integer {obj} is outside the IEEE-754 safe range; pass it as a string"
             )
@@ -100,10 +104,21 @@ class _Walk:
         )
 
 
+def _double_text(value: int) -> bytes | None:
+    """The JCS text of a big integer that is how JCS prints some double (1e16 read back
+    from JSON as an int), else None."""
+    if abs(value) >= 2**1024:
+        return None
+    text = rfc8785.dumps(float(value))
+    return text if text == str(value).encode() else None
+
+
 def _plain(obj: Any) -> Any:
     """Replace fragments by their values (for the reference encoder and json.dumps)."""
     if type(obj) is Fragment:
         return _plain(obj.value)
+    if type(obj) is int and abs(obj) > MAX_SAFE_INT and _double_text(obj) is not None:
+        return float(obj)
     if isinstance(obj, Mapping):
         return {k: _plain(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):

@@ -34,8 +34,8 @@ from .record import (
     MAX_SNAPSHOT_CHARS,
     Record,
     check_size,
+    RecordIds,
     check_tags,
-    new_record_id,
     parse_time,
 )
 from .store.base import Page, Query, Store, StoredCheckpoint, StoredRecord
@@ -97,6 +97,7 @@ class Provmark:
         self.redactor = redactor
         self.hash_user_ids = hash_user_ids
         self._hash_cache = HashCache()
+        self._ids = RecordIds()
         self._packages = tuple(packages)
         self._config = dict(config or {})
         self._context: Fragment | None = None
@@ -255,7 +256,7 @@ class Provmark:
         spec = o.spec
         now_ns = time.time_ns()
         draft: dict[str, Any] = {
-            "record_id": new_record_id(now_ns),
+            "record_id": self._ids.new(now_ns),
             "schema_version": "1",
             "started_at": format_ns(o.started_ns),
             "generated_at": format_ns(now_ns),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -292,6 +293,33 @@ def new_record_id(now_ns: int | None = None) -> str:
     value |= 0b10 << 62  # variant
     value |= rand & ((1 << 62) - 1)  # rand_b, 62 bits
     return str(uuid.UUID(int=value))
+
+
+class RecordIds:
+    """Monotonic UUIDv7s: within one millisecond the 12-bit ``rand_a`` field counts up
+    (RFC 9562 section 6.2, method 1), so ids from one process sort in creation order."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ms = -1
+        self._seq = 0
+
+    def new(self, now_ns: int | None = None) -> str:
+        ms = (now_ns if now_ns is not None else time.time_ns()) // 1_000_000
+        rand = int.from_bytes(os.urandom(8), "big")
+        with self._lock:
+            if ms <= self._ms:
+                ms = self._ms  # clock went back or same ms: keep order
+                self._seq += 1
+                if self._seq > 0xFFF:  # counter exhausted: borrow the next millisecond
+                    ms += 1
+                    self._seq = 0
+            else:
+                self._seq = (rand >> 53) & 0x3FF  # random start, room to count up
+            self._ms = ms
+            seq = self._seq
+        value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | seq << 64 | 0b10 << 62
+        return str(uuid.UUID(int=value | (rand & ((1 << 62) - 1))))
 
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import string
 from collections.abc import Iterable
 from typing import NamedTuple, Protocol, runtime_checkable
 
-__all__ = ["KIND_RE", "NAME_RE", "Detector", "Finding", "normalize"]
+__all__ = ["ALNUM", "HEX", "KIND_RE", "NAME_RE", "Detector", "Finding", "alnum_at", "normalize"]
 
 #: A finding kind: upper-case identifier; it becomes the placeholder ``[KIND]``.
 KIND_RE = re.compile(r"[A-Z][A-Z0-9_]{0,31}")
 #: A detector name as used in configuration (``detectors.enable`` / ``disable``).
 NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+ALNUM = frozenset(string.ascii_letters + string.digits)
+HEX = frozenset(string.hexdigits)
+
+
+def alnum_at(text: str, i: int) -> bool:
+    """Whether ``text[i]`` exists and is an ASCII letter or digit."""
+    return 0 <= i < len(text) and text[i] in ALNUM
 
 
 class Finding(NamedTuple):

@@ -149,7 +149,8 @@ class Redactor:
         m = Mode(mode) if mode is not None else self._policy.mode
         spans = _merge(raw)
         for _ in range(_MAX_PASSES):
-            out, pieces = self._render(text, spans, m)
+            findings = self._findings(text, spans)
+            out, pieces = _render(text, findings, m)
             # A replacement can change the context of its neighbours (a boundary
             # character disappears, two fragments meet): scan the output again and
             # widen the original spans until nothing new is found.
@@ -166,11 +167,12 @@ class Redactor:
                 break
             spans = widened
         else:
-            out, _ = self._render(text, spans, m)
-        findings = tuple(
-            RedactedSpan(k, s, e, self.hmac(normalize(k, text[s:e]))) for s, e, k in spans
-        )
+            findings = self._findings(text, spans)
+            out, _ = _render(text, findings, m)
         return Redaction(out, findings, _counts(findings))
+
+    def _findings(self, text: str, spans: list[tuple[int, int, str]]) -> tuple[RedactedSpan, ...]:
+        return tuple(RedactedSpan(k, s, e, self.hmac(normalize(k, text[s:e]))) for s, e, k in spans)
 
     def _detect(self, text: str) -> list[_Raw]:
         protected: list[tuple[int, int]] = []
@@ -199,32 +201,6 @@ class Redactor:
                         continue
                 raw.append((s, e, kind, prio))
         return raw
-
-    def _render(
-        self, text: str, spans: list[tuple[int, int, str]], mode: Mode
-    ) -> tuple[str, list[_Piece]]:
-        parts: list[str] = []
-        pieces: list[_Piece] = []
-        pos = olen = 0
-        for s, e, kind in spans:
-            if s > pos:
-                parts.append(text[pos:s])
-                pieces.append((olen, olen + s - pos, pos, s, True))
-                olen += s - pos
-            if mode is Mode.MASK:
-                ph = f"[{kind}]"
-            elif mode is Mode.HASH:
-                ph = f"[{kind}:{self.hmac(normalize(kind, text[s:e]))[:16]}]"
-            else:
-                ph = ""
-            parts.append(ph)
-            pieces.append((olen, olen + len(ph), s, e, False))
-            olen += len(ph)
-            pos = e
-        if pos < len(text):
-            parts.append(text[pos:])
-            pieces.append((olen, olen + len(text) - pos, pos, len(text), True))
-        return "".join(parts), pieces
 
     # ------------------------------------------------------------------ documents
     def redact_document(self, doc: Mapping[str, Any]) -> RedactedDocument:
@@ -347,6 +323,33 @@ def _merge(raw: list[_Raw]) -> list[tuple[int, int, str]]:
     if best is not None:
         out.append((cs, ce, best[3]))
     return out
+
+
+def _render(text: str, findings: Sequence[RedactedSpan], mode: Mode) -> tuple[str, list[_Piece]]:
+    """Build the redacted text and the map of output pieces back to the original."""
+    parts: list[str] = []
+    pieces: list[_Piece] = []
+    pos = olen = 0
+    for f in findings:
+        s, e = f.start, f.end
+        if s > pos:
+            parts.append(text[pos:s])
+            pieces.append((olen, olen + s - pos, pos, s, True))
+            olen += s - pos
+        if mode is Mode.MASK:
+            ph = f"[{f.kind}]"
+        elif mode is Mode.HASH:
+            ph = f"[{f.kind}:{f.hmac[:16]}]"
+        else:
+            ph = ""
+        parts.append(ph)
+        pieces.append((olen, olen + len(ph), s, e, False))
+        olen += len(ph)
+        pos = e
+    if pos < len(text):
+        parts.append(text[pos:])
+        pieces.append((olen, olen + len(text) - pos, pos, len(text), True))
+    return "".join(parts), pieces
 
 
 def _to_orig(pieces: list[_Piece], starts: list[int], p: int, is_end: bool) -> int:
