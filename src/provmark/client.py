@@ -15,7 +15,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, TypeVar, cast, overload
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .canonical import Fragment
 from .capture.core import Outcome, Recording, Spec, wrap
@@ -349,17 +351,16 @@ class Provmark:
         return "hmac-sha256:" + hmac.new(key, user_id.encode(), hashlib.sha256).hexdigest()
 
     # ------------------------------------------------------------ log
+    def note_signing_key(self) -> Ed25519PrivateKey:
+        """The log key in the shape the signed-note code takes (an HSM/KMS signer is adapted)."""
+        if isinstance(self.log_signer, LocalSigner) and isinstance(
+            self.log_signer.private_key, Ed25519PrivateKey
+        ):
+            return self.log_signer.private_key
+        return cast(Ed25519PrivateKey, self._note_key)
+
     def _seal(self, size: int, root: bytes) -> str:
-        from typing import cast
-
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-        key = (
-            self.log_signer.private_key
-            if isinstance(self.log_signer, LocalSigner)
-            else cast(Ed25519PrivateKey, self._note_key)
-        )
-        return Checkpoint(self.store.origin, size, root).sign(self.store.origin, key)  # type: ignore[arg-type]
+        return Checkpoint(self.store.origin, size, root).sign(self.store.origin, self.note_signing_key())
 
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         self.flush()

@@ -124,6 +124,10 @@ def verify_evidence(
         raise VerificationError(
             "record_signature", f"unknown key id {sig.get('key_id')!r}; not among the trusted keys"
         )
+    if key.purpose != "records":
+        raise VerificationError(
+            "record_signature", f"key {key.key_id} is a {key.purpose!r} key, not a record key"
+        )
     if key.alg != sig.get("alg"):
         raise VerificationError(
             "record_signature", f"signature says alg {sig.get('alg')!r}, key {key.key_id} is {key.alg}"

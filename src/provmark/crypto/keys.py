@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import (
@@ -124,7 +124,7 @@ def load_public_key(pem: str | bytes) -> PublicKeyObject:
     data = pem.encode() if isinstance(pem, str) else pem
     try:
         key = serialization.load_pem_public_key(data)
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise KeyStoreError(f"not a PEM public key: {exc}") from None
     if not isinstance(key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey):
         raise KeyStoreError(f"unsupported public key type {type(key).__name__}")
@@ -208,9 +208,12 @@ ROTATION_SKEW = timedelta(seconds=60)
 
 
 def check_key_window(key: PublicKey, signed_at: str) -> None:
-    t = parse_time(signed_at)
-    starts = parse_time(key.not_before) - ROTATION_SKEW
-    ends = parse_time(key.not_after) if key.not_after else None
+    try:
+        t = parse_time(signed_at)
+        starts = parse_time(key.not_before) - ROTATION_SKEW
+        ends = parse_time(key.not_after) if key.not_after else None
+    except ValueError as exc:
+        raise VerificationError("key_validity", f"key {key.key_id}: {exc}") from None
     if t < starts or (ends is not None and t > ends):
         window = f"{key.not_before} .. {key.not_after or 'now'}"
         raise VerificationError(

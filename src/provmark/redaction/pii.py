@@ -72,7 +72,7 @@ _PHONE_NATIONAL = re.compile(
     r"(?:\(0[1-9]\d{0,3}\) ?|0[1-9]\d{0,3}[ .\-/])\d{2,8}(?:([ .-])\d{2,8}(?:\1\d{2,8}){0,3})?",
     re.A,
 )
-_PHONE_HINT = re.compile(r"\d[ .\-/)]\(?\d", re.A)
+_PHONE_HINT = re.compile(r"\d[ .\-/()]{1,3}\d", re.A)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,12 +165,14 @@ class IbanDetector:
 
     def find(self, text: str) -> list[Finding]:
         out: list[Finding] = []
-        for m in _IBAN.finditer(text):
-            s = m.start()
-            if _alnum_at(text, s - 1):
-                continue
+        pos = 0
+        # The candidate regex is greedy, so a rejected candidate may have swallowed
+        # the start of a real IBAN: resume right after a rejected start.
+        while (m := _IBAN.search(text, pos)) is not None:
+            s = pos = m.start()
+            pos += 1
             want = IBAN_LENGTHS.get(m.group()[:2])
-            if want is None:
+            if want is None or _alnum_at(text, s - 1):
                 continue
             e, count = s, 0
             while count < want and e < m.end():
@@ -181,6 +183,7 @@ class IbanDetector:
                 continue
             if iban_ok(text[s:e].replace(" ", "").upper()):
                 out.append(Finding(s, e, "IBAN"))
+                pos = e
         return out
 
 

@@ -1,0 +1,464 @@
+"""PostgreSQL store: the same contract as the SQLite store, for many processes and hosts.
+
+Tables are those of the SQLite store (see ``migrations/0001_init.sql``); the
+schema is versioned by the SQL files in ``migrations/``, applied on open.
+
+One sequencer at a time: ``append`` takes a transaction-scoped advisory lock
+(``pg_advisory_xact_lock``) and re-reads the tree size inside it, so any number
+of API servers and workers may append to one log. The lock goes with the
+transaction: if the appending process dies, PostgreSQL rolls its batch back
+and the next waiter continues on a consistent, append-only log.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import conninfo
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ..crypto.keys import PublicKey
+from ..errors import StoreError
+from ..log.merkle import CompactRange
+from ..record import now_utc, parse_time
+from . import migrations
+from .base import (
+    Entry,
+    Page,
+    Query,
+    SealFn,
+    StoredCheckpoint,
+    StoredRecord,
+    decode_cursor,
+    encode_cursor,
+)
+
+T = TypeVar("T")
+
+_COLUMNS = "idx, record_id, payload, signature"
+_RECORD_COLUMNS = (
+    "idx, record_id, slug, output_sha256, model, model_version, operation, status, actor,"
+    " generated_at, payload, signature"
+)
+# A hung sequencer (stopped, not dead) must not hold the log forever.
+_LOCK_SQL = (
+    "SET LOCAL idle_in_transaction_session_timeout = '15s';"
+    f" SELECT pg_advisory_xact_lock({migrations.LOCK_CLASS}, hashtext(current_schema()))"
+)
+_KEEPALIVES = {
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "3",
+    "keepalives_count": "3",
+}
+
+
+def _row(row: tuple[Any, ...]) -> StoredRecord:
+    return StoredRecord(
+        index=row[0], record_id=str(row[1]), payload=bytes(row[2]), signature=json.loads(row[3])
+    )
+
+
+def _uuids(values: Sequence[str]) -> list[uuid.UUID]:
+    """Record ids that can be stored (lowercase UUIDs); anything else cannot match."""
+    out = []
+    for v in values:
+        try:
+            u = uuid.UUID(v)
+        except (ValueError, TypeError, AttributeError):
+            continue
+        if str(u) == v:
+            out.append(u)
+    return out
+
+
+def describe(url: str) -> str:
+    """``host:port/dbname`` of a connection string, without the password."""
+    try:
+        info = conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "postgresql://<invalid URL>"
+    host = info.get("host") or "localhost"
+    port = info.get("port") or "5432"
+    return f"postgresql://{host}:{port}/{info.get('dbname') or ''}"
+
+
+class PostgresStore:
+    """A :class:`~provmark.store.base.Store` in a PostgreSQL database (psycopg 3, pooled).
+
+    ``write`` chooses how a batch goes in: ``"copy"`` (``COPY FROM STDIN``, the
+    default, faster) or ``"executemany"`` (pipelined inserts). ``migrate=False``
+    refuses to open a database whose schema is behind instead of upgrading it.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 4,
+        origin: str | None = None,
+        migrate: bool = True,
+        write: str = "copy",
+        connect_timeout: float = 10.0,
+    ) -> None:
+        if pool_size < 1:
+            raise StoreError(f"pool_size must be at least 1, not {pool_size}")
+        if write not in ("copy", "executemany"):
+            raise StoreError(f"write must be 'copy' or 'executemany', not {write!r}")
+        self.url = describe(url)
+        self._write = write
+        self._write_lock = threading.Lock()
+        self._range: CompactRange | None = None
+        try:
+            info = conninfo.conninfo_to_dict(url)
+        except psycopg.ProgrammingError as exc:
+            raise StoreError(f"invalid PostgreSQL URL: {exc}") from None
+        extra = {k: v for k, v in _KEEPALIVES.items() if k not in info}
+        self._pool = ConnectionPool(
+            conninfo.make_conninfo(url, **extra),
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True},
+            name="provmark",
+            open=False,
+        )
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout)
+        except PoolTimeout:
+            self._pool.close()
+            raise StoreError(
+                f"cannot connect to {self.url} within {connect_timeout:g}s "
+                "(is PostgreSQL running, and are the user, password and database right?)"
+            ) from None
+        try:
+            self.schema_version = self._init_schema(origin, migrate)
+            self.origin = self._meta("origin")
+        except BaseException:
+            self._pool.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.url!r})"
+
+    # ------------------------------------------------------------ schema
+    def _init_schema(self, origin: str | None, migrate: bool) -> int:
+        def run(conn: psycopg.Connection[Any]) -> int:
+            version = migrations.current(conn)
+            migrations.check(version, self.url)
+            if version < migrations.latest():
+                if not migrate:
+                    raise StoreError(
+                        f"{self.url} has store schema v{version}, this provmark needs "
+                        f"v{migrations.latest()}; open it with migrate=True to upgrade"
+                    )
+                version = migrations.migrate(conn, where=self.url)
+            chosen = origin or f"provmark.local/log/{uuid.uuid4().hex[:16]}"
+            conn.execute(
+                "INSERT INTO meta VALUES ('origin', %s), ('created_at', %s)"
+                " ON CONFLICT (key) DO NOTHING",
+                (chosen, now_utc()),
+            )
+            return version
+
+        return self._run(run, retry=False)
+
+    def _meta(self, key: str) -> str:
+        rows = self._query("SELECT value FROM meta WHERE key = %s", (key,))
+        if not rows:
+            raise StoreError(f"{self.url}: meta key {key!r} is missing")
+        return str(rows[0][0])
+
+    # ------------------------------------------------------------ plumbing
+    def _run(self, fn: Callable[[psycopg.Connection[Any]], T], *, retry: bool = True) -> T:
+        """Run ``fn`` on a pooled connection; reads retry once on a broken connection."""
+        for attempt in (1, 2):
+            try:
+                with self._pool.connection() as conn:
+                    return fn(conn)
+            except psycopg.OperationalError as exc:
+                if retry and attempt == 1:
+                    continue  # the pool dropped the broken connection (e.g. server restart)
+                raise StoreError(f"{self.url}: {exc}".rstrip()) from None
+            except PoolTimeout:
+                raise StoreError(f"{self.url}: no database connection available") from None
+            except psycopg.Error as exc:
+                raise StoreError(f"{self.url}: {exc}".rstrip()) from None
+        raise AssertionError("unreachable")
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._run(lambda conn: conn.execute(sql.encode(), args).fetchall())
+
+    # ------------------------------------------------------------ writes
+    def append(self, entries: Sequence[Entry], seal: SealFn) -> StoredCheckpoint:
+        def run(conn: psycopg.Connection[Any]) -> StoredCheckpoint:
+            with conn.transaction():
+                conn.execute(_LOCK_SQL)
+                return self._append_locked(conn, entries, seal)
+
+        with self._write_lock:
+            try:
+                return self._run(run, retry=False)
+            except BaseException:
+                self._range = None
+                raise
+
+    def _append_locked(
+        self, conn: psycopg.Connection[Any], entries: Sequence[Entry], seal: SealFn
+    ) -> StoredCheckpoint:
+        row = conn.execute("SELECT max(idx) FROM nodes WHERE level = 0").fetchone()
+        size = 0 if row is None or row[0] is None else int(row[0]) + 1
+        rng = self._range
+        if rng is None or rng.size != size:  # another process appended meanwhile
+            rng = CompactRange.from_nodes(size, _ConnNodes(self, conn))
+        existing = {
+            str(r[0])
+            for r in conn.execute(
+                "SELECT record_id FROM records WHERE record_id = ANY(%s)",
+                (_uuids([e.record_id for e in entries]),),
+            )
+        }
+        fresh: list[Entry] = []
+        for e in entries:
+            if e.record_id not in existing:
+                existing.add(e.record_id)
+                fresh.append(e)
+        if fresh:
+            rng = rng.copy()
+            self._insert(conn, size, fresh, rng)
+        elif size:
+            latest = self._checkpoints(conn, "ORDER BY size DESC LIMIT 1")
+            if latest and latest[0].size == size:
+                self._range = rng
+                return latest[0]
+        root = rng.root()
+        note = seal(rng.size, root)
+        created = now_utc()
+        conn.execute(
+            "INSERT INTO checkpoints VALUES (%s, %s, %s, %s) ON CONFLICT (size) DO UPDATE"
+            " SET root = excluded.root, note = excluded.note, created_at = excluded.created_at",
+            (rng.size, root, note, created),
+        )
+        self._range = rng
+        return StoredCheckpoint(size=rng.size, root=root, note=note, created_at=created)
+
+    def _insert(
+        self, conn: psycopg.Connection[Any], size: int, fresh: list[Entry], rng: CompactRange
+    ) -> None:
+        rows = []
+        tag_rows = []
+        leaves = []
+        for i, e in enumerate(fresh):
+            idx = size + i
+            try:
+                generated: datetime = parse_time(e.generated_at)
+            except ValueError as exc:
+                raise StoreError(f"record {e.record_id}: generated_at {exc}") from None
+            rows.append(
+                (
+                    idx, e.record_id, e.slug, e.output_sha256, e.model, e.model_version,
+                    e.operation, e.status, e.actor, generated, e.payload,
+                    json.dumps(e.signature, sort_keys=True, separators=(",", ":")),
+                )
+            )  # fmt: skip
+            tag_rows.extend((k, v, idx) for k, v in e.tags.items())
+            leaves.append(e.leaf_hash())
+        node_rows = [(lv, ix, h) for (lv, ix), h in rng.extend(leaves)]
+        tables: list[tuple[str, str, list[tuple[Any, ...]]]] = [
+            ("records", _RECORD_COLUMNS, rows),
+            ("tags", "key, value, idx", tag_rows),
+            ("nodes", "level, idx, hash", node_rows),
+        ]
+        with conn.cursor() as cur:
+            for table, columns, data in tables:
+                if not data:
+                    continue
+                if self._write == "copy":
+                    with cur.copy(f"COPY {table} ({columns}) FROM STDIN".encode()) as copy:
+                        for r in data:
+                            copy.write_row(r)
+                else:
+                    marks = ", ".join(["%s"] * len(data[0]))
+                    cur.executemany(
+                        f"INSERT INTO {table} ({columns}) VALUES ({marks})".encode(), data
+                    )
+
+    def put_public_keys(self, keys: Sequence[PublicKey]) -> None:
+        rows = [(k.key_id, json.dumps(k.to_json(), sort_keys=True)) for k in keys]
+        if not rows:
+            return
+
+        def run(conn: psycopg.Connection[Any]) -> None:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO keys VALUES (%s, %s)"
+                    " ON CONFLICT (key_id) DO UPDATE SET body = excluded.body",
+                    rows,
+                )
+
+        self._run(run)
+
+    # ------------------------------------------------------------ reads
+    def get(self, record_id_or_slug: str) -> StoredRecord | None:
+        if record_id_or_slug.startswith("pm-"):
+            sql, arg = "slug = %s", record_id_or_slug
+        else:
+            ids = _uuids([record_id_or_slug])
+            if not ids:
+                return None
+            sql, arg = "record_id = %s", ids[0]
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM records WHERE {sql} ORDER BY idx LIMIT 1", (arg,)
+        )
+        return _row(rows[0]) if rows else None
+
+    def by_output(self, sha256: str) -> list[StoredRecord]:
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM records WHERE output_sha256 = %s ORDER BY idx", (sha256,)
+        )
+        return [_row(r) for r in rows]
+
+    def has(self, record_ids: Sequence[str]) -> set[str]:
+        ids = _uuids(list(record_ids))
+        if not ids:
+            return set()
+        rows = self._query("SELECT record_id FROM records WHERE record_id = ANY(%s)", (ids,))
+        return {str(r[0]) for r in rows}
+
+    def find(self, query: Query) -> Page[StoredRecord]:
+        where: list[str] = []
+        args: list[Any] = []
+        for column, value in (
+            ("output_sha256", query.output),
+            ("model", query.model),
+            ("actor", query.actor),
+            ("operation", query.operation),
+            ("status", query.status),
+        ):
+            if value is not None:
+                where.append(f"{column} = %s")
+                args.append(value)
+        if query.since:
+            where.append("generated_at >= %s::timestamptz")
+            args.append(query.since)
+        if query.until:
+            where.append("generated_at < %s::timestamptz")
+            args.append(query.until)
+        for key, value in query.tags.items():
+            where.append("idx IN (SELECT idx FROM tags WHERE key = %s AND value = %s)")
+            args.extend((key, value))
+        if query.cursor:
+            where.append("idx < %s" if query.order == "desc" else "idx > %s")
+            args.append(decode_cursor(query.cursor))
+        sql = f"SELECT {_COLUMNS} FROM records"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY idx {query.order.upper()} LIMIT %s"
+        rows = self._query(sql, [*args, query.limit + 1])
+        records = [_row(r) for r in rows[: query.limit]]
+        more = len(rows) > query.limit
+        return Page(records, encode_cursor(records[-1].index) if more and records else None)
+
+    def get_nodes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
+        return self._run(lambda conn: _read_nodes(conn, ids, self.url))
+
+    def tree_size(self) -> int:
+        rows = self._query("SELECT max(idx) FROM nodes WHERE level = 0")
+        return 0 if rows[0][0] is None else int(rows[0][0]) + 1
+
+    def count(self) -> int:
+        return int(self._query("SELECT count(*) FROM records")[0][0])
+
+    def _checkpoints(
+        self, conn: psycopg.Connection[Any], tail: str, args: Sequence[Any] = ()
+    ) -> list[StoredCheckpoint]:
+        rows = conn.execute(
+            f"SELECT size, root, note, created_at FROM checkpoints {tail}".encode(), args
+        ).fetchall()
+        return [
+            StoredCheckpoint(size=r[0], root=bytes(r[1]), note=r[2], created_at=r[3]) for r in rows
+        ]
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        rows = self._run(lambda conn: self._checkpoints(conn, "ORDER BY size DESC LIMIT 1"))
+        return rows[0] if rows else None
+
+    def checkpoint(self, size: int) -> StoredCheckpoint | None:
+        rows = self._run(lambda conn: self._checkpoints(conn, "WHERE size = %s", (size,)))
+        return rows[0] if rows else None
+
+    def checkpoints(self, limit: int = 100) -> list[StoredCheckpoint]:
+        return self._run(
+            lambda conn: self._checkpoints(conn, "ORDER BY size DESC LIMIT %s", (limit,))
+        )
+
+    def iter_records(self, start: int = 0, end: int | None = None) -> Iterator[StoredRecord]:
+        stop = end if end is not None else 2**62
+        cursor = start
+        while True:
+            rows = self._query(
+                f"SELECT {_COLUMNS} FROM records WHERE idx >= %s AND idx < %s"
+                " ORDER BY idx LIMIT 2000",
+                (cursor, stop),
+            )
+            if not rows:
+                return
+            for r in rows:
+                yield _row(r)
+            cursor = rows[-1][0] + 1
+
+    def public_keys(self) -> list[PublicKey]:
+        return [PublicKey.from_json(json.loads(r[0])) for r in self._query("SELECT body FROM keys")]
+
+    def stats(self) -> dict[str, Any]:
+        latest = self.latest_checkpoint()
+        pool = self._pool.get_stats()
+        return {
+            "backend": "postgresql",
+            "url": self.url,
+            "origin": self.origin,
+            "schema_version": self.schema_version,
+            "records": self.count(),
+            "tree_size": self.tree_size(),
+            "checkpoint_size": latest.size if latest else 0,
+            "checkpoint_at": latest.created_at if latest else None,
+            "pool_size": pool.get("pool_size", 0),
+            "pool_available": pool.get("pool_available", 0),
+        }
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class _ConnNodes:
+    """Node reads on the appending transaction's connection (sees its own snapshot)."""
+
+    def __init__(self, store: PostgresStore, conn: psycopg.Connection[Any]) -> None:
+        self._store = store
+        self._conn = conn
+
+    def get_nodes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
+        return _read_nodes(self._conn, ids, self._store.url)
+
+
+def _read_nodes(
+    conn: psycopg.Connection[Any], ids: Sequence[tuple[int, int]], where: str
+) -> list[bytes]:
+    if not ids:
+        return []
+    rows = conn.execute(
+        "SELECT n.level, n.idx, n.hash FROM nodes n"
+        " JOIN unnest(%s::smallint[], %s::bigint[]) AS want(level, idx)"
+        " ON n.level = want.level AND n.idx = want.idx",
+        ([lv for lv, _ in ids], [ix for _, ix in ids]),
+    ).fetchall()
+    found = {(r[0], r[1]): bytes(r[2]) for r in rows}
+    try:
+        return [found[node] for node in ids]
+    except KeyError as exc:
+        raise KeyError(f"Merkle node {exc.args[0]} is missing from {where}") from None
