@@ -60,42 +60,30 @@ def audit(pm: Provmark, progress: Callable[[int, int], None] | None = None, batc
     store = pm.store
     report = AuditReport(records=store.count(), tree_size=store.tree_size())
     keys = {k.key_id: k for k in pm.public_keys()}
-    latest = store.latest_checkpoint()
-    total = max(report.tree_size, report.records)
-    rng = CompactRange()
+    total = report.tree_size
+    leaves = _LeafReader(pm, report.tree_size, batch)
     leaves_by_hash: dict[bytes, int] = {}
     mismatched: list[tuple[int, str, bytes]] = []
     expected = 0
     for stored in store.iter_records():
-        while expected < stored.index:
-            report.findings.append(Finding("deleted", expected, None, "no record at this log index"))
-            rng.extend([_stored_leaf(pm, expected)])
-            expected += 1
-        leaf = stored.leaf_hash()
-        key = keys.get(stored.signature.get("key_id", ""))
-        try:
-            if key is None:
-                raise VerificationError("record_signature", f"unknown key {stored.signature.get('key_id')}")
-            verify_record_signature(key, stored.payload, stored.signature.get("sig", ""))
-        except VerificationError as exc:
-            report.findings.append(Finding("bad_signature", stored.index, stored.record_id, exc.detail))
+        _check_signature(stored, keys, report)
         if stored.index >= report.tree_size:
             report.findings.append(
                 Finding("inserted", stored.index, stored.record_id, "row is beyond the end of the log")
             )
-        else:
-            logged = _stored_leaf(pm, stored.index)
-            leaves_by_hash[logged] = stored.index
-            if logged != leaf:
-                mismatched.append((stored.index, stored.record_id, leaf))
-            rng.extend([leaf])
+            continue
+        for missing in range(expected, stored.index):
+            report.findings.append(Finding("deleted", missing, None, "no record at this log index"))
+        logged = leaves.get(stored.index)
+        leaves_by_hash[logged] = stored.index
+        leaf = stored.leaf_hash()
+        if logged != leaf:
+            mismatched.append((stored.index, stored.record_id, leaf))
         expected = stored.index + 1
         if progress and expected % batch == 0:
             progress(expected, total)
-    while expected < report.tree_size:
-        report.findings.append(Finding("deleted", expected, None, "no record at this log index"))
-        rng.extend([_stored_leaf(pm, expected)])
-        expected += 1
+    for missing in range(expected, report.tree_size):
+        report.findings.append(Finding("deleted", missing, None, "no record at this log index"))
     for index, record_id, leaf in mismatched:
         elsewhere = leaves_by_hash.get(leaf)
         if elsewhere is not None and elsewhere != index:
@@ -103,20 +91,72 @@ def audit(pm: Provmark, progress: Callable[[int, int], None] | None = None, batc
                 Finding("reordered", index, record_id, f"this row was logged at index {elsewhere}")
             )
         else:
-            report.findings.append(
-                Finding("altered", index, record_id, "row bytes differ from the logged leaf")
-            )
+            report.findings.append(Finding("altered", index, record_id, "row bytes differ from the logged leaf"))
+    rng = _check_tree(pm, report, batch)
     if progress:
         progress(total, total)
-    _check_checkpoints(pm, report, latest, rng)
+    _check_checkpoints(pm, report, store.latest_checkpoint(), rng)
     return report
 
 
-def _stored_leaf(pm: Provmark, index: int) -> bytes:
+class _LeafReader:
+    """Stored leaf hashes, read ``batch`` at a time."""
+
+    def __init__(self, pm: Provmark, size: int, batch: int) -> None:
+        self._pm, self._size, self._batch = pm, size, batch
+        self._start = -1
+        self._chunk: list[bytes] = []
+
+    def get(self, index: int) -> bytes:
+        start = index - index % self._batch
+        if start != self._start:
+            end = min(start + self._batch, self._size)
+            self._chunk = _read_nodes(self._pm, [(0, i) for i in range(start, end)])
+            self._start = start
+        return self._chunk[index - start]
+
+
+def _read_nodes(pm: Provmark, ids: list[tuple[int, int]]) -> list[bytes]:
     try:
-        return pm.store.get_nodes([(0, index)])[0]
+        return pm.store.get_nodes(ids)
+    except KeyError:
+        return [_one(pm, node) for node in ids]
+
+
+def _one(pm: Provmark, node: tuple[int, int]) -> bytes:
+    try:
+        return pm.store.get_nodes([node])[0]
     except KeyError:
         return b""
+
+
+def _check_signature(stored: Any, keys: dict[str, Any], report: AuditReport) -> None:
+    key = keys.get(stored.signature.get("key_id", ""))
+    try:
+        if key is None:
+            raise VerificationError("record_signature", f"unknown key {stored.signature.get('key_id')}")
+        verify_record_signature(key, stored.payload, stored.signature.get("sig", ""))
+    except VerificationError as exc:
+        report.findings.append(Finding("bad_signature", stored.index, stored.record_id, exc.detail))
+
+
+def _check_tree(pm: Provmark, report: AuditReport, batch: int) -> CompactRange:
+    """Rebuild the tree from the stored leaves; every stored inner node must match."""
+    rng = CompactRange()
+    for start in range(0, report.tree_size, batch):
+        ids = [(0, i) for i in range(start, min(start + batch, report.tree_size))]
+        hashes = _read_nodes(pm, ids)
+        if any(len(h) != 32 for h in hashes):
+            report.findings.append(Finding("tree", None, None, f"leaf hashes missing in {start}..{start + batch}"))
+            return rng
+        inner = [(node, h) for node, h in rng.extend(hashes) if node[0] > 0]
+        stored = _read_nodes(pm, [node for node, _ in inner])
+        for (node, h), have in zip(inner, stored, strict=True):
+            if h != have:
+                report.findings.append(
+                    Finding("tree", None, None, f"Merkle node level {node[0]} index {node[1]} was altered")
+                )
+    return rng
 
 
 def _check_checkpoints(pm: Provmark, report: AuditReport, latest: Any, rng: CompactRange) -> None:
@@ -136,7 +176,7 @@ def _check_checkpoints(pm: Provmark, report: AuditReport, latest: Any, rng: Comp
         )
     if rng.size == checkpoint.size and rng.root() != checkpoint.root_hash:
         report.findings.append(
-            Finding("tree", None, None, "root recomputed from the records differs from the signed checkpoint")
+            Finding("tree", None, None, "root recomputed from the leaves differs from the signed checkpoint")
         )
     try:
         stored_root = root_at(checkpoint.size, pm.store)

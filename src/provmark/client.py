@@ -6,6 +6,7 @@ caches (environment probe, model file hashes, output encoders).
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import contextvars
@@ -13,6 +14,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast, overload
@@ -136,6 +138,9 @@ class Provmark:
             prepare=self._prepare,
         )
         self._closed = False
+        ref = weakref.ref(self)
+        self._atexit = lambda: (pm := ref()) is not None and pm.close()
+        atexit.register(self._atexit)  # records captured without close() still reach the store
 
     # ------------------------------------------------------------ lifecycle
     def __enter__(self) -> Provmark:
@@ -152,6 +157,7 @@ class Provmark:
         if self._closed:
             return
         self._closed = True
+        atexit.unregister(self._atexit)
         try:
             self._writer.close()
         finally:

@@ -135,6 +135,7 @@ class Writer:
         self._submitted = 0
         self._stored = 0
         self._closing = False
+        self._urgent = False
         self.failures = 0
         self.rejected: list[tuple[str, str]] = []
         self.last_error: BaseException | None = None
@@ -171,6 +172,7 @@ class Writer:
     def _wait_until(self, target: int, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
+            self._urgent = True  # someone waits: write what is queued now
             self._cond.notify_all()
             while self._stored < target:
                 if not self._thread.is_alive():
@@ -181,6 +183,8 @@ class Writer:
                     raise CaptureError(
                         f"{target - self._stored} records not stored after {timeout}s{reason}"
                     )
+                self._urgent = True
+                self._cond.notify_all()
                 self._cond.wait(min(0.05, remaining) if remaining is not None else 0.05)
 
     @property
@@ -222,12 +226,13 @@ class Writer:
         with self._cond:
             if not self._queue and not self._closing:
                 self._cond.wait(self.flush_interval)
-            if len(self._queue) < self.batch_size and not self._closing:
+            if len(self._queue) < self.batch_size and not self._closing and not self._urgent:
                 # give a filling batch a moment, bounded by flush_interval
                 self._cond.wait_for(
-                    lambda: len(self._queue) >= self.batch_size or self._closing,
+                    lambda: len(self._queue) >= self.batch_size or self._closing or self._urgent,
                     self.flush_interval if self._queue else 0,
                 )
+            self._urgent = False
             n = min(len(self._queue), self.batch_size)
             return [self._queue.popleft() for _ in range(n)]
 

@@ -11,9 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ProvmarkError, VerificationError
-from . import demo, keys, records
+from . import demo, keys, records, worker
 
-GROUPS = [records, keys, demo]
+GROUPS = [records, keys, demo, worker]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

@@ -120,8 +120,9 @@ class CardDetector:
     """Payment cards: 13-19 digits, optionally grouped by single spaces or dashes.
 
     Must pass Luhn and not start with 0 or 1 (no card network issues those; this
-    keeps millisecond timestamps and similar ids out). Groups other than the last
-    must have at least 4 digits, so phone-like groupings are not cards.
+    keeps millisecond timestamps and similar ids out). A grouped card has groups of
+    4-6 digits (the last one may be shorter), so phone-like groupings are not cards
+    and a neighbouring number is not glued onto a plain 13-19 digit card.
     """
 
     name: str = "card"
@@ -137,7 +138,7 @@ class CardDetector:
                 best = -1
                 digits = ""
                 for j in range(i, n):
-                    if j > i and len(groups[j - 1][2]) < 4:
+                    if j > i and not 4 <= len(groups[j - 1][2]) <= 6:
                         break
                     digits += groups[j][2]
                     if len(digits) > 19:

@@ -276,7 +276,7 @@ class Redactor:
             data = plain.encode("utf-8", "surrogatepass")
         else:
             try:
-                data = bytes(rfc8785.dumps(plain))
+                data = bytes(rfc8785.dumps(_safe_ints(plain)))
             except Exception as exc:  # rfc8785 has its own error types
                 raise RecordError(where, f"cannot canonicalize value: {exc}") from exc
         digest = HMAC_PREFIX + _hmac.digest(self._key, data, "sha256").hex()
@@ -303,6 +303,20 @@ def _plain(value: Any, path: list[str]) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v, [*path, str(i)]) for i, v in enumerate(value)]
     _check_scalar(value, path)
+    return value
+
+
+_MAX_SAFE_INT = 2**53 - 1
+
+
+def _safe_ints(value: Any) -> Any:
+    """Integers beyond the I-JSON range become decimal strings (the record convention)."""
+    if type(value) is int and not -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _safe_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_safe_ints(v) for v in value]
     return value
 
 

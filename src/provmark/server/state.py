@@ -109,7 +109,6 @@ class StateDB:
         self._lock = threading.RLock()
         self._conn: Any = None
         self._closed = False
-        self._connect()
         with self.transaction() as cur:
             for stmt in _TABLES:
                 cur.execute(stmt)
@@ -142,46 +141,67 @@ class StateDB:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Cursor]:
-        """One atomic unit; on PostgreSQL a dropped connection is reopened once."""
+        """One atomic unit of statements."""
         with self._lock:
-            if self._closed:
-                raise StoreError("the server state database is closed")
+            conn = self._connection()
             if self.is_postgres:
-                yield from self._pg_transaction()
+                try:
+                    with conn.transaction():
+                        yield _PgCursor(conn)
+                except Exception as exc:
+                    self._drop_if_broken(exc)
+                    raise
                 return
-            db: sqlite3.Connection = self._conn
             try:
-                db.execute("BEGIN IMMEDIATE")
+                conn.execute("BEGIN IMMEDIATE")
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"server state: {exc}") from None
             try:
-                yield _SQLiteCursor(db)
-                db.execute("COMMIT")
+                yield _SQLiteCursor(conn)
+                conn.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                conn.execute("ROLLBACK")
                 raise
 
-    def _pg_transaction(self) -> Iterator[Cursor]:
+    def _connection(self) -> Any:
+        if self._closed:
+            raise StoreError("the server state database is closed")
+        if self._conn is None or (self.is_postgres and (self._conn.closed or self._conn.broken)):
+            self._connect()
+        return self._conn
+
+    def _drop_if_broken(self, exc: BaseException) -> None:
         import psycopg
 
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            self._connect()
-        try:
-            with self._conn.transaction():
-                yield _PgCursor(self._conn)
-        except psycopg.OperationalError as exc:
+        if isinstance(exc, psycopg.OperationalError) and self._conn is not None:
             with contextlib.suppress(Exception):
                 self._conn.close()
             self._conn = None
-            raise StoreError(f"server state database: {exc}") from None
+
+    def _run(self, sql: str, args: Sequence[Any], fetch: bool) -> Any:
+        with self._lock:
+            for attempt in (1, 2):
+                conn = self._connection()
+                cur: Cursor = _PgCursor(conn) if self.is_postgres else _SQLiteCursor(conn)
+                try:
+                    return cur.query(sql, args) if fetch else cur.execute(sql, args)
+                except sqlite3.DatabaseError as exc:
+                    raise StoreError(f"server state: {exc}") from None
+                except Exception as exc:
+                    if not self.is_postgres:
+                        raise
+                    self._drop_if_broken(exc)
+                    if attempt == 2 or self._conn is not None:
+                        raise StoreError(f"server state database: {exc}") from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
-        with self.transaction() as cur:
-            return cur.execute(sql, args)
+        """One statement, committed on its own."""
+        return int(self._run(sql, args, fetch=False))
 
     def query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self.transaction() as cur:
-            return cur.query(sql, args)
+        rows: list[tuple[Any, ...]] = self._run(sql, args, fetch=True)
+        return rows
 
     def ping(self) -> None:
         self.query("SELECT 1")

@@ -42,10 +42,15 @@ from .base import (
 T = TypeVar("T")
 
 _COLUMNS = "idx, record_id, payload, signature"
+# (column, PostgreSQL type) in COPY order; binary COPY needs the exact types.
 _RECORD_COLUMNS = (
-    "idx, record_id, slug, output_sha256, model, model_version, operation, status, actor,"
-    " generated_at, payload, signature"
-)
+    ("idx", "int8"), ("record_id", "uuid"), ("slug", "text"), ("output_sha256", "text"),
+    ("model", "text"), ("model_version", "text"), ("operation", "text"), ("status", "text"),
+    ("actor", "text"), ("generated_at", "timestamptz"), ("payload", "bytea"),
+    ("signature", "text"),
+)  # fmt: skip
+_TAG_COLUMNS = (("key", "text"), ("value", "text"), ("idx", "int8"))
+_NODE_COLUMNS = (("level", "int2"), ("idx", "int8"), ("hash", "bytea"))
 # A hung sequencer (stopped, not dead) must not hold the log forever.
 _LOCK_SQL = (
     "SET LOCAL idle_in_transaction_session_timeout = '15s';"
@@ -250,9 +255,9 @@ class PostgresStore:
     def _insert(
         self, conn: psycopg.Connection[Any], size: int, fresh: list[Entry], rng: CompactRange
     ) -> None:
-        rows = []
-        tag_rows = []
-        leaves = []
+        rows: list[tuple[Any, ...]] = []
+        tag_rows: list[tuple[str, str, int]] = []
+        leaves: list[bytes] = []
         for i, e in enumerate(fresh):
             idx = size + i
             try:
@@ -261,32 +266,33 @@ class PostgresStore:
                 raise StoreError(f"record {e.record_id}: generated_at {exc}") from None
             rows.append(
                 (
-                    idx, e.record_id, e.slug, e.output_sha256, e.model, e.model_version,
-                    e.operation, e.status, e.actor, generated, e.payload,
+                    idx, uuid.UUID(e.record_id), e.slug, e.output_sha256, e.model,
+                    e.model_version, e.operation, e.status, e.actor, generated, e.payload,
                     json.dumps(e.signature, sort_keys=True, separators=(",", ":")),
                 )
             )  # fmt: skip
             tag_rows.extend((k, v, idx) for k, v in e.tags.items())
             leaves.append(e.leaf_hash())
         node_rows = [(lv, ix, h) for (lv, ix), h in rng.extend(leaves)]
-        tables: list[tuple[str, str, list[tuple[Any, ...]]]] = [
-            ("records", _RECORD_COLUMNS, rows),
-            ("tags", "key, value, idx", tag_rows),
-            ("nodes", "level, idx, hash", node_rows),
-        ]
         with conn.cursor() as cur:
-            for table, columns, data in tables:
+            for table, columns, data in (
+                ("records", _RECORD_COLUMNS, rows),
+                ("tags", _TAG_COLUMNS, tag_rows),
+                ("nodes", _NODE_COLUMNS, node_rows),
+            ):
                 if not data:
                     continue
+                names = ", ".join(name for name, _ in columns)
                 if self._write == "copy":
-                    with cur.copy(f"COPY {table} ({columns}) FROM STDIN".encode()) as copy:
+                    sql = f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)"
+                    with cur.copy(sql.encode()) as copy:
+                        copy.set_types([kind for _, kind in columns])
                         for r in data:
                             copy.write_row(r)
                 else:
-                    marks = ", ".join(["%s"] * len(data[0]))
-                    cur.executemany(
-                        f"INSERT INTO {table} ({columns}) VALUES ({marks})".encode(), data
-                    )
+                    marks = ", ".join(["%s"] * len(columns))
+                    sql = f"INSERT INTO {table} ({names}) VALUES ({marks})"
+                    cur.executemany(sql.encode(), data)
 
     def put_public_keys(self, keys: Sequence[PublicKey]) -> None:
         rows = [(k.key_id, json.dumps(k.to_json(), sort_keys=True)) for k in keys]
@@ -305,6 +311,7 @@ class PostgresStore:
 
     # ------------------------------------------------------------ reads
     def get(self, record_id_or_slug: str) -> StoredRecord | None:
+        arg: str | uuid.UUID
         if record_id_or_slug.startswith("pm-"):
             sql, arg = "slug = %s", record_id_or_slug
         else:

@@ -72,9 +72,12 @@ _COLUMNS = "idx, record_id, payload, signature"
 
 
 def _row(row: tuple[Any, ...]) -> StoredRecord:
-    return StoredRecord(
-        index=row[0], record_id=row[1], payload=bytes(row[2]), signature=json.loads(row[3])
-    )
+    payload = row[2].encode() if isinstance(row[2], str) else bytes(row[2])  # a tampered row may be TEXT
+    try:
+        signature = json.loads(row[3])
+    except (TypeError, ValueError):
+        signature = {}
+    return StoredRecord(index=row[0], record_id=row[1], payload=payload, signature=signature)
 
 
 class SQLiteStore:
