@@ -1,0 +1,109 @@
+"""Bad database files give clear errors and are never modified."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import provmark
+from provmark import SchemaVersionError, StoreError
+from provmark.store.sqlite import SQLiteStore
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_corrupt_file(tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    before = digest(path)
+    with pytest.raises(StoreError, match="not a provmark database"):
+        provmark.open(path, home=tmp_path)
+    assert digest(path) == before
+
+
+def test_foreign_sqlite_file_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE invoices (id INTEGER)")
+    con.execute("INSERT INTO invoices VALUES (1)")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match="another application"):
+        SQLiteStore(path)
+    con = sqlite3.connect(path)
+    assert [r[0] for r in con.execute("SELECT name FROM sqlite_master")] == ["invoices"]
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    SQLiteStore(path).close()
+    con = sqlite3.connect(path)
+    con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    with pytest.raises(SchemaVersionError, match="newer provmark"):
+        SQLiteStore(path)
+
+
+def test_missing_folder_and_directory(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="does not exist"):
+        SQLiteStore(tmp_path / "nope" / "p.db")
+    with pytest.raises(StoreError, match="directory"):
+        SQLiteStore(tmp_path)
+
+
+def test_append_is_idempotent_and_origin_is_stable(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    with provmark.open(path, home=tmp_path) as pm:
+        ids = pm.ingest([
+            {"record_id": "01a2136c-caee-7fed-a001-04a670353402", "generated_at": "2026-11-25T15:57:06.670942Z",
+             "model": {"name": "m"}, "output": {"sha256": "a" * 64}}
+        ])
+        pm.ingest([
+            {"record_id": ids[0], "generated_at": "2026-11-25T15:57:06.670942Z",
+             "model": {"name": "m"}, "output": {"sha256": "a" * 64}}
+        ])
+        origin = pm.store.origin
+        assert pm.store.count() == 1 and pm.store.tree_size() == 1
+    assert SQLiteStore(path).origin == origin
+
+
+def test_bad_batch_stores_nothing(tmp_path: Path) -> None:
+    with provmark.open(tmp_path / "p.db", home=tmp_path) as pm:
+        good = {"record_id": "01a2136c-caee-7fed-a001-04a670353402", "generated_at": "2026-11-25T15:57:06.670942Z",
+                "model": {"name": "m"}}
+        with pytest.raises(provmark.RecordError, match=r"\[1\]\.model"):
+            pm.ingest([good, {**good, "record_id": "01a2136c-caee-7fed-a001-04a670353403", "model": {}}])
+        assert pm.store.count() == 0
+
+
+def test_two_processes_share_one_log(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import sys, provmark
+        with provmark.open(sys.argv[1], home=sys.argv[2], batch_size=7, flush_interval=0.001) as pm:
+            for i in range(200):
+                with pm.record(model="m", input=sys.argv[3] + str(i)) as rec:
+                    rec.set_output(sys.argv[3] + str(i))
+        """
+    )
+    db = tmp_path / "shared.db"
+    provmark.open(db, home=tmp_path).close()
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(db), str(tmp_path), tag]) for tag in ("a", "b")
+    ]
+    assert all(p.wait(60) == 0 for p in procs)
+    from provmark.audit import audit
+
+    with provmark.open(db, home=tmp_path) as pm:
+        assert pm.store.count() == 400
+        assert audit(pm).ok
