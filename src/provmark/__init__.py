@@ -1,13 +1,13 @@
 """provmark: signed, tamper-evident, verifiable provenance for AI-generated content.
 
-    import provmark
+import provmark
 
-    with provmark.open("provmark.db") as pm:
-        @pm.capture(model=provmark.Model("acme/summarizer", version="3.2"))
-        def summarize(text: str, *, temperature: float = 0.2) -> str: ...
+with provmark.open("provmark.db") as pm:
+    @pm.capture(model=provmark.Model("acme/summarizer", version="3.2"))
+    def summarize(text: str, *, temperature: float = 0.2) -> str: ...
 
-        summary = summarize(article)
-        pm.verify(summary)   # Verified(...) or VerificationError naming the failed check
+    summary = summarize(article)
+    pm.verify(summary)   # Verified(...) or VerificationError naming the failed check
 """
 
 from .bundle import load_bundle, verify_bundle

@@ -31,7 +31,12 @@ class Finding:
     detail: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "index": self.index, "record_id": self.record_id, "detail": self.detail}
+        return {
+            "kind": self.kind,
+            "index": self.index,
+            "record_id": self.record_id,
+            "detail": self.detail,
+        }
 
 
 @dataclass
@@ -55,7 +60,9 @@ class AuditReport:
         }
 
 
-def audit(pm: Provmark, progress: Callable[[int, int], None] | None = None, batch: int = 2000) -> AuditReport:
+def audit(
+    pm: Provmark, progress: Callable[[int, int], None] | None = None, batch: int = 2000
+) -> AuditReport:
     pm.flush()
     store = pm.store
     report = AuditReport(records=store.count(), tree_size=store.tree_size())
@@ -69,7 +76,9 @@ def audit(pm: Provmark, progress: Callable[[int, int], None] | None = None, batc
         _check_signature(stored, keys, report)
         if stored.index >= report.tree_size:
             report.findings.append(
-                Finding("inserted", stored.index, stored.record_id, "row is beyond the end of the log")
+                Finding(
+                    "inserted", stored.index, stored.record_id, "row is beyond the end of the log"
+                )
             )
             continue
         for missing in range(expected, stored.index):
@@ -91,7 +100,9 @@ def audit(pm: Provmark, progress: Callable[[int, int], None] | None = None, batc
                 Finding("reordered", index, record_id, f"this row was logged at index {elsewhere}")
             )
         else:
-            report.findings.append(Finding("altered", index, record_id, "row bytes differ from the logged leaf"))
+            report.findings.append(
+                Finding("altered", index, record_id, "row bytes differ from the logged leaf")
+            )
     rng = _check_tree(pm, report, batch)
     if progress:
         progress(total, total)
@@ -134,7 +145,9 @@ def _check_signature(stored: Any, keys: dict[str, Any], report: AuditReport) -> 
     key = keys.get(stored.signature.get("key_id", ""))
     try:
         if key is None:
-            raise VerificationError("record_signature", f"unknown key {stored.signature.get('key_id')}")
+            raise VerificationError(
+                "record_signature", f"unknown key {stored.signature.get('key_id')}"
+            )
         verify_record_signature(key, stored.payload, stored.signature.get("sig", ""))
     except VerificationError as exc:
         report.findings.append(Finding("bad_signature", stored.index, stored.record_id, exc.detail))
@@ -147,14 +160,21 @@ def _check_tree(pm: Provmark, report: AuditReport, batch: int) -> CompactRange:
         ids = [(0, i) for i in range(start, min(start + batch, report.tree_size))]
         hashes = _read_nodes(pm, ids)
         if any(len(h) != 32 for h in hashes):
-            report.findings.append(Finding("tree", None, None, f"leaf hashes missing in {start}..{start + batch}"))
+            report.findings.append(
+                Finding("tree", None, None, f"leaf hashes missing in {start}..{start + batch}")
+            )
             return rng
         inner = [(node, h) for node, h in rng.extend(hashes) if node[0] > 0]
         stored = _read_nodes(pm, [node for node, _ in inner])
         for (node, h), have in zip(inner, stored, strict=True):
             if h != have:
                 report.findings.append(
-                    Finding("tree", None, None, f"Merkle node level {node[0]} index {node[1]} was altered")
+                    Finding(
+                        "tree",
+                        None,
+                        None,
+                        f"Merkle node level {node[0]} index {node[1]} was altered",
+                    )
                 )
     return rng
 
@@ -168,15 +188,27 @@ def _check_checkpoints(pm: Provmark, report: AuditReport, latest: Any, rng: Comp
     try:
         checkpoint, _ = open_checkpoint(latest.note, [pm.log_verifier], origin=pm.store.origin)
     except VerificationError as exc:
-        report.findings.append(Finding("checkpoint", None, None, f"latest checkpoint: {exc.detail}"))
+        report.findings.append(
+            Finding("checkpoint", None, None, f"latest checkpoint: {exc.detail}")
+        )
         return
     if checkpoint.size != report.tree_size:
         report.findings.append(
-            Finding("tree", None, None, f"log has {report.tree_size} leaves, checkpoint says {checkpoint.size}")
+            Finding(
+                "tree",
+                None,
+                None,
+                f"log has {report.tree_size} leaves, checkpoint says {checkpoint.size}",
+            )
         )
     if rng.size == checkpoint.size and rng.root() != checkpoint.root_hash:
         report.findings.append(
-            Finding("tree", None, None, "root recomputed from the leaves differs from the signed checkpoint")
+            Finding(
+                "tree",
+                None,
+                None,
+                "root recomputed from the leaves differs from the signed checkpoint",
+            )
         )
     try:
         stored_root = root_at(checkpoint.size, pm.store)
@@ -184,4 +216,6 @@ def _check_checkpoints(pm: Provmark, report: AuditReport, latest: Any, rng: Comp
         report.findings.append(Finding("tree", None, None, f"tree nodes missing: {exc}"))
         return
     if stored_root != checkpoint.root_hash:
-        report.findings.append(Finding("tree", None, None, "stored tree nodes do not hash to the signed root"))
+        report.findings.append(
+            Finding("tree", None, None, "stored tree nodes do not hash to the signed root")
+        )

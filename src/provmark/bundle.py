@@ -47,9 +47,7 @@ def make_bundle(pm: Provmark, stored: StoredRecord) -> dict[str, Any]:
         raise KeyStoreError(f"public key {stored.signature['key_id']} is not known to this store")
     size = int(ev.checkpoint.split("\n")[1])
     key_info = {k: v for k, v in key.to_json().items() if k != "public_key"}
-    key_info["attestation"] = sign_note(
-        key_statement(key), pm.store.origin, pm.note_signing_key()
-    )
+    key_info["attestation"] = sign_note(key_statement(key), pm.store.origin, pm.note_signing_key())
     return {
         "media_type": MEDIA_TYPE,
         "record": json.loads(stored.payload),
@@ -117,7 +115,10 @@ def _shape(obj: Any, where: str) -> None:
     missing = required - obj.keys()
     unknown = obj.keys() - required - optional
     if missing or unknown:
-        parts = [f"missing {sorted(missing)}" if missing else "", f"unknown {sorted(unknown)}" if unknown else ""]
+        parts = [
+            f"missing {sorted(missing)}" if missing else "",
+            f"unknown {sorted(unknown)}" if unknown else "",
+        ]
         raise VerificationError("bundle_format", f"{where}: " + ", ".join(p for p in parts if p))
 
 
@@ -168,7 +169,10 @@ def verify_bundle(
     lg = _field(bundle, "log", dict)
     origin = _field(lg, "origin", str, "log")
     index = _field(lg, "index", int, "log")
-    proof = [_b64(p, "log.proof") if isinstance(p, str) else b"" for p in _field(lg, "proof", list, "log")]
+    proof = [
+        _b64(p, "log.proof") if isinstance(p, str) else b""
+        for p in _field(lg, "proof", list, "log")
+    ]
     checkpoint = _field(lg, "checkpoint", str, "log")
     try:
         payload = canonical_bytes(record)
@@ -176,10 +180,12 @@ def verify_bundle(
         raise VerificationError("bundle_format", f"record: {exc}") from None
     stated_leaf = _b64(_field(lg, "leaf_hash", str, "log"), "log.leaf_hash")
     if stated_leaf != leaf_hash_of(payload, signature):
-        raise VerificationError("inclusion_proof", "log.leaf_hash does not match the record and signature")
+        raise VerificationError(
+            "inclusion_proof", "log.leaf_hash does not match the record and signature"
+        )
 
-    pinned = keys_pinned = keys is not None
-    attestation = None
+    pinned = keys is not None
+    attestation: str | None = None
     if keys is None:
         pem = _field(bundle, "public_key", str)
         info = dict(_field(bundle, "key", dict))
@@ -199,7 +205,7 @@ def verify_bundle(
         raise VerificationError("checkpoint_signature", "log key is not in canonical form")
     if log_key is None:
         pinned = False
-    if not keys_pinned:
+    if attestation is not None:
         _check_attestation(keys[0], attestation, note_key)
     trust = Trust(
         keys=keys,
@@ -209,7 +215,12 @@ def verify_bundle(
         pinned=pinned,
     )
     evidence = Evidence(
-        payload=payload, signature=signature, index=index, proof=proof, checkpoint=checkpoint, origin=origin
+        payload=payload,
+        signature=signature,
+        index=index,
+        proof=proof,
+        checkpoint=checkpoint,
+        origin=origin,
     )
     verified = verify_evidence(
         evidence, trust, content_sha256=content_sha256, consistency_proof=consistency_proof

@@ -100,7 +100,8 @@ class _Walk:
         if isinstance(obj, str):
             return str(obj)
         raise CanonicalizationError(
-            path or "<root>", f"{type(obj).__name__} is not JSON (use str, int, float, bool, None, list, dict)"
+            path or "<root>",
+            f"{type(obj).__name__} is not JSON (use str, int, float, bool, None, list, dict)",
         )
 
 
@@ -159,7 +160,9 @@ def _utf8(text: str) -> bytes:
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise CanonicalizationError("<string>", "contains a lone surrogate, not valid UTF-8") from exc
+        raise CanonicalizationError(
+            "<string>", "contains a lone surrogate, not valid UTF-8"
+        ) from exc
 
 
 def _reference(obj: Any) -> bytes:

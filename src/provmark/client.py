@@ -37,8 +37,8 @@ from .record import (
     MAX_PARAMS_BYTES,
     MAX_SNAPSHOT_CHARS,
     Record,
-    check_size,
     RecordIds,
+    check_size,
     check_tags,
     parse_time,
 )
@@ -139,7 +139,13 @@ class Provmark:
         )
         self._closed = False
         ref = weakref.ref(self)
-        self._atexit = lambda: (pm := ref()) is not None and pm.close()
+
+        def flush_at_exit() -> None:
+            pm = ref()
+            if pm is not None:
+                pm.close()
+
+        self._atexit = flush_at_exit
         atexit.register(self._atexit)  # records captured without close() still reach the store
 
     # ------------------------------------------------------------ lifecycle
@@ -343,9 +349,12 @@ class Provmark:
         if self.redactor is not None and "error" in draft and draft["error"].get("message"):
             draft["error"]["message"] = self.redactor.redact_text(draft["error"]["message"]).text
         actor = draft.get("actor")
-        if self.hash_user_ids and actor and actor.get("user_id") and not str(
-            actor["user_id"]
-        ).startswith("hmac-sha256:"):
+        if (
+            self.hash_user_ids
+            and actor
+            and actor.get("user_id")
+            and not str(actor["user_id"]).startswith("hmac-sha256:")
+        ):
             actor["user_id"] = self.hash_user_id(actor["user_id"])
         return draft
 
@@ -366,7 +375,9 @@ class Provmark:
         return cast(Ed25519PrivateKey, self._note_key)
 
     def _seal(self, size: int, root: bytes) -> str:
-        return Checkpoint(self.store.origin, size, root).sign(self.store.origin, self.note_signing_key())
+        return Checkpoint(self.store.origin, size, root).sign(
+            self.store.origin, self.note_signing_key()
+        )
 
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         self.flush()
@@ -447,10 +458,14 @@ class Provmark:
         return Page([r.record() for r in page.records], page.next_cursor)
 
     # ------------------------------------------------------------ verify
-    def evidence(self, stored: StoredRecord, checkpoint: StoredCheckpoint | None = None) -> Evidence:
+    def evidence(
+        self, stored: StoredRecord, checkpoint: StoredCheckpoint | None = None
+    ) -> Evidence:
         checkpoint = checkpoint or self.store.latest_checkpoint()
         if checkpoint is None or checkpoint.size <= stored.index:
-            raise VerificationError("inclusion_proof", f"record {stored.record_id} is not logged yet")
+            raise VerificationError(
+                "inclusion_proof", f"record {stored.record_id} is not logged yet"
+            )
         return Evidence(
             payload=stored.payload,
             signature=stored.signature,
@@ -484,7 +499,9 @@ class Provmark:
             candidates = self.store.by_output(sha)
             if not candidates:
                 raise VerificationError(
-                    "output_hash", f"no record for this content (sha256 {sha}); it was not made here or was changed"
+                    "output_hash",
+                    f"no record for this content (sha256 {sha}); "
+                    "it was not made here or was changed",
                 )
         checkpoint = self.store.latest_checkpoint()
         trust = self.trust(trusted_checkpoint)
@@ -540,7 +557,9 @@ def _json_text(value: Any) -> str:
 
 
 def _is_sha256(value: Any) -> bool:
-    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+    return (
+        isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+    )
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -556,7 +575,9 @@ def _time_arg(name: str, value: str | None) -> str | None:
     try:
         dt = parse_time(value)
     except ValueError:
-        raise ConfigError(f"{name}: {value!r} is neither RFC 3339 nor an age like 2d/6h/30m") from None
+        raise ConfigError(
+            f"{name}: {value!r} is neither RFC 3339 nor an age like 2d/6h/30m"
+        ) from None
     return format_ns(int(dt.timestamp() * 1_000_000) * 1000)
 
 
@@ -577,14 +598,10 @@ def resolve_target(target: str | os.PathLike[str] | None) -> str:
     """``--db`` / ``PROVMARK_DB`` / ``PROVMARK_DATABASE_URL`` / ``./provmark.db``."""
     if target is not None:
         return os.fspath(target)
-    return (
-        os.environ.get("PROVMARK_DB")
-        or os.environ.get("PROVMARK_DATABASE_URL")
-        or "provmark.db"
-    )
+    return os.environ.get("PROVMARK_DB") or os.environ.get("PROVMARK_DATABASE_URL") or "provmark.db"
 
 
-def open(  # noqa: A001 - the public verb, like io.open / sqlite3.connect
+def open(
     target: str | os.PathLike[str] | None = None,
     *,
     token: str | None = None,

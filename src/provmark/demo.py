@@ -6,6 +6,7 @@ saved as a weights file, so the demo needs no network, no GPU and no model hub.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections import defaultdict
@@ -13,18 +14,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-CORPUS = """
-the model reads the report and writes a short summary for the auditor .
-the auditor asks which model wrote the summary and whether the text was changed .
-a provenance record names the model , the input , the parameters and the machine .
-every record is signed and appended to a transparency log that only grows .
-the log publishes signed checkpoints so anyone can check that nothing was removed .
-the summary is short , the report is long , and the record proves where it came from .
-regulators ask for machine readable marks on generated text and images .
-the team ships a new model version and the records show which version wrote each answer .
-a customer pastes the text into the verifier and sees that it was made here .
-an edited copy fails the check because its hash differs from the recorded hash .
-""".split()
+SENTENCES = (
+    "the model reads the report and writes a short summary for the auditor .",
+    "the auditor asks which model wrote the summary and whether the text was changed .",
+    "a provenance record names the model , the input , the parameters and the machine .",
+    "every record is signed and appended to a transparency log that only grows .",
+    "the log publishes signed checkpoints so anyone can check that nothing was removed .",
+    "the summary is short , the report is long , and the record proves where it came from .",
+    "regulators ask for machine readable marks on generated text and images .",
+    "the team ships a new model version and the records show which version wrote each answer .",
+    "a customer pastes the text into the verifier and sees that it was made here .",
+    "an edited copy fails the check because its hash differs from the recorded hash .",
+)
+CORPUS = [word for sentence in SENTENCES for word in sentence.split()]
 
 
 @dataclass
@@ -36,7 +38,7 @@ class MarkovModel:
     @classmethod
     def train(cls, words: list[str]) -> MarkovModel:
         table: dict[str, dict[str, int]] = defaultdict(dict)
-        for a, b in zip(words, words[1:], strict=False):
+        for a, b in itertools.pairwise(words):
             table[a][b] = table[a].get(b, 0) + 1
         return cls({k: dict(sorted(v.items())) for k, v in sorted(table.items())})
 
@@ -47,7 +49,9 @@ class MarkovModel:
     def load(cls, path: Path) -> MarkovModel:
         return cls(json.loads(path.read_text())["weights"])
 
-    def stream(self, prompt: str, *, seed: int, max_tokens: int, temperature: float) -> Iterator[str]:
+    def stream(
+        self, prompt: str, *, seed: int, max_tokens: int, temperature: float
+    ) -> Iterator[str]:
         rng = random.Random(seed)
         words = prompt.lower().split()
         word = next((w for w in reversed(words) if w in self.weights), "the")
@@ -61,7 +65,9 @@ class MarkovModel:
                 break
 
     def generate(self, prompt: str, *, seed: int, max_tokens: int, temperature: float) -> str:
-        text = "".join(self.stream(prompt, seed=seed, max_tokens=max_tokens, temperature=temperature))
+        text = "".join(
+            self.stream(prompt, seed=seed, max_tokens=max_tokens, temperature=temperature)
+        )
         return text.replace(" ,", ",").replace(" .", ".")
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from .canonical import canonical_bytes, to_json_value
 from .crypto.keys import Signer
-from .errors import CaptureError, StoreError
+from .errors import CaptureError
 from .record import slug_for
 from .store.base import Entry, SealFn, Store, StoredCheckpoint
 

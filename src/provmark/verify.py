@@ -130,11 +130,14 @@ def verify_evidence(
         )
     if key.alg != sig.get("alg"):
         raise VerificationError(
-            "record_signature", f"signature says alg {sig.get('alg')!r}, key {key.key_id} is {key.alg}"
+            "record_signature",
+            f"signature says alg {sig.get('alg')!r}, key {key.key_id} is {key.alg}",
         )
     verify_record_signature(key, evidence.payload, sig.get("sig", ""))
     how = "pinned" if trust.pinned else "embedded in the bundle (not pinned: pass --key to pin)"
-    checks.append(Check("record_signature", True, f"{key.alg} signature by key {key.key_id}, {how}"))
+    checks.append(
+        Check("record_signature", True, f"{key.alg} signature by key {key.key_id}, {how}")
+    )
 
     check_key_window(key, record.generated_at)
     checks.append(Check("key_validity", True, f"key {key.key_id} valid at {record.generated_at}"))
@@ -148,7 +151,11 @@ def verify_evidence(
     except VerificationError as exc:
         raise VerificationError("checkpoint_signature", exc.detail) from None
     checks.append(
-        Check("checkpoint_signature", True, f"checkpoint of size {checkpoint.size} signed by {trust.log_key.name}")
+        Check(
+            "checkpoint_signature",
+            True,
+            f"checkpoint of size {checkpoint.size} signed by {trust.log_key.name}",
+        )
     )
 
     leaf = leaf_hash_of(evidence.payload, evidence.signature)
@@ -164,12 +171,22 @@ def verify_evidence(
 
     if trust.trusted_checkpoint is not None:
         old_size, old_root = trust.trusted_checkpoint
-        verify_consistency(old_size, checkpoint.size, old_root, checkpoint.root_hash, consistency_proof or [])
-        checks.append(Check("consistency", True, f"tree of size {old_size} is a prefix of size {checkpoint.size}"))
+        verify_consistency(
+            old_size, checkpoint.size, old_root, checkpoint.root_hash, consistency_proof or []
+        )
+        checks.append(
+            Check(
+                "consistency",
+                True,
+                f"tree of size {old_size} is a prefix of size {checkpoint.size}",
+            )
+        )
 
     return Verified(
         record=record.model_copy(
-            update={"log": LogPosition(index=evidence.index, leaf_hash=base64.b64encode(leaf).decode())}
+            update={
+                "log": LogPosition(index=evidence.index, leaf_hash=base64.b64encode(leaf).decode())
+            }
         ),
         checks=checks,
         index=evidence.index,

@@ -66,7 +66,11 @@ def test_deleted_row(pm: Provmark, db_path: Path) -> None:
 
 def test_deleted_tail_with_its_leaves(pm: Provmark, db_path: Path) -> None:
     fill(pm)
-    sql(db_path, "DELETE FROM records WHERE idx >= 10", "DELETE FROM nodes WHERE level = 0 AND idx >= 10")
+    sql(
+        db_path,
+        "DELETE FROM records WHERE idx >= 10",
+        "DELETE FROM nodes WHERE level = 0 AND idx >= 10",
+    )
     assert any(k == "tree" for k, _ in kinds(pm))
 
 
@@ -74,8 +78,10 @@ def test_inserted_row(pm: Provmark, db_path: Path) -> None:
     fill(pm)
     sql(
         db_path,
-        "INSERT INTO records SELECT 99, 'f0000000-0000-7000-8000-000000000000', slug, output_sha256, model,"
-        " model_version, operation, status, actor, generated_at, payload, signature FROM records WHERE idx = 2",
+        "INSERT INTO records SELECT 99, 'f0000000-0000-7000-8000-000000000000', slug,"
+        " output_sha256, model,"
+        " model_version, operation, status, actor, generated_at, payload, signature"
+        " FROM records WHERE idx = 2",
     )
     assert ("inserted", 99) in kinds(pm)
 
@@ -100,5 +106,9 @@ def test_rewritten_tree_does_not_match_the_signed_root(pm: Provmark, db_path: Pa
 
 def test_forged_checkpoint(pm: Provmark, db_path: Path) -> None:
     fill(pm)
-    sql(db_path, "UPDATE checkpoints SET note = replace(note, char(10) || '12' || char(10), char(10) || '13' || char(10))")
+    sql(
+        db_path,
+        "UPDATE checkpoints SET note ="
+        " replace(note, char(10) || '12' || char(10), char(10) || '13' || char(10))",
+    )
     assert any(k == "checkpoint" for k, _ in kinds(pm))

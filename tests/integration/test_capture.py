@@ -95,7 +95,9 @@ def test_stream_closed_early_is_recorded(pm: Provmark, model: Model) -> None:
     next(gen)
     gen.close()
     (r,) = pm.find(status="error").records
-    assert r.error is not None and r.error.type == "GeneratorExit" and r.output and r.output.size == 1
+    assert (
+        r.error is not None and r.error.type == "GeneratorExit" and r.output and r.output.size == 1
+    )
 
 
 def test_context_manager(pm: Provmark, model: Model) -> None:
@@ -121,7 +123,7 @@ def test_strict_policy_refuses_unserialisable_params(pm: Provmark, model: Model)
     def gen(prompt: str, *, callback: object = None) -> str:
         return "x"
 
-    with pytest.raises(CaptureError, match="params.callback"):
+    with pytest.raises(CaptureError, match=r"params\.callback"):
         gen("p", callback=object())
     assert pm.stats()["capture_failures"] == 1
 
@@ -182,7 +184,9 @@ def test_redactor_and_hashed_user_ids(db_path: Path, home: Path, model: Model) -
 def test_find_filters_and_cursor(pm: Provmark, model: Model) -> None:
     other = Model("acme/other")
     for i in range(7):
-        with pm.record(model=model if i % 2 else other, input=str(i), tags={"n": str(i % 3)}) as rec:
+        with pm.record(
+            model=model if i % 2 else other, input=str(i), tags={"n": str(i % 3)}
+        ) as rec:
             rec.set_output(f"out {i}")
     assert len(pm.find(model="acme/other").records) == 4
     assert len(pm.find(tags={"n": "0"}).records) == 3

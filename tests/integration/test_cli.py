@@ -45,7 +45,9 @@ def test_verify_original_and_edited_as_subprocess(demo: dict[str, Path | str]) -
     assert "output_hash" in bad.stderr
 
 
-def test_verify_stdin_text_and_json(demo: dict[str, Path | str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_stdin_text_and_json(
+    demo: dict[str, Path | str], capsys: pytest.CaptureFixture[str]
+) -> None:
     text = Path(demo["original"]).read_bytes()
     assert run(*args(demo, "verify", "-"), stdin=text).returncode == 0
     assert main(args(demo, "verify", "--text", text.decode(), "--json")) == 0
@@ -58,8 +60,19 @@ def test_offline_bundle(demo: dict[str, Path | str], tmp_path: Path) -> None:
     assert main(args(demo, "bundle", str(demo["record_id"]), "-o", str(bundle))) == 0
     # offline: no --db at all, run from an empty folder
     result = subprocess.run(
-        [sys.executable, "-m", "provmark.cli", "verify", str(demo["original"]), "--bundle", str(bundle)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "provmark.cli",
+            "verify",
+            str(demo["original"]),
+            "--bundle",
+            str(bundle),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "provmark.db").exists()
@@ -75,7 +88,16 @@ def test_bundle_with_pinned_keyset(demo: dict[str, Path | str], tmp_path: Path) 
     bundle = tmp_path / "b.provmark.json"
     main(args(demo, "bundle", str(demo["record_id"]), "-o", str(bundle)))
     log_key = json.loads(keyset.read_text())["log_key"]
-    r = run("verify", str(demo["original"]), "--bundle", str(bundle), "--keyset", str(keyset), "--log-key", log_key)
+    r = run(
+        "verify",
+        str(demo["original"]),
+        "--bundle",
+        str(bundle),
+        "--keyset",
+        str(keyset),
+        "--log-key",
+        log_key,
+    )
     assert r.returncode == 0 and "pinned" in r.stdout
 
 
@@ -84,7 +106,21 @@ def test_log_json_lines(demo: dict[str, Path | str], capsys: pytest.CaptureFixtu
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 5
     assert all("record_id" in json.loads(line) for line in lines)
-    assert main(args(demo, "log", "--model", "provmark/markov-demo", "--since", "1h", "--tag", "mode=stream")) == 0
+    assert (
+        main(
+            args(
+                demo,
+                "log",
+                "--model",
+                "provmark/markov-demo",
+                "--since",
+                "1h",
+                "--tag",
+                "mode=stream",
+            )
+        )
+        == 0
+    )
     assert "markov-demo" in capsys.readouterr().out
 
 
@@ -106,7 +142,9 @@ def test_usage_errors_exit_2(demo: dict[str, Path | str], tmp_path: Path) -> Non
     assert r.returncode == 2 and "not a provmark database" in r.stderr
 
 
-def test_checkpoint_proof_keys(demo: dict[str, Path | str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_checkpoint_proof_keys(
+    demo: dict[str, Path | str], capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(args(demo, "checkpoint", "--json", "--consistency-from", "3")) == 0
     cp = json.loads(capsys.readouterr().out)
     assert cp["size"] == 12 and len(cp["consistency"]["proof"]) > 0
@@ -135,7 +173,9 @@ def test_rotate_then_audit_then_tamper(tmp_path: Path, capsys: pytest.CaptureFix
 def test_demo_command(tmp_path: Path) -> None:
     r = subprocess.run(
         [sys.executable, "-m", "provmark.cli", "demo", "--dir", str(tmp_path / "d"), "-n", "8"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("\nVERIFIED") == 2 and "NOT VERIFIED" in r.stdout

@@ -56,7 +56,9 @@ def test_kill_9_loses_nothing_acknowledged(tmp_path: Path) -> None:
 
 
 def test_close_flushes_everything(tmp_path: Path) -> None:
-    with provmark.open(tmp_path / "p.db", home=tmp_path, flush_interval=30, batch_size=100_000) as pm:
+    with provmark.open(
+        tmp_path / "p.db", home=tmp_path, flush_interval=30, batch_size=100_000
+    ) as pm:
         for i in range(1000):
             with pm.record(model="m", input=str(i)) as rec:
                 rec.set_output(str(i))
@@ -68,7 +70,7 @@ def test_interpreter_exit_flushes(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import provmark
-        pm = provmark.open({str(tmp_path / 'p.db')!r}, home={str(tmp_path)!r}, flush_interval=30)
+        pm = provmark.open({str(tmp_path / "p.db")!r}, home={str(tmp_path)!r}, flush_interval=30)
         for i in range(50):
             with pm.record(model="m", input=str(i)) as rec:
                 rec.set_output(str(i))

@@ -60,14 +60,26 @@ def test_missing_folder_and_directory(tmp_path: Path) -> None:
 def test_append_is_idempotent_and_origin_is_stable(tmp_path: Path) -> None:
     path = tmp_path / "p.db"
     with provmark.open(path, home=tmp_path) as pm:
-        ids = pm.ingest([
-            {"record_id": "01a2136c-caee-7fed-a001-04a670353402", "generated_at": "2026-11-25T15:57:06.670942Z",
-             "model": {"name": "m"}, "output": {"sha256": "a" * 64}}
-        ])
-        pm.ingest([
-            {"record_id": ids[0], "generated_at": "2026-11-25T15:57:06.670942Z",
-             "model": {"name": "m"}, "output": {"sha256": "a" * 64}}
-        ])
+        ids = pm.ingest(
+            [
+                {
+                    "record_id": "01a2136c-caee-7fed-a001-04a670353402",
+                    "generated_at": "2026-11-25T15:57:06.670942Z",
+                    "model": {"name": "m"},
+                    "output": {"sha256": "a" * 64},
+                }
+            ]
+        )
+        pm.ingest(
+            [
+                {
+                    "record_id": ids[0],
+                    "generated_at": "2026-11-25T15:57:06.670942Z",
+                    "model": {"name": "m"},
+                    "output": {"sha256": "a" * 64},
+                }
+            ]
+        )
         origin = pm.store.origin
         assert pm.store.count() == 1 and pm.store.tree_size() == 1
     assert SQLiteStore(path).origin == origin
@@ -75,10 +87,15 @@ def test_append_is_idempotent_and_origin_is_stable(tmp_path: Path) -> None:
 
 def test_bad_batch_stores_nothing(tmp_path: Path) -> None:
     with provmark.open(tmp_path / "p.db", home=tmp_path) as pm:
-        good = {"record_id": "01a2136c-caee-7fed-a001-04a670353402", "generated_at": "2026-11-25T15:57:06.670942Z",
-                "model": {"name": "m"}}
+        good = {
+            "record_id": "01a2136c-caee-7fed-a001-04a670353402",
+            "generated_at": "2026-11-25T15:57:06.670942Z",
+            "model": {"name": "m"},
+        }
         with pytest.raises(provmark.RecordError, match=r"\[1\]\.model"):
-            pm.ingest([good, {**good, "record_id": "01a2136c-caee-7fed-a001-04a670353403", "model": {}}])
+            pm.ingest(
+                [good, {**good, "record_id": "01a2136c-caee-7fed-a001-04a670353403", "model": {}}]
+            )
         assert pm.store.count() == 0
 
 
@@ -99,7 +116,8 @@ def test_two_processes_share_one_log(tmp_path: Path) -> None:
     db = tmp_path / "shared.db"
     provmark.open(db, home=tmp_path).close()
     procs = [
-        subprocess.Popen([sys.executable, "-c", script, str(db), str(tmp_path), tag]) for tag in ("a", "b")
+        subprocess.Popen([sys.executable, "-c", script, str(db), str(tmp_path), tag])
+        for tag in ("a", "b")
     ]
     assert all(p.wait(60) == 0 for p in procs)
     from provmark.audit import audit

@@ -351,7 +351,9 @@ def test_concurrent_appends_keep_the_tree_consistent(make_store: StoreFactory, l
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=run, args=pair) for pair in zip(stores, batches, strict=True)]
+    threads = [
+        threading.Thread(target=run, args=pair) for pair in zip(stores, batches, strict=True)
+    ]
     for t in threads:
         t.start()
     for t in threads:

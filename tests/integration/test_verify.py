@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,8 +18,7 @@ import provmark
 from provmark import Model, Provmark, VerificationError
 from provmark.bundle import verify_bundle
 from provmark.capture.hashing import digest_output
-from provmark.log.note import Checkpoint, NoteVerifier, sign_note
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from provmark.log.note import Checkpoint, NoteVerifier
 
 
 def make(pm: Provmark, n: int = 5) -> list[str]:
@@ -40,7 +40,11 @@ def test_original_passes_edited_fails(pm: Provmark) -> None:
     make(pm)
     v = pm.verify("output 3")
     assert [c.name for c in v.checks] == [
-        "output_hash", "record_signature", "key_validity", "checkpoint_signature", "inclusion_proof",
+        "output_hash",
+        "record_signature",
+        "key_validity",
+        "checkpoint_signature",
+        "inclusion_proof",
     ]
     with pytest.raises(VerificationError) as info:
         pm.verify("output 3!")
@@ -52,8 +56,12 @@ def test_content_against_a_named_record(pm: Provmark) -> None:
     with pytest.raises(VerificationError, match="differs from the recorded") as info:
         pm.verify("output 1", record_id=ids[0])
     assert check_of(info) == "output_hash"
-    assert pm.verify("output 0", record_id=provmark.Record.model_validate(
-        pm.get(ids[0]).model_dump()).slug).record_id == ids[0]
+    assert (
+        pm.verify(
+            "output 0", record_id=provmark.Record.model_validate(pm.get(ids[0]).model_dump()).slug
+        ).record_id
+        == ids[0]
+    )
 
 
 def _sql(db: Path, sql: str, *args: Any) -> None:
@@ -160,7 +168,9 @@ def test_bundle_with_pinned_keys(bundle: dict[str, Any], pm: Provmark) -> None:
     keys = pm.public_keys()
     v = verify_bundle(bundle, keys=keys, log_key=pm.log_verifier.key_string())
     assert "pinned" in v.checks[0].detail or "pinned" in v.checks[1].detail
-    stranger = NoteVerifier.from_public_key(pm.store.origin, Ed25519PrivateKey.generate().public_key())
+    stranger = NoteVerifier.from_public_key(
+        pm.store.origin, Ed25519PrivateKey.generate().public_key()
+    )
     with pytest.raises(VerificationError) as info:
         verify_bundle(bundle, keys=keys, log_key=stranger.key_string())
     assert check_of(info) == "checkpoint_signature"
@@ -202,8 +212,8 @@ def test_truncated_bundle_file(bundle: dict[str, Any], tmp_path: Path) -> None:
 
 def test_resigned_record_with_matching_leaf_still_needs_the_key(bundle: dict[str, Any]) -> None:
     # an attacker edits the record and recomputes the leaf hash: the signature catches it
-    from provmark.verify import leaf_hash_of
     from provmark.canonical import canonical_bytes
+    from provmark.verify import leaf_hash_of
 
     bad = copy.deepcopy(bundle)
     bad["record"]["model"]["name"] = "forged"
@@ -215,7 +225,9 @@ def test_resigned_record_with_matching_leaf_still_needs_the_key(bundle: dict[str
     assert check_of(info) == "record_signature"
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_any_single_bit_flip_in_a_bundle_fails(bundle: dict[str, Any], data: st.DataObject) -> None:
     raw = bytearray(json.dumps(bundle, sort_keys=True).encode())

@@ -24,7 +24,9 @@ scalars = (
 )
 json_values = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+    ),
     max_leaves=30,
 )
 
@@ -70,7 +72,9 @@ def test_marker_collision_falls_back_to_reference() -> None:
 
 def test_fragment_is_spliced() -> None:
     inner = {"python": "3.11", "q": [1, 2.5]}
-    assert canonical_bytes({"ctx": Fragment(inner), "t": 0.2}) == rfc8785.dumps({"ctx": inner, "t": 0.2})
+    assert canonical_bytes({"ctx": Fragment(inner), "t": 0.2}) == rfc8785.dumps(
+        {"ctx": inner, "t": 0.2}
+    )
 
 
 @pytest.mark.parametrize(

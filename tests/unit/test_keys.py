@@ -75,7 +75,7 @@ def test_group_readable_key_is_refused(tmp_path: Path) -> None:
 def test_corrupt_key_file_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "records.pem").write_bytes(b"garbage")
     (tmp_path / "records.pem").chmod(0o600)
-    with pytest.raises(KeyStoreError, match="records.pem"):
+    with pytest.raises(KeyStoreError, match=r"records\.pem"):
         FileKeyStore(tmp_path).signer("records")
 
 

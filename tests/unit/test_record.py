@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from provmark.canonical import canonical_bytes
 from provmark.errors import RecordError, SchemaVersionError
 from provmark.record import (
     SCHEMA_VERSION,
@@ -22,7 +23,6 @@ from provmark.record import (
     slug_for,
     validate_record,
 )
-from provmark.canonical import canonical_bytes
 
 SCHEMA = Path(__file__).parents[2] / "docs" / "schema" / "record-v1.json"
 
@@ -97,8 +97,12 @@ def test_log_entry_is_the_jcs_of_record_and_signature() -> None:
     assert entry == canonical_bytes({"record": json.loads(record.payload()), "signature": sig})
 
 
-json_leaf = st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=20) | st.floats(
-    allow_nan=False, allow_infinity=False
+json_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.text(max_size=20)
+    | st.floats(allow_nan=False, allow_infinity=False)
 )
 params = st.dictionaries(st.text(min_size=1, max_size=10), json_leaf, max_size=6)
 

@@ -61,7 +61,12 @@ class Recorder(Protocol):
     def emit(self, outcome: Outcome) -> str: ...
 
 
-def split_arguments(sig: inspect.Signature | None, args: tuple[Any, ...], kwargs: dict[str, Any], input_arg: str | None) -> tuple[Any, dict[str, Any]]:
+def split_arguments(
+    sig: inspect.Signature | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    input_arg: str | None,
+) -> tuple[Any, dict[str, Any]]:
     """(input, params) of one call; see the module doc."""
     if sig is None:
         return (args[0] if len(args) == 1 and not kwargs else {"args": list(args), **kwargs}), {}
@@ -180,14 +185,18 @@ def wrap(recorder: Recorder, fn: F, spec: Spec) -> F:
 class Recording:
     """The context-manager form::
 
-        with pm.record(model=m, input=prompt, params={"temperature": 0.2}) as rec:
-            text = generate(prompt)
-            rec.set_output(text)
-        rec.record_id  # the id of the record just written
+    with pm.record(model=m, input=prompt, params={"temperature": 0.2}) as rec:
+        text = generate(prompt)
+        rec.set_output(text)
+    rec.record_id  # the id of the record just written
     """
 
     def __init__(
-        self, recorder: Recorder, spec: Spec, input: Any = None, params: Mapping[str, Any] | None = None
+        self,
+        recorder: Recorder,
+        spec: Spec,
+        input: Any = None,
+        params: Mapping[str, Any] | None = None,
     ) -> None:
         self._recorder = recorder
         self.outcome = Outcome(spec, time.time_ns(), input=input, params=dict(params or {}))
@@ -211,7 +220,9 @@ class Recording:
     def set_usage(self, **usage: Any) -> None:
         self.outcome.usage.update(usage)
 
-    def set_fallback(self, requested_model: str, served_model: str, reason: str | None = None) -> None:
+    def set_fallback(
+        self, requested_model: str, served_model: str, reason: str | None = None
+    ) -> None:
         fb = {"requested_model": requested_model, "served_model": served_model}
         if reason:
             fb["reason"] = reason

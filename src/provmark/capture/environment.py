@@ -73,9 +73,7 @@ def gpu_info() -> list[dict[str, Any]]:
             handle = pynvml.nvmlDeviceGetHandleByIndex(i)
             name = _text(pynvml.nvmlDeviceGetName(handle))
             names[name] = names.get(name, 0) + 1
-        return [
-            {"name": n, "driver": driver, "cuda": cuda, "count": c} for n, c in names.items()
-        ]
+        return [{"name": n, "driver": driver, "cuda": cuda, "count": c} for n, c in names.items()]
     finally:
         pynvml.nvmlShutdown()
 
@@ -84,7 +82,9 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def container_info(env: Mapping[str, str], cgroup: Path = Path("/proc/self/cgroup")) -> dict[str, str]:
+def container_info(
+    env: Mapping[str, str], cgroup: Path = Path("/proc/self/cgroup")
+) -> dict[str, str]:
     info: dict[str, str] = {}
     if env.get("PROVMARK_CONTAINER_IMAGE"):
         info["image"] = env["PROVMARK_CONTAINER_IMAGE"]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..canonical import canonical_bytes
-from ..errors import CaptureError, CanonicalizationError
+from ..errors import CanonicalizationError, CaptureError
 
 CHUNK = 1 << 20
 
@@ -86,11 +86,11 @@ def digest_output(value: Any, encoders: Encoders | None = None) -> Digest:
     if encoders is not None:
         found = encoders.find(value)
         if found is not None:
-            encoder, media = found
+            encoder, registered_media = found
             data = encoder(value)
             if not isinstance(data, bytes):
                 raise CaptureError(f"the encoder for {type(value).__name__} must return bytes")
-            return Digest(hashlib.sha256(data).hexdigest(), len(data), media)
+            return Digest(hashlib.sha256(data).hexdigest(), len(data), registered_media)
     try:
         data = canonical_bytes(value)
     except CanonicalizationError as exc:
@@ -137,9 +137,7 @@ class StreamHasher:
             data = bytes(chunk)
             kind = bytes
         else:
-            raise CaptureError(
-                f"streamed chunks must be str or bytes, got {type(chunk).__name__}"
-            )
+            raise CaptureError(f"streamed chunks must be str or bytes, got {type(chunk).__name__}")
         if self._kind is not None and kind is not self._kind:
             raise CaptureError("a stream mixed str and bytes chunks; its hash would be ambiguous")
         self._kind = kind
@@ -149,4 +147,3 @@ class StreamHasher:
     def digest(self) -> Digest:
         media = "text/plain; charset=utf-8" if self._kind is str else "application/octet-stream"
         return Digest(self._h.hexdigest(), self.size, media)
-

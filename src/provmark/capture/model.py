@@ -23,9 +23,24 @@ from ..canonical import canonical_bytes
 from ..errors import CaptureError
 from .hashing import hash_file
 
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".onnx", ".h5", ".msgpack")
+WEIGHT_SUFFIXES = (
+    ".safetensors",
+    ".bin",
+    ".pt",
+    ".pth",
+    ".ckpt",
+    ".gguf",
+    ".onnx",
+    ".h5",
+    ".msgpack",
+)
 RECHECK_SECONDS = 10.0
-IDENTITY_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json")
+IDENTITY_FILES = (
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+)
 
 
 class HashCache:
@@ -98,7 +113,7 @@ class Model:
                 self._resolved["checked"] = time.monotonic()
                 return resolved  # type: ignore[no-any-return]
         base = Path(self.directory) if self.directory is not None else None
-        entries = []
+        entries: list[dict[str, Any]] = []
         stamps = []
         for path in self.files():
             sha, size = cache.sha256(path)
@@ -106,15 +121,16 @@ class Model:
             entries.append({"path": shown, "sha256": sha, "size": size})
             st = path.stat()
             stamps.append((str(path), st.st_size, st.st_mtime_ns))
-        entries.sort(key=lambda e: e["path"])
+        entries.sort(key=lambda e: str(e["path"]))
+        files = entries
         out: dict[str, Any] = {"name": self.name}
         for key in ("version", "provider", "revision"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = str(value)
-        if entries:
-            out["files"] = entries
-            out["digest"] = "sha256:" + hashlib.sha256(canonical_bytes(entries)).hexdigest()
+        if files:
+            out["files"] = files
+            out["digest"] = "sha256:" + hashlib.sha256(canonical_bytes(files)).hexdigest()
         if self.digest is not None:
             out["digest"] = self.digest
         self._resolved.update(identity=out, stamps=stamps, checked=time.monotonic())
@@ -137,4 +153,6 @@ def as_model(value: Model | str | dict[str, Any]) -> Model:
         return Model(value)
     if isinstance(value, dict):
         return Model(**value)
-    raise CaptureError(f"model must be a provmark.Model, a name or a dict, not {type(value).__name__}")
+    raise CaptureError(
+        f"model must be a provmark.Model, a name or a dict, not {type(value).__name__}"
+    )

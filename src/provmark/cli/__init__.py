@@ -11,9 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ProvmarkError, VerificationError
-from . import demo, keys, records, worker
+from . import demo, keys, records, serve, tokens, webhooks, worker
 
-GROUPS = [records, keys, demo, worker]
+GROUPS = [records, keys, demo, worker, serve, tokens, webhooks]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

@@ -17,7 +17,9 @@ def add_db(p: argparse.ArgumentParser) -> None:
         help="SQLite file, postgresql:// or http(s):// URL "
         "(default: $PROVMARK_DB, $PROVMARK_DATABASE_URL, ./provmark.db)",
     )
-    p.add_argument("--home", metavar="DIR", help="keys and config (default: $PROVMARK_HOME or ~/.provmark)")
+    p.add_argument(
+        "--home", metavar="DIR", help="keys and config (default: $PROVMARK_HOME or ~/.provmark)"
+    )
     p.add_argument("--token", help="API token for an http(s):// target (or $PROVMARK_TOKEN)")
 
 

@@ -15,8 +15,12 @@ from .records import _print_verified
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("demo", help="build a tiny local text generator, capture and verify its output")
-    p.add_argument("--dir", default="provmark-demo", help="where to put the demo (default: ./provmark-demo)")
+    p = sub.add_parser(
+        "demo", help="build a tiny local text generator, capture and verify its output"
+    )
+    p.add_argument(
+        "--dir", default="provmark-demo", help="where to put the demo (default: ./provmark-demo)"
+    )
     p.add_argument("-n", type=int, default=25, help="generations to capture (default 25)")
     p.add_argument("--fresh", action="store_true", help="delete the demo folder first")
     p.set_defaults(func=cmd_demo)
@@ -33,12 +37,16 @@ def build_demo(folder: Path, n: int = 25) -> dict[str, Path | str]:
         identity = Model("provmark/markov-demo", version="1.0", provider="local", weights=weights)
 
         @pm.capture(model=identity, operation="text_completion", tags={"app": "demo"})
-        def complete(prompt: str, *, seed: int = 0, max_tokens: int = 24, temperature: float = 0.8) -> str:
+        def complete(
+            prompt: str, *, seed: int = 0, max_tokens: int = 24, temperature: float = 0.8
+        ) -> str:
             return model.generate(prompt, seed=seed, max_tokens=max_tokens, temperature=temperature)
 
         @pm.capture(model=identity, operation="chat", tags={"app": "demo", "mode": "stream"})
         def chat(prompt: str, *, seed: int = 0, max_tokens: int = 16, temperature: float = 1.0):  # type: ignore[no-untyped-def]
-            yield from model.stream(prompt, seed=seed, max_tokens=max_tokens, temperature=temperature)
+            yield from model.stream(
+                prompt, seed=seed, max_tokens=max_tokens, temperature=temperature
+            )
 
         first = ""
         for i in range(n):
@@ -58,7 +66,9 @@ def build_demo(folder: Path, n: int = 25) -> dict[str, Path | str]:
         record = pm.verify(original)
         bundle_path = folder / f"{record.record.slug}.provmark.json"
         write_bundle(pm.bundle(record.record_id), bundle_path)
-        result.update(original=original, edited=edited, bundle=bundle_path, record_id=record.record_id)
+        result.update(
+            original=original, edited=edited, bundle=bundle_path, record_id=record.record_id
+        )
     return result
 
 
@@ -66,7 +76,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     folder = Path(args.dir)
     if args.fresh and folder.exists():
         shutil.rmtree(folder)
-    print(f"1. training a tiny Markov text generator and capturing {args.n} generations into {folder}/provmark.db")
+    print(
+        f"1. training a tiny Markov text generator and capturing {args.n} generations"
+        f" into {folder}/provmark.db"
+    )
     out = build_demo(folder, args.n)
     original, edited, bundle = Path(out["original"]), Path(out["edited"]), Path(out["bundle"])
     print(f"2. one output is saved as {original}; an edited copy as {edited}\n")
@@ -81,7 +94,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         except VerificationError as exc:
             print(f"NOT VERIFIED  {edited}\n  failed {exc.check}: {exc.detail}")
     print(f"\n$ provmark verify {original} --bundle {bundle}   # offline: no database, no server")
-    result = verify_bundle(__import__("provmark").load_bundle(bundle), content_sha256=digest_output(original).sha256)
+    result = verify_bundle(
+        __import__("provmark").load_bundle(bundle), content_sha256=digest_output(original).sha256
+    )
     _print_verified(result, str(original))
     print("\nTry next:")
     print(f"  provmark log --db {folder}/provmark.db --home {folder}/home --limit 5")

@@ -23,12 +23,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("verify", help="was this content made here, by what, and is it intact?")
     p.add_argument("file", nargs="?", help="file to check, or - for standard input")
     p.add_argument("--text", help="check this text instead of a file")
-    p.add_argument("--bundle", metavar="PATH", help="verify offline against a *.provmark.json bundle")
-    p.add_argument("--key", action="append", default=[], metavar="PEM", help="pin a record public key")
+    p.add_argument(
+        "--bundle", metavar="PATH", help="verify offline against a *.provmark.json bundle"
+    )
+    p.add_argument(
+        "--key", action="append", default=[], metavar="PEM", help="pin a record public key"
+    )
     p.add_argument("--keyset", metavar="JSON", help="pin the public keys of a keyset.json export")
     p.add_argument("--log-key", metavar="VKEY", help="pin the log's note verifier key")
     p.add_argument("--record", metavar="ID", help="check against this record id/slug only")
-    p.add_argument("--trusted-checkpoint", metavar="NOTE", help="older checkpoint: require consistency")
+    p.add_argument(
+        "--trusted-checkpoint", metavar="NOTE", help="older checkpoint: require consistency"
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_db(p)
     p.set_defaults(func=cmd_verify)
@@ -105,7 +111,12 @@ def _pinned_keys(args: argparse.Namespace) -> list[PublicKey] | None:
         from ..crypto.keys import alg_of
 
         keys.append(
-            PublicKey(key_id=key_id_for(key), alg=alg_of(key), public_key=pem, not_before="1970-01-01T00:00:00Z")
+            PublicKey(
+                key_id=key_id_for(key),
+                alg=alg_of(key),
+                public_key=pem,
+                not_before="1970-01-01T00:00:00Z",
+            )
         )
     if args.keyset:
         try:
@@ -186,7 +197,9 @@ def record_lines(r: Record) -> list[str]:
     if r.params:
         lines.append("params      " + json.dumps(r.params, sort_keys=True))
     if r.output:
-        lines.append(f"output      sha256:{r.output.sha256}  {r.output.size} bytes  {r.output.media_type}")
+        lines.append(
+            f"output      sha256:{r.output.sha256}  {r.output.size} bytes  {r.output.media_type}"
+        )
     actor = {k: v for k, v in r.actor.model_dump().items() if v}
     if actor:
         lines.append("actor       " + ", ".join(f"{k}={v}" for k, v in actor.items()))
@@ -257,8 +270,10 @@ def cmd_log(args: argparse.Namespace) -> int:
         else:
             out = r.output.sha256[:12] if r.output else "-"
             model = f"{r.model.name}@{r.model.version}" if r.model.version else r.model.name
-            print(f"{r.slug}  {r.generated_at[:19]}Z  {r.status:<5} {model:<28} {r.operation:<16} "
-                  f"{r.actor.user_id or '-':<20} {out}")
+            print(
+                f"{r.slug}  {r.generated_at[:19]}Z  {r.status:<5} {model:<28} {r.operation:<16} "
+                f"{r.actor.user_id or '-':<20} {out}"
+            )
     if page.next_cursor:
         print(f"more: --cursor {page.next_cursor}", file=sys.stderr)
     return 0
@@ -301,14 +316,25 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
         cp = pm.latest_checkpoint()
         if cp is None:
             raise VerificationError("checkpoint", "the log is empty")
-        proof = pm.consistency_proof(args.consistency_from, cp.size) if args.consistency_from is not None else None
+        proof = (
+            pm.consistency_proof(args.consistency_from, cp.size)
+            if args.consistency_from is not None
+            else None
+        )
         log_key = pm.log_verifier.key_string()
     if args.json:
-        out: dict[str, Any] = {"size": cp.size, "root": base64.b64encode(cp.root).decode(),
-                               "note": cp.note, "created_at": cp.created_at, "log_key": log_key}
+        out: dict[str, Any] = {
+            "size": cp.size,
+            "root": base64.b64encode(cp.root).decode(),
+            "note": cp.note,
+            "created_at": cp.created_at,
+            "log_key": log_key,
+        }
         if proof is not None:
-            out["consistency"] = {"from": args.consistency_from,
-                                  "proof": [base64.b64encode(h).decode() for h in proof]}
+            out["consistency"] = {
+                "from": args.consistency_from,
+                "proof": [base64.b64encode(h).decode() for h in proof],
+            }
         print_json(out)
     else:
         sys.stdout.write(cp.note)
@@ -321,10 +347,16 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report.to_json())
     else:
-        print(f"records {report.records}, log size {report.tree_size}, checkpoint {report.checkpoint_size}")
+        print(
+            f"records {report.records}, log size {report.tree_size}, "
+            f"checkpoint {report.checkpoint_size}"
+        )
         for f in report.findings:
             where = f"index {f.index}" if f.index is not None else "log"
             print(f"  {f.kind:<13} {where:<12} {f.record_id or '':<38} {f.detail}")
-        print("audit: OK, nothing altered, deleted, inserted or reordered" if report.ok
-              else f"audit: {len(report.findings)} problems found")
+        print(
+            "audit: OK, nothing altered, deleted, inserted or reordered"
+            if report.ok
+            else f"audit: {len(report.findings)} problems found"
+        )
     return 0 if report.ok else 1

@@ -136,9 +136,7 @@ class FileKeyStore:
             path = self._key_path(purpose)
             if path.exists():
                 if path.stat().st_mode & 0o077:
-                    raise KeyStoreError(
-                        f"{path}: private key is readable by others; chmod 600 it"
-                    )
+                    raise KeyStoreError(f"{path}: private key is readable by others; chmod 600 it")
                 signer = LocalSigner(load_private_key(path.read_bytes(), str(path)))
                 self._ensure_published(signer, purpose)
             else:

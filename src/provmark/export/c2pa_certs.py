@@ -91,7 +91,9 @@ def make_dev_cert(
         .not_valid_after(end + timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_usage(sign=False, ca=True), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, _hash_for(ca_key))
     )
     leaf_name = x509.Name(
@@ -110,8 +112,12 @@ def make_dev_cert(
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_usage(sign=True, ca=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False
+        )
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
         )
@@ -127,7 +133,9 @@ def make_dev_cert(
     )
 
 
-def write_dev_cert(cert: DevCert, directory: str | os.PathLike[str], *, force: bool = False) -> dict[str, Path]:
+def write_dev_cert(
+    cert: DevCert, directory: str | os.PathLike[str], *, force: bool = False
+) -> dict[str, Path]:
     """Write ``chain.pem``, ``key.pem`` (mode 0600) and ``ca.pem`` into ``directory``."""
     folder = Path(directory)
     paths = {"chain": folder / CHAIN_FILE, "key": folder / KEY_FILE, "ca": folder / CA_FILE}
@@ -193,10 +201,14 @@ def load_signing_material(
     if leaf.not_valid_after_utc < now:
         raise ConfigError(f"certificate {subject} expired on {leaf.not_valid_after_utc:%Y-%m-%d}")
     if leaf.not_valid_before_utc > now:
-        raise ConfigError(f"certificate {subject} is not valid before {leaf.not_valid_before_utc:%Y-%m-%d}")
+        raise ConfigError(
+            f"certificate {subject} is not valid before {leaf.not_valid_before_utc:%Y-%m-%d}"
+        )
     try:
         if leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
-            raise ConfigError(f"certificate {subject} is a CA; C2PA signs with an end-entity certificate")
+            raise ConfigError(
+                f"certificate {subject} is a CA; C2PA signs with an end-entity certificate"
+            )
     except x509.ExtensionNotFound:
         pass
     try:

@@ -32,7 +32,7 @@ from .webhooks import WebhookStore
 
 log = logging.getLogger("provmark.server")
 
-DESCRIPTION = """Signed, tamper-evident provenance records for AI outputs, in a Merkle transparency log.
+DESCRIPTION = """Signed, tamper-evident provenance records for AI outputs, in a Merkle log.
 
 Authenticate with `Authorization: Bearer <token>` (`provmark tokens create --role ...`).
 Roles: `ingest` (POST records only), `developer` (sanitized reads, verify), `auditor`
@@ -82,7 +82,9 @@ class _Instrument:
 
 def _snapshot(ctx: ServerContext) -> dict[str, Any]:
     s = ctx.pm.stats()
-    lag = getattr(ctx.queue, "lag", None)
+    lag = getattr(
+        ctx.queue, "pending", None
+    )  # provmark.queue.Queue.pending(): messages not yet consumed
     if callable(lag):
         with contextlib.suppress(Exception):
             s["queue_lag"] = lag()
@@ -113,7 +115,10 @@ def create_app(pm: Provmark, *, settings: Settings) -> FastAPI:
     holder["ctx"] = ctx
     if settings.webhooks.enabled:
         ctx.service = WebhookService(
-            pm.store, hooks, settings.webhooks, on_result=lambda r: metrics.webhook_deliveries.labels(r).inc()
+            pm.store,
+            hooks,
+            settings.webhooks,
+            on_result=lambda r: metrics.webhook_deliveries.labels(r).inc(),
         )
 
     @contextlib.asynccontextmanager
@@ -134,7 +139,10 @@ def create_app(pm: Provmark, *, settings: Settings) -> FastAPI:
         lifespan=lifespan,
         openapi_tags=[
             {"name": "records", "description": "Ingest and read provenance records"},
-            {"name": "verification and log", "description": "Verify content; proofs, checkpoints, keys"},
+            {
+                "name": "verification and log",
+                "description": "Verify content; proofs, checkpoints, keys",
+            },
             {"name": "admin", "description": "Tokens, webhooks and the audit log (admin role)"},
             {"name": "operations", "description": "Health, readiness and Prometheus metrics"},
         ],
@@ -172,7 +180,9 @@ def create_app(pm: Provmark, *, settings: Settings) -> FastAPI:
             except Exception as exc:
                 problems.append(f"queue: {exc}")
         if problems:
-            return problem_response(request, 503, "not-ready", "; ".join(problems), headers={"Retry-After": "2"})
+            return problem_response(
+                request, 503, "not-ready", "; ".join(problems), headers={"Retry-After": "2"}
+            )
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics (text format)")

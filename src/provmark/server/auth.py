@@ -132,12 +132,12 @@ class TokenStore:
             if now - self._last_write.get(token_id, 0.0) < _LAST_USED_EVERY:
                 return
             self._last_write[token_id] = now
-        self.db.execute("UPDATE pmsrv_tokens SET last_used_at = ? WHERE token_id = ?", (now, token_id))
-
-    def list(self, include_revoked: bool = False) -> list[TokenInfo]:
-        sql = (
-            "SELECT token_id, role, name, created_at, last_used_at, revoked_at FROM pmsrv_tokens"
+        self.db.execute(
+            "UPDATE pmsrv_tokens SET last_used_at = ? WHERE token_id = ?", (now, token_id)
         )
+
+    def tokens(self, include_revoked: bool = False) -> list[TokenInfo]:
+        sql = "SELECT token_id, role, name, created_at, last_used_at, revoked_at FROM pmsrv_tokens"
         if not include_revoked:
             sql += " WHERE revoked_at IS NULL"
         return [TokenInfo(*row) for row in self.db.query(sql + " ORDER BY created_at")]
@@ -155,7 +155,7 @@ class TokenStore:
             "UPDATE pmsrv_tokens SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL",
             (time.time(), token_id),
         )
-        found = [t for t in self.list(include_revoked=True) if t.token_id == token_id]
+        found = [t for t in self.tokens(include_revoked=True) if t.token_id == token_id]
         if not found:
             raise NotFoundError(f"no token with id {token_id!r}")
         return found[0]
@@ -199,7 +199,8 @@ class AuditLog:
     def entries(
         self, *, limit: int = 100, token_id: str | None = None, since: float | None = None
     ) -> list[AuditEntry]:
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if token_id:
             where.append("token_id = ?")
             args.append(token_id)

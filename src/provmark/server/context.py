@@ -7,7 +7,7 @@ import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -115,3 +115,9 @@ def require(*roles: str) -> Callable[..., Principal]:
 
 
 READERS = ("developer", "auditor", "admin")
+
+Reader = Annotated[Principal, Depends(require(*READERS))]
+"""Any role that reads: developer and admin (sanitized view) or auditor (full view)."""
+Ingester = Annotated[Principal, Depends(require("ingest"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
+AdminOrAuditor = Annotated[Principal, Depends(require("admin", "auditor"))]

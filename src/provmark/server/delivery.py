@@ -61,7 +61,9 @@ class WebhookService:
         self._cursor_name = f"log:{store.origin}"
 
     def start(self) -> None:
-        self._threads.append(threading.Thread(target=self._watch, name="provmark-webhook-watch", daemon=True))
+        self._threads.append(
+            threading.Thread(target=self._watch, name="provmark-webhook-watch", daemon=True)
+        )
         for i in range(max(1, self.settings.workers)):
             self._threads.append(
                 threading.Thread(target=self._work, name=f"provmark-webhook-{i}", daemon=True)
@@ -99,12 +101,16 @@ class WebhookService:
             "INSERT INTO pmsrv_cursors (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
             (self._cursor_name, checkpoint.size),
         )
-        last = int(self.db.query("SELECT value FROM pmsrv_cursors WHERE name = ?", (self._cursor_name,))[0][0])
+        last = int(
+            self.db.query("SELECT value FROM pmsrv_cursors WHERE name = ?", (self._cursor_name,))[
+                0
+            ][0]
+        )
         if checkpoint.size <= last:
             return False
         limit = max(1, self.settings.records_per_event) * 40
         upto = min(checkpoint.size, last + limit)
-        subs = self.hooks.list()
+        subs = self.hooks.subscriptions()
         events: list[tuple[str, dict[str, Any]]] = []
         if any("record.stored" in s.events for s in subs):
             chunk: list[dict[str, Any]] = []
@@ -172,7 +178,9 @@ class WebhookService:
                 return delivery_id, event_id, body, int(attempts), url, secret
         return None
 
-    def _deliver(self, delivery_id: str, event_id: str, body: str, attempts: int, url: str, secret: str) -> None:
+    def _deliver(
+        self, delivery_id: str, event_id: str, body: str, attempts: int, url: str, secret: str
+    ) -> None:
         raw = body.encode()
         ts = int(time.time())
         headers = {
@@ -197,14 +205,15 @@ class WebhookService:
         now = time.time()
         with self.db.transaction() as cur:
             cur.execute(
-                "INSERT INTO pmsrv_attempts (delivery_id, attempt, at, status_code, error, duration_ms)"
+                "INSERT INTO pmsrv_attempts"
+                " (delivery_id, attempt, at, status_code, error, duration_ms)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (delivery_id, attempt, now, status, error, elapsed_ms),
             )
             if error is None:
                 cur.execute(
-                    "UPDATE pmsrv_deliveries SET status = 'delivered', attempts = ?, finished_at = ?,"
-                    " last_error = NULL, lease_until = 0 WHERE delivery_id = ?",
+                    "UPDATE pmsrv_deliveries SET status = 'delivered', attempts = ?,"
+                    " finished_at = ?, last_error = NULL, lease_until = 0 WHERE delivery_id = ?",
                     (attempt, now, delivery_id),
                 )
                 result = "delivered"
@@ -216,7 +225,9 @@ class WebhookService:
                 )
                 result = "dead"
             else:
-                delay = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** (attempt - 1))
+                delay = min(
+                    self.settings.backoff_max, self.settings.backoff_base * 2 ** (attempt - 1)
+                )
                 cur.execute(
                     "UPDATE pmsrv_deliveries SET attempts = ?, next_at = ?, last_error = ?,"
                     " lease_until = 0 WHERE delivery_id = ?",

@@ -13,10 +13,10 @@ counters   provmark_records_ingested_total{mode}          records accepted (stor
            provmark_capture_failures_total                 records the writer could not sign/store
            provmark_writer_failures_total                  store errors the writer retried
 histograms provmark_ingest_batch_records                   records per POST /v1/records
-           provmark_ingest_latency_seconds                 POST /v1/records, arrival to stored/queued
+           provmark_ingest_latency_seconds                 POST /v1/records until stored/queued
            provmark_http_request_duration_seconds{route}
 gauges     provmark_queue_depth                            records waiting in the writer queue
-           provmark_queue_lag                              messages not yet consumed (queue mode, when the queue reports it)
+           provmark_queue_lag                              queue messages not yet consumed (--queue)
            provmark_log_tree_size                          records in the Merkle log
            provmark_checkpoint_age_seconds                 age of the latest signed checkpoint
            provmark_webhook_pending                        deliveries waiting (incl. retries)
@@ -74,10 +74,16 @@ class _Snapshot(Collector):
         except Exception as exc:  # a scrape must not fail because the store is down
             log.warning("metrics: cannot read the store: %s", exc)
             return
-        yield GaugeMetricFamily("provmark_queue_depth", "Records waiting in the writer queue", value=s.get("pending", 0))
+        yield GaugeMetricFamily(
+            "provmark_queue_depth", "Records waiting in the writer queue", value=s.get("pending", 0)
+        )
         if s.get("queue_lag") is not None:
-            yield GaugeMetricFamily("provmark_queue_lag", "Queue messages not yet consumed", value=s["queue_lag"])
-        yield GaugeMetricFamily("provmark_log_tree_size", "Records in the Merkle log", value=s.get("tree_size", 0))
+            yield GaugeMetricFamily(
+                "provmark_queue_lag", "Queue messages not yet consumed", value=s["queue_lag"]
+            )
+        yield GaugeMetricFamily(
+            "provmark_log_tree_size", "Records in the Merkle log", value=s.get("tree_size", 0)
+        )
         at = s.get("checkpoint_at")
         if at:
             yield GaugeMetricFamily(
@@ -87,15 +93,23 @@ class _Snapshot(Collector):
             )
         failures = s.get("capture_failures", 0) + s.get("rejected", 0)
         yield CounterMetricFamily(
-            "provmark_capture_failures", "Records that could not be signed or stored", value=failures
+            "provmark_capture_failures",
+            "Records that could not be signed or stored",
+            value=failures,
         )
         yield CounterMetricFamily(
-            "provmark_writer_failures", "Store errors the writer retried", value=s.get("writer_failures", 0)
+            "provmark_writer_failures",
+            "Store errors the writer retried",
+            value=s.get("writer_failures", 0),
         )
         if "webhook_pending" in s:
-            yield GaugeMetricFamily("provmark_webhook_pending", "Webhook deliveries waiting", value=s["webhook_pending"])
             yield GaugeMetricFamily(
-                "provmark_webhook_dead_letters", "Webhook deliveries that gave up", value=s["webhook_dead"]
+                "provmark_webhook_pending", "Webhook deliveries waiting", value=s["webhook_pending"]
+            )
+            yield GaugeMetricFamily(
+                "provmark_webhook_dead_letters",
+                "Webhook deliveries that gave up",
+                value=s["webhook_dead"],
             )
 
 
@@ -124,16 +138,25 @@ class Metrics:
             "provmark_verification_failures", "Failed verifications by check", ["check"], registry=r
         )
         self.webhook_deliveries = Counter(
-            "provmark_webhook_deliveries", "Webhook delivery attempts by result", ["result"], registry=r
+            "provmark_webhook_deliveries",
+            "Webhook delivery attempts by result",
+            ["result"],
+            registry=r,
         )
         self.http_requests = Counter(
             "provmark_http_requests", "HTTP requests", ["method", "route", "status"], registry=r
         )
         self.auth_failures = Counter(
-            "provmark_auth_failures", "Requests refused by authentication or role", ["status"], registry=r
+            "provmark_auth_failures",
+            "Requests refused by authentication or role",
+            ["status"],
+            registry=r,
         )
         self.batch_records = Histogram(
-            "provmark_ingest_batch_records", "Records per ingest batch", buckets=_BATCH_BUCKETS, registry=r
+            "provmark_ingest_batch_records",
+            "Records per ingest batch",
+            buckets=_BATCH_BUCKETS,
+            registry=r,
         )
         self.ingest_latency = Histogram(
             "provmark_ingest_latency_seconds",

@@ -138,7 +138,10 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": _field_of(e.get("loc", ())), "reason": e.get("msg", "invalid")} for e in exc.errors()]
+        errors = [
+            {"field": _field_of(e.get("loc", ())), "reason": e.get("msg", "invalid")}
+            for e in exc.errors()
+        ]
         first = errors[0] if errors else {"field": "<request>", "reason": "invalid request"}
         return problem_response(
             request,
@@ -178,7 +181,9 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError) -> JSONResponse:
         log.error("store error on %s: %s", request.url.path, exc)
-        return problem_response(request, 503, "store-unavailable", str(exc), headers={"Retry-After": "1"})
+        return problem_response(
+            request, 503, "store-unavailable", str(exc), headers={"Retry-After": "1"}
+        )
 
     @app.exception_handler(KeyStoreError)
     async def _keys(request: Request, exc: KeyStoreError) -> JSONResponse:
@@ -192,4 +197,6 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s", request.url.path)
-        return problem_response(request, 500, "internal", f"unexpected {type(exc).__name__}; see the server log")
+        return problem_response(
+            request, 500, "internal", f"unexpected {type(exc).__name__}; see the server log"
+        )

@@ -18,7 +18,7 @@ import logging
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.datastructures import UploadFile
@@ -27,14 +27,20 @@ from ..errors import VerificationError
 from ..log.merkle import consistency_proof
 from ..verify import Verified, parse_checkpoint_body, verify_evidence
 from .auth import Principal
-from .context import READERS, ServerContext, get_context, require
+from .context import Reader, ServerContext, get_context
 from .problems import Problem
 from .routes_records import _HEX64, read_body
 
 log = logging.getLogger("provmark.server")
 router = APIRouter(tags=["verification and log"])
 
-CHECKS = ("output_hash", "record_signature", "key_validity", "checkpoint_signature", "inclusion_proof")
+CHECKS = (
+    "output_hash",
+    "record_signature",
+    "key_validity",
+    "checkpoint_signature",
+    "inclusion_proof",
+)
 
 _VERIFY_BODY: dict[str, Any] = {
     "requestBody": {
@@ -44,10 +50,20 @@ _VERIFY_BODY: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "properties": {
-                        "file": {"type": "string", "format": "binary", "description": "content to check (raw bytes)"},
-                        "text": {"type": "string", "description": "content to check (hashed as UTF-8)"},
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "content to check (raw bytes)",
+                        },
+                        "text": {
+                            "type": "string",
+                            "description": "content to check (hashed as UTF-8)",
+                        },
                         "record_id": {"type": "string"},
-                        "trusted_checkpoint": {"type": "string", "description": "older signed checkpoint note"},
+                        "trusted_checkpoint": {
+                            "type": "string",
+                            "description": "older signed checkpoint note",
+                        },
                     },
                 }
             },
@@ -72,7 +88,13 @@ def _form_text(value: Any, name: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise Problem(422, "invalid-parameter", f"{name} must be a text field", field=f"body.{name}", reason="not text")
+        raise Problem(
+            422,
+            "invalid-parameter",
+            f"{name} must be a text field",
+            field=f"body.{name}",
+            reason="not text",
+        )
     return value
 
 
@@ -91,42 +113,87 @@ async def _content(request: Request, limit: int) -> tuple[str, dict[str, Any]]:
             return h.hexdigest(), options
         text = _form_text(form.get("text"), "text")
         if text is None:
-            raise Problem(422, "invalid-parameter", "send a file field 'file' or a text field 'text'",
-                          field="body.file", reason="missing")
+            raise Problem(
+                422,
+                "invalid-parameter",
+                "send a file field 'file' or a text field 'text'",
+                field="body.file",
+                reason="missing",
+            )
         return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest(), options
     if kind not in ("application/json", ""):
-        raise Problem(415, "unsupported-media-type", f"send multipart/form-data or application/json, not {kind!r}",
-                      field="header.content-type", reason=f"{kind} is not accepted")
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            f"send multipart/form-data or application/json, not {kind!r}",
+            field="header.content-type",
+            reason=f"{kind} is not accepted",
+        )
     raw = await read_body(request, limit)
     try:
         data = json.loads(raw)
     except ValueError as exc:
-        raise Problem(400, "malformed-json", f"the body is not JSON: {exc}", field="body", reason=str(exc)) from None
+        raise Problem(
+            400, "malformed-json", f"the body is not JSON: {exc}", field="body", reason=str(exc)
+        ) from None
     if not isinstance(data, dict):
-        raise Problem(422, "invalid-parameter", "the body must be a JSON object", field="body", reason="not an object")
+        raise Problem(
+            422,
+            "invalid-parameter",
+            "the body must be a JSON object",
+            field="body",
+            reason="not an object",
+        )
     options = {n: data.get(n) for n in ("record_id", "trusted_checkpoint")}
     for name, value in options.items():
         if value is not None and not isinstance(value, str):
-            raise Problem(422, "invalid-parameter", f"{name} must be a string", field=f"body.{name}", reason="not a string")
+            raise Problem(
+                422,
+                "invalid-parameter",
+                f"{name} must be a string",
+                field=f"body.{name}",
+                reason="not a string",
+            )
     given = [n for n in ("text", "content_base64", "sha256") if data.get(n) is not None]
     if len(given) != 1:
-        raise Problem(422, "invalid-parameter", "give exactly one of text, content_base64, sha256",
-                      field="body", reason=f"got {len(given)} of them")
+        raise Problem(
+            422,
+            "invalid-parameter",
+            "give exactly one of text, content_base64, sha256",
+            field="body",
+            reason=f"got {len(given)} of them",
+        )
     name = given[0]
     value = data[name]
     if not isinstance(value, str):
-        raise Problem(422, "invalid-parameter", f"{name} must be a string", field=f"body.{name}", reason="not a string")
+        raise Problem(
+            422,
+            "invalid-parameter",
+            f"{name} must be a string",
+            field=f"body.{name}",
+            reason="not a string",
+        )
     if name == "sha256":
         if not _HEX64.match(value):
-            raise Problem(422, "invalid-parameter", "sha256 must be 64 lowercase hex digits",
-                          field="body.sha256", reason="not a SHA-256 hex digest")
+            raise Problem(
+                422,
+                "invalid-parameter",
+                "sha256 must be 64 lowercase hex digits",
+                field="body.sha256",
+                reason="not a SHA-256 hex digest",
+            )
         return value, options
     if name == "content_base64":
         try:
             content = base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
-            raise Problem(422, "invalid-parameter", "content_base64 is not base64",
-                          field="body.content_base64", reason="not base64") from None
+            raise Problem(
+                422,
+                "invalid-parameter",
+                "content_base64 is not base64",
+                field="body.content_base64",
+                reason="not base64",
+            ) from None
         return hashlib.sha256(content).hexdigest(), options
     return hashlib.sha256(value.encode("utf-8", errors="surrogatepass")).hexdigest(), options
 
@@ -141,8 +208,13 @@ def verify_sha(
         try:
             cp = parse_checkpoint_body(trusted_note)
         except VerificationError as exc:
-            raise Problem(422, "invalid-parameter", f"trusted_checkpoint: {exc.detail}",
-                          field="body.trusted_checkpoint", reason=exc.detail) from None
+            raise Problem(
+                422,
+                "invalid-parameter",
+                f"trusted_checkpoint: {exc.detail}",
+                field="body.trusted_checkpoint",
+                reason=exc.detail,
+            ) from None
         trusted = (cp.size, cp.root_hash)
     if record_id is not None:
         stored = pm.store.get(record_id)
@@ -153,7 +225,8 @@ def verify_sha(
         candidates = pm.store.by_output(sha)
         if not candidates:
             raise VerificationError(
-                "output_hash", f"no record for this content (sha256 {sha}); it was not made here or was changed"
+                "output_hash",
+                f"no record for this content (sha256 {sha}); it was not made here or was changed",
             )
     checkpoint = pm.store.latest_checkpoint()
     trust = pm.trust(trusted)
@@ -161,7 +234,11 @@ def verify_sha(
     for stored in candidates:
         try:
             ev = pm.evidence(stored, checkpoint)
-            proof = consistency_proof(trusted[0], checkpoint.size, pm.store) if trusted and checkpoint else None
+            proof = (
+                consistency_proof(trusted[0], checkpoint.size, pm.store)
+                if trusted and checkpoint
+                else None
+            )
             return verify_evidence(ev, trust, content_sha256=sha, consistency_proof=proof)
         except VerificationError as exc:
             first = first or exc
@@ -169,28 +246,50 @@ def verify_sha(
     raise first
 
 
-def _answer(ctx: ServerContext, who: Principal, sha: str, options: dict[str, Any]) -> dict[str, Any]:
+def _answer(
+    ctx: ServerContext, who: Principal, sha: str, options: dict[str, Any]
+) -> dict[str, Any]:
     names = [*CHECKS, "consistency"] if options.get("trusted_checkpoint") else list(CHECKS)
     try:
         v = verify_sha(ctx, sha, options.get("record_id"), options.get("trusted_checkpoint"))
     except VerificationError as exc:
-        failed = exc.check if exc.check in names else "output_hash" if exc.check == "record" else exc.check
+        failed = (
+            exc.check
+            if exc.check in names
+            else "output_hash"
+            if exc.check == "record"
+            else exc.check
+        )
         if failed not in names:
             names.insert(0, failed)
         at = names.index(failed)
         checks = [{"check": n, "result": "pass", "detail": "passed"} for n in names[:at]]
         checks.append({"check": failed, "result": "fail", "detail": exc.detail})
-        checks += [{"check": n, "result": "not_run", "detail": f"not run: {failed} failed"} for n in names[at + 1 :]]
+        checks += [
+            {"check": n, "result": "not_run", "detail": f"not run: {failed} failed"}
+            for n in names[at + 1 :]
+        ]
         ctx.metrics.verifications.labels("failed").inc()
         ctx.metrics.verification_failures.labels(failed).inc()
-        data = {"check": failed, "detail": exc.detail, "content_sha256": sha, "record_id": options.get("record_id")}
+        data = {
+            "check": failed,
+            "detail": exc.detail,
+            "content_sha256": sha,
+            "record_id": options.get("record_id"),
+        }
         try:
             ctx.hooks.emit("verification.failed", {k: x for k, x in data.items() if x is not None})
             if ctx.service is not None:
                 ctx.service.wake()
         except Exception as hook_exc:  # the answer must not depend on the webhook state
             log.warning("verification.failed event not queued: %s", hook_exc)
-        return {"verified": False, "content_sha256": sha, "failed_check": failed, "reason": exc.detail, "checks": checks}
+        return {
+            "verified": False,
+            "content_sha256": sha,
+            "failed_check": failed,
+            "reason": exc.detail,
+            "checks": checks,
+        }
     ctx.metrics.verifications.labels("verified").inc()
     out = v.to_json()
     out["content_sha256"] = sha
@@ -200,8 +299,15 @@ def _answer(ctx: ServerContext, who: Principal, sha: str, options: dict[str, Any
     return out
 
 
-@router.post("/v1/verify", summary="Was this content made here, by what, and is it intact?", openapi_extra=_VERIFY_BODY)
-async def verify(request: Request, who: Principal = Depends(require(*READERS))) -> dict[str, Any]:  # noqa: B008
+@router.post(
+    "/v1/verify",
+    summary="Was this content made here, by what, and is it intact?",
+    openapi_extra=_VERIFY_BODY,
+)
+async def verify(
+    request: Request,
+    who: Reader,
+) -> dict[str, Any]:
     ctx = get_context(request)
     sha, options = await _content(request, ctx.settings.max_body_bytes)
     answer = await run_in_threadpool(_answer, ctx, who, sha, options)
@@ -210,43 +316,69 @@ async def verify(request: Request, who: Principal = Depends(require(*READERS))) 
     return answer
 
 
-@router.get("/v1/checkpoints/latest", summary="The latest signed checkpoint (JSON, or the note as text/plain)")
-def latest_checkpoint(request: Request, who: Principal = Depends(require(*READERS))) -> Response:  # noqa: B008
+@router.get(
+    "/v1/checkpoints/latest",
+    summary="The latest signed checkpoint (JSON, or the note as text/plain)",
+)
+def latest_checkpoint(
+    request: Request,
+    who: Reader,
+) -> Response:
     ctx = get_context(request)
     cp = ctx.pm.store.latest_checkpoint()
     if cp is None:
         raise Problem(404, "empty-log", "the log is empty: no checkpoint yet")
-    if "text/plain" in request.headers.get("accept", "") and "json" not in request.headers.get("accept", ""):
+    if "text/plain" in request.headers.get("accept", "") and "json" not in request.headers.get(
+        "accept", ""
+    ):
         return PlainTextResponse(cp.note)
-    return JSONResponse({
-        "origin": ctx.pm.store.origin,
-        "size": cp.size,
-        "root": base64.b64encode(cp.root).decode(),
-        "note": cp.note,
-        "created_at": cp.created_at,
-        "log_key": ctx.pm.log_verifier.key_string(),
-    })
+    return JSONResponse(
+        {
+            "origin": ctx.pm.store.origin,
+            "size": cp.size,
+            "root": base64.b64encode(cp.root).decode(),
+            "note": cp.note,
+            "created_at": cp.created_at,
+            "log_key": ctx.pm.log_verifier.key_string(),
+        }
+    )
 
 
 @router.get("/v1/checkpoints/consistency", summary="Consistency proof between two tree sizes")
 def consistency(
     request: Request,
+    who: Reader,
     from_size: int = Query(..., alias="from", ge=0, description="older tree size"),
-    to_size: int | None = Query(None, alias="to", ge=0, description="newer tree size; default: the latest"),
-    who: Principal = Depends(require(*READERS)),  # noqa: B008
+    to_size: int | None = Query(
+        None, alias="to", ge=0, description="newer tree size; default: the latest"
+    ),
 ) -> dict[str, Any]:
     ctx = get_context(request)
     latest = ctx.pm.store.latest_checkpoint()
     size = latest.size if latest else 0
     to = size if to_size is None else to_size
     if to > size:
-        raise Problem(422, "invalid-parameter", f"to={to} is beyond the log's size {size}", field="query.to",
-                      reason=f"greater than the tree size {size}")
+        raise Problem(
+            422,
+            "invalid-parameter",
+            f"to={to} is beyond the log's size {size}",
+            field="query.to",
+            reason=f"greater than the tree size {size}",
+        )
     if from_size > to:
-        raise Problem(422, "invalid-parameter", f"from={from_size} is greater than to={to}", field="query.from",
-                      reason="greater than to")
+        raise Problem(
+            422,
+            "invalid-parameter",
+            f"from={from_size} is greater than to={to}",
+            field="query.from",
+            reason="greater than to",
+        )
     proof = ctx.pm.consistency_proof(from_size, to)
-    out: dict[str, Any] = {"from": from_size, "to": to, "proof": [base64.b64encode(h).decode() for h in proof]}
+    out: dict[str, Any] = {
+        "from": from_size,
+        "to": to,
+        "proof": [base64.b64encode(h).decode() for h in proof],
+    }
     for key, n in (("from_checkpoint", from_size), ("to_checkpoint", to)):
         cp = ctx.pm.store.checkpoint(n) if n else None
         if cp is not None:
@@ -254,13 +386,18 @@ def consistency(
     return out
 
 
-@router.get("/.well-known/provmark/keys", summary="Public keys with validity windows and the log verifier key")
+@router.get(
+    "/.well-known/provmark/keys",
+    summary="Public keys with validity windows and the log verifier key",
+)
 def keys(request: Request) -> dict[str, Any]:
     ctx = get_context(request)
     pm = ctx.pm
     return {
         "origin": pm.store.origin,
-        "keys": [k.to_json() for k in sorted(pm.public_keys(), key=lambda k: (k.not_before, k.key_id))],
+        "keys": [
+            k.to_json() for k in sorted(pm.public_keys(), key=lambda k: (k.not_before, k.key_id))
+        ],
         "log_key": pm.log_verifier.key_string(),
         "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

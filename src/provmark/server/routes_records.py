@@ -15,9 +15,9 @@ import json
 import re
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
@@ -25,23 +25,31 @@ from ..errors import ConfigError, NotFoundError, RecordError, VerificationError
 from ..record import validate_record
 from ..store.base import StoredRecord
 from ..verify import parse_checkpoint_body
-from .auth import Principal
-from .context import READERS, ServerContext, get_context, require
+from .context import Ingester, Reader, ServerContext, get_context
 from .problems import Problem
 from .views import sensitive_fields
 
 router = APIRouter(tags=["records"])
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_NDJSON = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines", "application/ndjson")
+_NDJSON = (
+    "application/x-ndjson",
+    "application/jsonl",
+    "application/x-jsonlines",
+    "application/ndjson",
+)
 
 _BATCH_SCHEMA: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "description": "A JSON array of unsigned records (schema_version 1), or NDJSON: one record per line.",
+        "description": "A JSON array of unsigned records (schema_version 1), "
+        "or NDJSON: one record per line.",
         "content": {
             "application/json": {
-                "schema": {"type": "array", "items": {"$ref": "https://provmark.dev/schema/record-v1.json"}}
+                "schema": {
+                    "type": "array",
+                    "items": {"$ref": "https://provmark.dev/schema/record-v1.json"},
+                }
             },
             "application/x-ndjson": {"schema": {"type": "string"}},
         },
@@ -53,15 +61,25 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The request body, or 413 once it passes ``limit`` bytes (declared or streamed)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise Problem(413, "body-too-large", f"the body is {declared} bytes; the limit is {limit}",
-                      field="body", reason=f"over {limit} bytes")
+        raise Problem(
+            413,
+            "body-too-large",
+            f"the body is {declared} bytes; the limit is {limit}",
+            field="body",
+            reason=f"over {limit} bytes",
+        )
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise Problem(413, "body-too-large", f"the body is over the limit of {limit} bytes",
-                          field="body", reason=f"over {limit} bytes")
+            raise Problem(
+                413,
+                "body-too-large",
+                f"the body is over the limit of {limit} bytes",
+                field="body",
+                reason=f"over {limit} bytes",
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -77,22 +95,38 @@ def parse_batch(body: bytes, content_type: str) -> list[Any]:
             try:
                 items.append(json.loads(line))
             except ValueError as exc:
-                raise Problem(400, "malformed-json", f"line {n} is not JSON: {exc}",
-                              field=f"body.line[{n}]", reason=str(exc)) from None
+                raise Problem(
+                    400,
+                    "malformed-json",
+                    f"line {n} is not JSON: {exc}",
+                    field=f"body.line[{n}]",
+                    reason=str(exc),
+                ) from None
         return items
     if kind not in ("application/json", "") and not kind.endswith("+json"):
-        raise Problem(415, "unsupported-media-type",
-                      f"send application/json or application/x-ndjson, not {kind!r}",
-                      field="header.content-type", reason=f"{kind} is not accepted")
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            f"send application/json or application/x-ndjson, not {kind!r}",
+            field="header.content-type",
+            reason=f"{kind} is not accepted",
+        )
     try:
         data = json.loads(body)
     except ValueError as exc:
-        raise Problem(400, "malformed-json", f"the body is not JSON: {exc}", field="body", reason=str(exc)) from None
+        raise Problem(
+            400, "malformed-json", f"the body is not JSON: {exc}", field="body", reason=str(exc)
+        ) from None
     if isinstance(data, dict):
         return [data]
     if not isinstance(data, list):
-        raise Problem(422, "invalid-batch", "the body must be a JSON array of records",
-                      field="body", reason=f"got a JSON {type(data).__name__}")
+        raise Problem(
+            422,
+            "invalid-batch",
+            "the body must be a JSON array of records",
+            field="body",
+            reason=f"got a JSON {type(data).__name__}",
+        )
     return data
 
 
@@ -111,10 +145,15 @@ def validate_batch(items: list[Any]) -> list[dict[str, Any]]:
             errors.append({"field": f"[{i}].{exc.field}", "reason": exc.reason})
     if errors:
         first = errors[0]
-        raise Problem(422, "invalid-record",
-                      f"{len(errors)} of {len(items)} records are invalid; nothing was stored "
-                      f"(first: {first['field']}: {first['reason']})",
-                      field=first["field"], reason=first["reason"], errors=errors)
+        raise Problem(
+            422,
+            "invalid-record",
+            f"{len(errors)} of {len(items)} records are invalid; nothing was stored "
+            f"(first: {first['field']}: {first['reason']})",
+            field=first["field"],
+            reason=first["reason"],
+            errors=errors,
+        )
     return drafts
 
 
@@ -122,10 +161,16 @@ def validate_batch(items: list[Any]) -> list[dict[str, Any]]:
     "/v1/records",
     summary="Store a batch of records (JSON array or NDJSON); idempotent by record_id",
     openapi_extra=_BATCH_SCHEMA,
-    responses={202: {"description": "Queued (server started with --queue)"},
-               413: {"description": "Body or batch too large"}, 422: {"description": "Invalid records"}},
+    responses={
+        202: {"description": "Queued (server started with --queue)"},
+        413: {"description": "Body or batch too large"},
+        422: {"description": "Invalid records"},
+    },
 )
-async def post_records(request: Request, who: Principal = Depends(require("ingest"))) -> JSONResponse:  # noqa: B008
+async def post_records(
+    request: Request,
+    who: Ingester,
+) -> JSONResponse:
     ctx = get_context(request)
     started = time.perf_counter()
     s = ctx.settings
@@ -133,11 +178,17 @@ async def post_records(request: Request, who: Principal = Depends(require("inges
     items = await run_in_threadpool(parse_batch, body, request.headers.get("content-type", ""))
     if len(items) > s.max_batch_records:
         ctx.metrics.ingest_rejected.labels("too_many_records").inc()
-        raise Problem(413, "too-many-records",
-                      f"{len(items)} records in one batch; the limit is {s.max_batch_records}",
-                      field="body", reason=f"over {s.max_batch_records} records")
+        raise Problem(
+            413,
+            "too-many-records",
+            f"{len(items)} records in one batch; the limit is {s.max_batch_records}",
+            field="body",
+            reason=f"over {s.max_batch_records} records",
+        )
     if not items:
-        raise Problem(422, "invalid-batch", "the batch has no records", field="body", reason="empty")
+        raise Problem(
+            422, "invalid-batch", "the batch has no records", field="body", reason="empty"
+        )
     try:
         result = await run_in_threadpool(_store_batch, ctx, items)
     except Problem:
@@ -145,7 +196,9 @@ async def post_records(request: Request, who: Principal = Depends(require("inges
         raise
     ctx.metrics.batch_records.observe(len(items))
     ctx.metrics.ingest_latency.observe(time.perf_counter() - started)
-    ctx.metrics.records_ingested.labels("queue" if ctx.queue is not None else "direct").inc(len(items))
+    ctx.metrics.records_ingested.labels("queue" if ctx.queue is not None else "direct").inc(
+        len(items)
+    )
     return JSONResponse(result, status_code=202 if ctx.queue is not None else 200)
 
 
@@ -153,7 +206,11 @@ def _store_batch(ctx: ServerContext, items: list[Any]) -> dict[str, Any]:
     if ctx.queue is not None:
         drafts = validate_batch(items)
         ctx.queue.publish(drafts)
-        return {"accepted": len(drafts), "queued": True, "record_ids": [d["record_id"] for d in drafts]}
+        return {
+            "accepted": len(drafts),
+            "queued": True,
+            "record_ids": [d["record_id"] for d in drafts],
+        }
     ids = [d.get("record_id") for d in items if isinstance(d, Mapping)]
     known = ctx.pm.store.has([i for i in ids if isinstance(i, str)])
     try:
@@ -162,18 +219,29 @@ def _store_batch(ctx: ServerContext, items: list[Any]) -> dict[str, Any]:
         validate_batch(items)  # names every invalid record
         raise
     dupes = [i for i in stored if i in known]
-    return {"accepted": len(stored), "stored": len(stored) - len(dupes), "duplicates": dupes, "record_ids": stored}
+    return {
+        "accepted": len(stored),
+        "stored": len(stored) - len(dupes),
+        "duplicates": dupes,
+        "record_ids": stored,
+    }
 
 
 def _stored(ctx: ServerContext, record_id: str) -> StoredRecord:
     stored = ctx.pm.store.get(record_id)
     if stored is None:
-        raise NotFoundError(f"no record {record_id!r} (give a record id or a slug pm-YYYYMMDD-xxxxxx)")
+        raise NotFoundError(
+            f"no record {record_id!r} (give a record id or a slug pm-YYYYMMDD-xxxxxx)"
+        )
     return stored
 
 
 @router.get("/v1/records/{record_id}", summary="One record by id or slug")
-def get_record(request: Request, record_id: str, who: Principal = Depends(require(*READERS))) -> dict[str, Any]:  # noqa: B008
+def get_record(
+    request: Request,
+    record_id: str,
+    who: Reader,
+) -> dict[str, Any]:
     ctx = get_context(request)
     record = _stored(ctx, record_id).record()
     ctx.audit_read(request, who, "record.read", record.record_id)
@@ -183,6 +251,7 @@ def get_record(request: Request, record_id: str, who: Principal = Depends(requir
 @router.get("/v1/records", summary="Records matching every filter, newest first, cursor-paginated")
 def list_records(
     request: Request,
+    who: Reader,
     output: str | None = Query(None, description="output SHA-256 (64 lowercase hex)"),
     model: str | None = None,
     actor: str | None = Query(None, description="actor user id as stored"),
@@ -190,47 +259,84 @@ def list_records(
     status: str | None = Query(None, pattern="^(ok|error)$"),
     since: str | None = Query(None, description="RFC 3339 time or an age: 30m, 6h, 2d, 1w"),
     until: str | None = Query(None, description="RFC 3339 time or an age"),
-    tag: list[str] = Query([], description="KEY=VALUE, repeatable"),  # noqa: B008
+    tag: Annotated[list[str] | None, Query(description="KEY=VALUE, repeatable")] = None,
     limit: int = Query(50, ge=1, le=10_000),
     cursor: str | None = None,
     order: str = Query("desc", pattern="^(asc|desc)$"),
-    who: Principal = Depends(require(*READERS)),  # noqa: B008
 ) -> dict[str, Any]:
     ctx = get_context(request)
     if limit > ctx.settings.max_page:
-        raise Problem(422, "invalid-parameter", f"limit is at most {ctx.settings.max_page}",
-                      field="query.limit", reason=f"over {ctx.settings.max_page}")
+        raise Problem(
+            422,
+            "invalid-parameter",
+            f"limit is at most {ctx.settings.max_page}",
+            field="query.limit",
+            reason=f"over {ctx.settings.max_page}",
+        )
     if output is not None and not _HEX64.match(output):
-        raise Problem(422, "invalid-parameter", "output must be a SHA-256 in 64 lowercase hex digits",
-                      field="query.output", reason="not a SHA-256 hex digest")
+        raise Problem(
+            422,
+            "invalid-parameter",
+            "output must be a SHA-256 in 64 lowercase hex digits",
+            field="query.output",
+            reason="not a SHA-256 hex digest",
+        )
     tags = {}
-    for t in tag:
+    for t in tag or []:
         key, sep, value = t.partition("=")
         if not sep or not key:
-            raise Problem(422, "invalid-parameter", f"tag {t!r}: use KEY=VALUE", field="query.tag", reason="not KEY=VALUE")
+            raise Problem(
+                422,
+                "invalid-parameter",
+                f"tag {t!r}: use KEY=VALUE",
+                field="query.tag",
+                reason="not KEY=VALUE",
+            )
         tags[key] = value
     try:
-        page = ctx.pm.find(output=output, model=model, actor=actor, operation=operation, status=status,
-                           since=since, until=until, tags=tags, limit=limit, cursor=cursor, order=order)
+        page = ctx.pm.find(
+            output=output,
+            model=model,
+            actor=actor,
+            operation=operation,
+            status=status,
+            since=since,
+            until=until,
+            tags=tags,
+            limit=limit,
+            cursor=cursor,
+            order=order,
+        )
     except ConfigError as exc:
-        name = next((n for n in ("since", "until", "cursor", "limit", "order") if str(exc).startswith(n)), "")
+        name = next(
+            (n for n in ("since", "until", "cursor", "limit", "order") if str(exc).startswith(n)),
+            "",
+        )
         field = f"query.{name}" if name else "query"
         raise Problem(422, "invalid-parameter", str(exc), field=field, reason=str(exc)) from None
     records = [ctx.view(r, who) for r in page.records]
     if records:
         ctx.audit_read(request, who, "record.list", ",".join(r["record_id"] for r in records))
-    out: dict[str, Any] = {"records": records, "count": len(records), "next_cursor": page.next_cursor}
+    out: dict[str, Any] = {
+        "records": records,
+        "count": len(records),
+        "next_cursor": page.next_cursor,
+    }
     if page.next_cursor:
         out["next"] = str(request.url.include_query_params(cursor=page.next_cursor))
     return out
 
 
-@router.get("/v1/records/{record_id}/proof", summary="Inclusion proof of a record against a checkpoint")
+@router.get(
+    "/v1/records/{record_id}/proof", summary="Inclusion proof of a record against a checkpoint"
+)
 def get_proof(
     request: Request,
+    who: Reader,
     record_id: str,
-    tree_size: int | None = Query(None, ge=1, description="a checkpointed size; default: the latest"),
-    who: Principal = Depends(require(*READERS)),  # noqa: B008
+    tree_size: int | None = Query(
+        None, ge=1, description="a checkpointed size; default: the latest"
+    ),
 ) -> dict[str, Any]:
     ctx = get_context(request)
     stored = _stored(ctx, record_id)
@@ -238,12 +344,19 @@ def get_proof(
     if tree_size is not None:
         checkpoint = ctx.pm.store.checkpoint(tree_size)
         if checkpoint is None:
-            raise Problem(404, "not-found", f"no checkpoint of size {tree_size}", field="query.tree_size",
-                          reason="no such checkpoint")
+            raise Problem(
+                404,
+                "not-found",
+                f"no checkpoint of size {tree_size}",
+                field="query.tree_size",
+                reason="no such checkpoint",
+            )
     try:
         ev = ctx.pm.evidence(stored, checkpoint)
     except VerificationError as exc:
-        raise Problem(409, "not-logged", exc.detail, field="path.record_id", reason=exc.detail) from None
+        raise Problem(
+            409, "not-logged", exc.detail, field="path.record_id", reason=exc.detail
+        ) from None
     return {
         "record_id": stored.record_id,
         "index": ev.index,
@@ -256,17 +369,28 @@ def get_proof(
     }
 
 
-@router.get("/v1/records/{record_id}/bundle", summary="Offline bundle (*.provmark.json) of a record")
-def get_bundle(request: Request, record_id: str, who: Principal = Depends(require(*READERS))) -> JSONResponse:  # noqa: B008
+@router.get(
+    "/v1/records/{record_id}/bundle", summary="Offline bundle (*.provmark.json) of a record"
+)
+def get_bundle(
+    request: Request,
+    record_id: str,
+    who: Reader,
+) -> JSONResponse:
     ctx = get_context(request)
     stored = _stored(ctx, record_id)
     if not who.full_view:
         fields = sensitive_fields(json.loads(stored.payload))
         if fields:
-            raise Problem(403, "bundle-needs-auditor",
-                          "a bundle carries the signed record verbatim and this one holds "
-                          f"{', '.join(fields)}; only an auditor may fetch it (developers: use POST /v1/verify)",
-                          field=fields[0], reason="would reveal data the sanitized view hides")
+            raise Problem(
+                403,
+                "bundle-needs-auditor",
+                "a bundle carries the signed record verbatim and this one holds "
+                f"{', '.join(fields)}; only an auditor may fetch it "
+                "(developers: use POST /v1/verify)",
+                field=fields[0],
+                reason="would reveal data the sanitized view hides",
+            )
     bundle = ctx.pm.bundle(stored.record_id)
     ctx.audit_read(request, who, "record.bundle", stored.record_id)
     slug = stored.record().slug

@@ -29,15 +29,10 @@ NO_AUTH_WARNING = """
 def open_queue(url: str) -> Any:
     """The queue for ``--queue URL`` (``provmark.queue``, imported only when asked for)."""
     try:
-        from .. import queue as queue_mod  # type: ignore[attr-defined,unused-ignore]
+        from ..queue import open_queue as opener
     except ImportError as exc:
         raise ConfigError(f"--queue needs provmark.queue: {exc}") from None
-    opener = getattr(queue_mod, "open_queue", None)
-    if callable(opener):
-        return opener(url)
-    if url.startswith("nats://"):
-        return queue_mod.NatsQueue(url)
-    raise ConfigError(f"--queue {url!r}: only nats:// URLs are supported")
+    return opener(url)
 
 
 def is_loopback(host: str) -> bool:
@@ -80,8 +75,13 @@ def serve(
     queue = open_queue(queue_url) if queue_url else None
     pm = open_provmark(target, home=home, **(pm_options or {}))
     try:
-        settings = Settings(state=state_target, auth=auth, queue=queue, queue_url=queue_url,
-                            **(settings_overrides or {}))
+        settings = Settings(
+            state=state_target,
+            auth=auth,
+            queue=queue,
+            queue_url=queue_url,
+            **(settings_overrides or {}),
+        )
         app = create_app(pm, settings=settings)
         where = target if target.startswith("postgres") else str(Path(target).resolve())
         sys.stderr.write(

@@ -59,7 +59,9 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def verify_signature(secret: str, headers: dict[str, str], body: bytes, tolerance: float = 300) -> bool:
+def verify_signature(
+    secret: str, headers: dict[str, str], body: bytes, tolerance: float = 300
+) -> bool:
     """Check a delivery as a receiver would (used by tests and documented for receivers)."""
     h = {k.lower(): v for k, v in headers.items()}
     try:
@@ -155,7 +157,9 @@ class WebhookStore:
         self.db = db
 
     # ------------------------------------------------------------ subscriptions
-    def add(self, url: str, events: list[str], description: str = "", secret: str | None = None) -> Subscription:
+    def add(
+        self, url: str, events: list[str], description: str = "", secret: str | None = None
+    ) -> Subscription:
         check_url(url)
         chosen = tuple(dict.fromkeys(events or EVENTS))
         unknown = [e for e in chosen if e not in EVENTS]
@@ -171,7 +175,7 @@ class WebhookStore:
         )
         return sub
 
-    def list(self) -> list[Subscription]:
+    def subscriptions(self) -> list[Subscription]:
         rows = self.db.query(
             "SELECT sub_id, url, events, secret, description, created_at FROM pmsrv_webhooks"
             " ORDER BY created_at"
@@ -179,7 +183,7 @@ class WebhookStore:
         return [Subscription(r[0], r[1], tuple(json.loads(r[2])), r[3], r[4], r[5]) for r in rows]
 
     def get(self, sub_id: str) -> Subscription:
-        for sub in self.list():
+        for sub in self.subscriptions():
             if sub.sub_id == sub_id:
                 return sub
         raise NotFoundError(f"no webhook subscription {sub_id!r}")
@@ -196,7 +200,9 @@ class WebhookStore:
             )
 
     # ------------------------------------------------------------ events
-    def enqueue(self, cur: Cursor, event_type: str, data: dict[str, Any], subs: list[Subscription]) -> int:
+    def enqueue(
+        self, cur: Cursor, event_type: str, data: dict[str, Any], subs: list[Subscription]
+    ) -> int:
         """Queue one event for every subscription that wants it (inside a transaction)."""
         wanted = [s for s in subs if event_type in s.events]
         if not wanted:
@@ -218,7 +224,7 @@ class WebhookStore:
 
     def emit(self, event_type: str, data: dict[str, Any]) -> int:
         """Queue one event now (used for ``verification.failed``)."""
-        subs = self.list()
+        subs = self.subscriptions()
         if not any(event_type in s.events for s in subs):
             return 0
         with self.db.transaction() as cur:
@@ -228,7 +234,8 @@ class WebhookStore:
     def deliveries(
         self, *, sub_id: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[Delivery]:
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if sub_id:
             where.append("sub_id = ?")
             args.append(sub_id)
@@ -248,7 +255,13 @@ class WebhookStore:
             (delivery_id,),
         )
         return [
-            {"attempt": r[0], "at": _iso(r[1]), "status_code": r[2], "error": r[3], "duration_ms": r[4]}
+            {
+                "attempt": r[0],
+                "at": _iso(r[1]),
+                "status_code": r[2],
+                "error": r[3],
+                "duration_ms": r[4],
+            }
             for r in rows
         ]
 

@@ -33,6 +33,7 @@ class Signed:
 @dataclass(frozen=True)
 class Entry(Signed):
     """A signed record ready to be appended, with the columns the store indexes."""
+
     # Index columns, taken from the payload by the writer.
     slug: str
     output_sha256: str | None

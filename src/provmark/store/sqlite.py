@@ -72,7 +72,9 @@ _COLUMNS = "idx, record_id, payload, signature"
 
 
 def _row(row: tuple[Any, ...]) -> StoredRecord:
-    payload = row[2].encode() if isinstance(row[2], str) else bytes(row[2])  # a tampered row may be TEXT
+    payload = (
+        row[2].encode() if isinstance(row[2], str) else bytes(row[2])
+    )  # a tampered row may be TEXT
     try:
         signature = json.loads(row[3])
     except (TypeError, ValueError):
@@ -123,7 +125,7 @@ class SQLiteStore:
                     f"this one knows {STORE_SCHEMA_VERSION}); upgrade provmark"
                 )
             if "origin" in meta:
-                return meta["origin"]
+                return str(meta["origin"])
         db.execute("BEGIN IMMEDIATE")
         try:
             for stmt in _SCHEMA.split(";"):
@@ -170,15 +172,24 @@ class SQLiteStore:
                 seen.add(e.record_id)
                 fresh.append(e)
         if fresh:
-            rows = []
-            tag_rows = []
-            leaves = []
+            rows: list[tuple[Any, ...]] = []
+            tag_rows: list[tuple[str, str, int]] = []
+            leaves: list[bytes] = []
             for i, e in enumerate(fresh):
                 idx = size + i
                 rows.append(
                     (
-                        idx, e.record_id, e.slug, e.output_sha256, e.model, e.model_version,
-                        e.operation, e.status, e.actor, e.generated_at, e.payload,
+                        idx,
+                        e.record_id,
+                        e.slug,
+                        e.output_sha256,
+                        e.model,
+                        e.model_version,
+                        e.operation,
+                        e.status,
+                        e.actor,
+                        e.generated_at,
+                        e.payload,
                         json.dumps(e.signature, sort_keys=True, separators=(",", ":")),
                     )
                 )
@@ -250,7 +261,8 @@ class SQLiteStore:
         return found
 
     def find(self, query: Query) -> Page[StoredRecord]:
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         for column, value in (
             ("output_sha256", query.output),
             ("model", query.model),
@@ -330,7 +342,8 @@ class SQLiteStore:
         cursor = start
         while True:
             rows = self._query(
-                f"SELECT {_COLUMNS} FROM records WHERE idx >= ? AND idx < ? ORDER BY idx LIMIT 2000",
+                f"SELECT {_COLUMNS} FROM records"
+                " WHERE idx >= ? AND idx < ? ORDER BY idx LIMIT 2000",
                 (cursor, stop),
             )
             if not rows:

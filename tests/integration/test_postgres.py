@@ -1,0 +1,316 @@
+"""PostgreSQL end to end: provmark.open, migrations, crashes and broken connections.
+
+Uses the real server at 127.0.0.1:5432: one database per run
+(``provmark_test_<random>``, dropped at the end), one schema per test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import provmark
+from provmark.audit import audit
+from provmark.bundle import verify_bundle
+from provmark.crypto.keystore import FileKeyStore
+from provmark.errors import SchemaVersionError, StoreError
+from provmark.ingest import sign_draft
+from provmark.log.merkle import CompactRange
+from provmark.log.note import Checkpoint
+from provmark.record import new_record_id, now_utc, validate_record
+
+psycopg = pytest.importorskip("psycopg")
+
+pytestmark = pytest.mark.postgres
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="module")
+def pg_database() -> Iterator[str]:
+    name = f"provmark_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN}: {exc}")
+    admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+@pytest.fixture()
+def schema(pg_database: str) -> str:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    return name
+
+
+@pytest.fixture()
+def url(pg_database: str, schema: str) -> str:
+    return f"{pg_database}?options=-csearch_path%3D{schema}&application_name={schema}"
+
+
+def records(n: int, *, model: str = "acme/sum", prefix: str = "r") -> list[dict[str, Any]]:
+    return [
+        {
+            "record_id": new_record_id(),
+            "generated_at": now_utc(),
+            "model": {"name": model},
+            "output": {"sha256": hashlib.sha256(f"{prefix}-{i}".encode()).hexdigest()},
+            "tags": {"batch": prefix},
+        }
+        for i in range(n)
+    ]
+
+
+def test_open_capture_verify_bundle_audit(url: str, tmp_path: Path) -> None:
+    with provmark.open(url, home=tmp_path) as pm:
+        assert type(pm.store).__name__ == "PostgresStore"
+
+        @pm.capture(model=provmark.Model("acme/summarizer", version="3.2"), tags={"app": "t"})
+        def summarize(text: str) -> str:
+            return text.upper()[:20]
+
+        outputs = [summarize(f"article number {i}") for i in range(20)]
+        verified = pm.verify(outputs[7])
+        assert verified.record.model.name == "acme/summarizer"
+        bundle = pm.bundle(verified.record.record_id)
+        assert (
+            pm.find(tags={"app": "t"}, limit=100).records[0].record_id
+            == pm.find().records[0].record_id
+        )
+        ids = pm.ingest(records(50))
+        assert pm.get(ids[3]).record_id == ids[3]
+        with pytest.raises(provmark.VerificationError):
+            pm.verify("never made here")
+        report = audit(pm)
+        assert report.ok and report.records == 70 and report.checkpoint_size == 70
+    content = hashlib.sha256(outputs[7].encode()).hexdigest()
+    assert (
+        verify_bundle(bundle, content_sha256=content).record.record_id == verified.record.record_id
+    )
+
+
+# ------------------------------------------------------------------ migrations
+def write_v1_log(url: str, home: Path, drafts: list[dict[str, Any]]) -> str:
+    """A database as provmark with store schema v1 left it (independent of today's code)."""
+    from provmark.store import migrations
+
+    keys = FileKeyStore(home / "keys")
+    signer, log_key = keys.signer("records"), keys.signer("log").private_key  # type: ignore[attr-defined]
+    origin = f"provmark.local/log/{uuid.uuid4().hex[:16]}"
+    rng = CompactRange()
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert migrations.migrate(conn, target=1) == 1
+        with conn.transaction():
+            conn.execute(
+                "INSERT INTO meta VALUES ('origin', %s), ('created_at', %s)", (origin, now_utc())
+            )
+            for i, draft in enumerate(drafts):
+                e = sign_draft(validate_record(draft).payload_dict(), signer)
+                conn.execute(
+                    "INSERT INTO records VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                    (i, e.record_id, e.slug, e.output_sha256, e.model, e.model_version,
+                     e.operation, e.status, e.actor, e.generated_at, e.payload,
+                     json.dumps(e.signature, sort_keys=True, separators=(",", ":"))),
+                )  # fmt: skip
+                for k, v in e.tags.items():
+                    conn.execute("INSERT INTO tags VALUES (%s, %s, %s)", (k, v, i))
+                for (level, idx), h in rng.extend([e.leaf_hash()]):
+                    conn.execute("INSERT INTO nodes VALUES (%s, %s, %s)", (level, idx, h))
+            note = Checkpoint(origin, rng.size, rng.root()).sign(origin, log_key)
+            conn.execute(
+                "INSERT INTO checkpoints VALUES (%s, %s, %s, %s)",
+                (rng.size, rng.root(), note, now_utc()),
+            )
+    return origin
+
+
+def test_upgrade_from_v1_database(url: str, tmp_path: Path) -> None:
+    old = records(40, model="acme/old", prefix="v1")
+    origin = write_v1_log(url, tmp_path, old)
+    with psycopg.connect(url, autocommit=True) as conn:
+        indexes = {
+            r[0]
+            for r in conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+            )
+        }
+        assert "records_model" in indexes and "records_model_idx" not in indexes
+
+    with provmark.open(url, home=tmp_path) as pm:  # opening upgrades v1 -> v2
+        assert pm.store.origin == origin
+        assert pm.store.schema_version == 2  # type: ignore[attr-defined]
+        for i, rec in enumerate(old):
+            got = pm.get(rec["record_id"])
+            assert got.log is not None and got.log.index == i
+        assert [r.record_id for r in pm.find(model="acme/old", limit=100, order="asc").records] == [
+            r["record_id"] for r in old
+        ]
+        pm.ingest(records(10, prefix="v2"))
+        report = audit(pm)
+        assert report.ok and report.records == 50, report.findings
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
+        assert versions == [1, 2]
+        conn.execute("SET enable_seqscan = off")  # the table is tiny; ask for the index plan
+        sql = "EXPLAIN SELECT idx FROM records WHERE model = %s ORDER BY idx DESC LIMIT 51"
+        plan = "\n".join(r[0] for r in conn.execute(sql, ("acme/old",)))
+        assert "records_model_idx" in plan and "Sort" not in plan
+
+
+def test_upgraded_records_verify_against_their_content(url: str, tmp_path: Path) -> None:
+    old = records(5, prefix="content")
+    for i, rec in enumerate(old):
+        rec["output"] = {"sha256": hashlib.sha256(f"text {i}".encode()).hexdigest()}
+    write_v1_log(url, tmp_path, old)
+    with provmark.open(url, home=tmp_path) as pm:
+        for i, rec in enumerate(old):
+            assert pm.verify(f"text {i}").record.record_id == rec["record_id"]
+
+
+def test_newer_schema_is_refused(url: str) -> None:
+    from provmark.store.postgres import PostgresStore
+
+    PostgresStore(url).close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', 'x', now())")
+    with pytest.raises(SchemaVersionError, match="newer provmark"):
+        PostgresStore(url)
+
+
+def test_old_schema_without_migrate_and_foreign_tables(url: str) -> None:
+    from provmark.store import migrations
+    from provmark.store.postgres import PostgresStore
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrations.migrate(conn, target=1)
+    with pytest.raises(StoreError, match="migrate=True"):
+        PostgresStore(url, migrate=False)
+    PostgresStore(url).close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE schema_migrations")
+    with pytest.raises(StoreError, match="another application"):
+        PostgresStore(url)
+
+
+def test_unreachable_server_is_a_store_error() -> None:
+    from provmark.store.postgres import PostgresStore
+
+    start = time.monotonic()
+    with pytest.raises(StoreError, match="cannot connect"):
+        PostgresStore("postgresql://postgres:secret@127.0.0.1:1/nope", connect_timeout=1)
+    assert time.monotonic() - start < 10
+
+
+def test_recovers_from_killed_connections(url: str, schema: str, tmp_path: Path) -> None:
+    """Every pooled connection dies (as in a server restart): reads and writes carry on."""
+    with provmark.open(url, home=tmp_path) as pm:
+        pm.ingest(records(20))
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = %s",
+                (schema,),
+            ).fetchone()
+        assert killed and killed[0] >= 1
+        assert pm.store.count() == 20  # a read retries on a fresh connection
+        pm.ingest(records(20, prefix="after"))  # the writer retries the failed batch
+        assert audit(pm).ok and pm.store.count() == 40
+
+
+# ------------------------------------------------------------------ kill -9
+VICTIM = textwrap.dedent(
+    """
+    import hashlib, sys, provmark
+    from provmark.record import new_record_id, now_utc
+    pm = provmark.open(sys.argv[1], home=sys.argv[2], batch_size=2000)
+    n = 0
+    while True:
+        batch = [{"record_id": new_record_id(), "generated_at": now_utc(),
+                  "model": {"name": "victim"},
+                  "output": {"sha256": hashlib.sha256(str(n + i).encode()).hexdigest()}}
+                 for i in range(2000)]
+        n += 2000
+        pm.ingest(batch)  # returns once committed
+        print(" ".join(r["record_id"] for r in batch), flush=True)
+    """
+)
+
+
+def _lock_holder(conn: Any, app: str) -> bool:
+    row = conn.execute(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+        " WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = %s",
+        (app,),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def test_kill_9_mid_append_loses_no_committed_record(
+    pg_database: str, schema: str, tmp_path: Path
+) -> None:
+    base = f"{pg_database}?options=-csearch_path%3D{schema}"
+    victim_url, other_url = f"{base}&application_name=victim", f"{base}&application_name=other"
+    with provmark.open(other_url, home=tmp_path) as pm:  # create schema + keys first
+        pm.ingest(records(10, prefix="before"))
+    script = tmp_path / "victim.py"
+    script.write_text(VICTIM)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), victim_url, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    committed: list[str] = []
+    reader = threading.Thread(
+        target=lambda: [committed.extend(line.split()) for line in proc.stdout or []]
+    )
+    reader.start()
+    admin = psycopg.connect(pg_database, autocommit=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(committed) < 4000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(committed) >= 4000, "the victim did not commit anything"
+        # Kill it while it holds the sequencer lock, i.e. inside an append transaction.
+        while not _lock_holder(admin, "victim") and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert _lock_holder(admin, "victim"), "never caught the victim appending"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        reader.join(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        admin.close()
+
+    start = time.monotonic()
+    with provmark.open(other_url, home=tmp_path) as pm:
+        more = pm.ingest(records(100, prefix="after"))  # another sequencer takes over
+        took = time.monotonic() - start
+        assert took < 10
+        assert pm.store.has(committed) == set(committed)  # nothing acknowledged was lost
+        assert pm.store.has(more) == set(more)
+        report = audit(pm)
+        assert report.ok, report.findings
+        assert report.records == report.tree_size == report.checkpoint_size
+        assert report.records >= 10 + len(committed) + 100
+        assert report.records % 2000 == 110  # whole batches only: none half-written
