@@ -20,7 +20,6 @@ The property tests check ``canonical_bytes(x) == rfc8785.dumps(x)``.
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +28,7 @@ import rfc8785
 from .errors import CanonicalizationError
 
 MAX_SAFE_INT = 2**53 - 1
+_MARKER = "\x00provmark-splice#"
 
 
 class Fragment:
@@ -36,9 +36,9 @@ class Fragment:
 
     __slots__ = ("raw", "value")
 
-    def __init__(self, value: Any) -> None:
+    def __init__(self, value: Any, raw: bytes | None = None) -> None:
         self.value = value
-        self.raw = canonical_bytes(value)
+        self.raw = canonical_bytes(value) if raw is None else raw
 
     def __repr__(self) -> str:
         return f"Fragment({self.raw[:40]!r}...)"
@@ -48,7 +48,10 @@ class _Walk:
     __slots__ = ("marker", "path", "slow", "splices")
 
     def __init__(self) -> None:
-        self.marker = "\x00" + secrets.token_hex(8) + "#"
+        # If a user string happens to contain the marker, the count of markers in the
+        # output no longer matches and canonical_bytes falls back to the reference
+        # encoder, so a fixed marker is always correct (only ever slower).
+        self.marker = _MARKER
         self.splices: list[bytes] = []
         self.slow = False
 
@@ -75,7 +78,7 @@ class _Walk:
         if t is float:
             if obj != obj or obj in (float("inf"), float("-inf")):
                 raise CanonicalizationError(path, f"{obj} is not representable in JSON")
-            return self.splice(rfc8785.dumps(obj))
+            return self.splice(float_text(obj))
         if t is dict or isinstance(obj, Mapping):
             out = {}
             for k, v in obj.items():
@@ -103,6 +106,23 @@ class _Walk:
             path or "<root>",
             f"{type(obj).__name__} is not JSON (use str, int, float, bool, None, list, dict)",
         )
+
+
+def float_text(value: float) -> bytes:
+    """ECMAScript Number-to-String of a finite double, as JCS requires.
+
+    Python's repr gives the same shortest digits; the forms agree except for
+    integral values (``2.0``), exponents (Python switches at 1e16 and 1e-4, JS at
+    1e21 and 1e-6) and ``-0.0``; those few take the reference encoder.
+    """
+    r = repr(value)
+    if "e" in r:
+        return rfc8785.dumps(value)
+    if r.endswith(".0"):
+        if value == 0:
+            return b"0"
+        return rfc8785.dumps(value) if abs(value) >= 1e16 else r[:-2].encode()
+    return r.encode()
 
 
 def _double_text(value: int) -> bytes | None:

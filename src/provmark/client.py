@@ -276,12 +276,12 @@ class Provmark:
             "generated_at": format_ns(now_ns),
             "operation": spec.operation,
             "status": "ok" if o.error is None else "error",
-            "model": spec.model.identity(self._hash_cache),
+            "model": spec.model.fragment(self._hash_cache),
             "context": self.context(),
         }
         if o.params:
-            check_size("params", o.params, MAX_PARAMS_BYTES)
-            draft["params"] = o.params
+            raw = check_size("params", o.params, MAX_PARAMS_BYTES)
+            draft["params"] = Fragment(o.params, raw)  # encoded once, spliced by the writer
         inp = self._input(o)
         if inp:
             draft["input"] = inp

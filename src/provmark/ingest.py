@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .canonical import canonical_bytes, to_json_value
+from .canonical import Fragment, canonical_bytes, to_json_value
 from .crypto.keys import Signer
 from .errors import CaptureError
 from .record import slug_for
@@ -43,6 +43,8 @@ def sign_draft(draft: dict[str, Any], signer: Signer) -> Entry:
         "sig": base64.b64encode(signer.sign(payload)).decode(),
     }
     model = draft["model"]
+    if isinstance(model, Fragment):
+        model = model.value
     output = draft.get("output") or {}
     actor = draft.get("actor") or {}
     return Entry(

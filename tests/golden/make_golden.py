@@ -69,13 +69,15 @@ TRANSLATION = "Le conseil a approuvé le budget après un long débat."
 
 def png(width: int = 8, height: int = 8, pixels: bytes | None = None) -> bytes:
     """A truecolor PNG, pure Python (pixels: RGB bytes, row by row)."""
-    pixels = pixels or bytes((x * 30 + y * 7) % 256 for y in range(height) for x in range(width * 3))
-    rows = b"".join(
-        b"\x00" + pixels[y * width * 3 : (y + 1) * width * 3] for y in range(height)
+    pixels = pixels or bytes(
+        (x * 30 + y * 7) % 256 for y in range(height) for x in range(width * 3)
     )
+    rows = b"".join(b"\x00" + pixels[y * width * 3 : (y + 1) * width * 3] for y in range(height))
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (
@@ -123,7 +125,11 @@ def drafts() -> list[dict[str, Any]]:
                 ],
             },
             "params": {"temperature": 0.2, "max_tokens": 256},
-            "output": {"sha256": sha(OUTPUT_TEXT), "media_type": "text/plain", "size": 53},
+            "output": {
+                "sha256": sha(OUTPUT_TEXT),
+                "media_type": "text/plain",
+                "size": len(OUTPUT_TEXT.encode()),
+            },
             "context": CONTEXT,
             "actor": {"user_id": "alice", "service": "summarizer-api", "region": "eu-west-1"},
             "tags": {"env": "test"},
@@ -192,7 +198,9 @@ def signed(alg: str = "Ed25519") -> list[tuple[Record, bytes]]:
         sig = {"alg": s.alg, "key_id": s.key_id, "sig": base64.b64encode(s.sign(payload)).decode()}
         leaf = hashlib.sha256(b"\x00" + log_entry(payload, sig)).digest()
         record = record_from_payload(
-            payload, signature=sig, log={"index": index, "leaf_hash": base64.b64encode(leaf).decode()}
+            payload,
+            signature=sig,
+            log={"index": index, "leaf_hash": base64.b64encode(leaf).decode()},
         )
         out.append((record, payload))
     return out
@@ -297,14 +305,21 @@ def build_signed_only() -> dict[str, bytes]:
 
 def tampered(files: dict[str, bytes]) -> dict[str, bytes]:
     out = {}
-    for name in ("record-ed25519.jws", "record-es256.jws", "record-ed25519.dsse.json", "record-es256.dsse.json"):
+    for name in (
+        "record-ed25519.jws",
+        "record-es256.jws",
+        "record-ed25519.dsse.json",
+        "record-es256.dsse.json",
+    ):
         if name in files:
-            stem, dot, ext = name.partition(".")
+            stem, _, ext = name.partition(".")
             out[f"{stem}.tampered.{ext}"] = tamper_text(files[name].decode()).encode()
     if "export.intoto.jsonl" in files:
         lines = files["export.intoto.jsonl"].splitlines(keepends=True)
         env = json.loads(lines[1])
-        payload = base64.b64decode(env["payload"]).replace(b"acme/translator", b"acme/TRANSLATOR", 1)
+        payload = base64.b64decode(env["payload"]).replace(
+            b"acme/translator", b"acme/TRANSLATOR", 1
+        )
         env["payload"] = base64.b64encode(payload).decode()
         lines[1] = json.dumps(env, separators=(",", ":"), sort_keys=True).encode() + b"\n"
         out["export.intoto.tampered.jsonl"] = b"".join(lines)
@@ -335,7 +350,9 @@ def change_one_pixel(data: bytes, x: int = 3, y: int = 2) -> bytes:
             pos = y * (1 + width * 3) + 1 + x * 3
             rows[pos] ^= 0x01
             body = zlib.compress(bytes(rows), 9)
-        out.append(struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body)))
+        out.append(
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
     return b"\x89PNG\r\n\x1a\n" + b"".join(out)
 
 

@@ -66,7 +66,7 @@ def test_non_bmp_keys_sort_by_utf16() -> None:
 
 
 def test_marker_collision_falls_back_to_reference() -> None:
-    value = {"a": 0.5, "b": "\x00deadbeefdeadbeef#0"}
+    value = {"a": 0.5, "b": "\x00provmark-splice#0", "c": [0.25]}
     assert canonical_bytes(value) == rfc8785.dumps(value)
 
 

@@ -99,14 +99,45 @@ def split_arguments(
     return inputs, params
 
 
+class ArgumentSplitter:
+    """:func:`split_arguments` with a fast path for plain signatures (no ``*args``/``**kw``),
+    which skips ``Signature.bind`` (the costliest step of a capture)."""
+
+    def __init__(self, fn: Callable[..., Any], input_arg: str | None) -> None:
+        try:
+            self.sig: inspect.Signature | None = inspect.signature(fn)
+        except (TypeError, ValueError):
+            self.sig = None
+        self.input_arg = input_arg
+        self.fast = False
+        if self.sig is None or input_arg is not None:
+            return
+        params = list(self.sig.parameters.values())
+        if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
+            return
+        self.positional = [p.name for p in params if p.kind is not p.KEYWORD_ONLY]
+        self.skip_first = bool(self.positional) and self.positional[0] in ("self", "cls")
+        self.required = {p.name for p in params if p.default is p.empty}
+        self.defaults = {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY and p.default is not p.empty}
+        self.keyword_only = {p.name for p in params if p.kind is p.KEYWORD_ONLY}
+        self.names = set(self.positional) | self.keyword_only
+        self.fast = len(self.positional) - self.skip_first == 1  # the common `fn(prompt, *, ...)`
+
+    def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        if self.fast:
+            n = len(args) - self.skip_first
+            if n == 1 and kwargs.keys() <= self.keyword_only and self.required <= (
+                set(self.positional[: len(args)]) | kwargs.keys()
+            ):
+                return args[-1], {**self.defaults, **kwargs}
+        return split_arguments(self.sig, args, kwargs, self.input_arg)
+
+
 def wrap(recorder: Recorder, fn: F, spec: Spec) -> F:
-    try:
-        sig: inspect.Signature | None = inspect.signature(fn)
-    except (TypeError, ValueError):
-        sig = None
+    split = ArgumentSplitter(fn, spec.input_arg)
 
     def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Outcome:
-        inp, params = split_arguments(sig, args, kwargs, spec.input_arg)
+        inp, params = split(args, kwargs)
         return Outcome(spec, time.time_ns(), input=inp, params=params)
 
     if inspect.isasyncgenfunction(fn):

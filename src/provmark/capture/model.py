@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..canonical import canonical_bytes
+from ..canonical import Fragment, canonical_bytes
 from ..errors import CaptureError
 from .hashing import hash_file
 
@@ -101,6 +101,15 @@ class Model:
                 if p.is_file() and (p.suffix in WEIGHT_SUFFIXES or p.name in IDENTITY_FILES):
                     paths.append(p)
         return paths
+
+    def fragment(self, cache: HashCache) -> Fragment:
+        """:meth:`identity` with its canonical bytes encoded once (for the hot path)."""
+        identity = self.identity(cache)
+        cached = self._resolved.get("fragment")
+        if cached is None or cached.value is not identity:
+            cached = Fragment(identity)
+            self._resolved["fragment"] = cached
+        return cached  # type: ignore[no-any-return]
 
     def identity(self, cache: HashCache) -> dict[str, Any]:
         """The ``model`` part of a record, hashing files on first use."""

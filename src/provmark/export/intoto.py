@@ -78,4 +78,30 @@ def verify_lines(
     return out
 
 
-__all__ = ["INTOTO_PAYLOAD_TYPE", "MEDIA_TYPE", "InTotoExporter", "verify_lines"]
+def predicate_schema() -> dict[str, Any]:
+    """JSON Schema of the predicate (``docs/schema/predicate-provenance-v1.json``).
+
+    The predicate is the record (as pydantic models it) with ``signature`` and ``log``.
+    """
+    from ..record import Record
+
+    schema = Record.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://provmark.dev/schema/predicate-provenance-v1.json"
+    schema["title"] = "provmark provenance predicate v1"
+    schema["description"] = (
+        f"The predicate of in-toto Statements with predicateType {PREDICATE_TYPE}: a "
+        "provmark record. Removing 'signature' and 'log' and encoding the rest with RFC "
+        "8785 gives the bytes that 'signature' covers; 'log' places the record in the "
+        "provmark transparency log."
+    )
+    return schema
+
+
+__all__ = [
+    "INTOTO_PAYLOAD_TYPE",
+    "MEDIA_TYPE",
+    "InTotoExporter",
+    "predicate_schema",
+    "verify_lines",
+]

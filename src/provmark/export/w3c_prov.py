@@ -61,6 +61,14 @@ MEDIA_TYPES = {
     "prov-jsonld": "application/ld+json",
 }
 
+JSONLD_CONTEXT = {
+    "prov": "http://www.w3.org/ns/prov#",
+    "provmark": PM.uri,
+    "pmid": PMID.uri,
+    "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
+    "xsd": "http://www.w3.org/2001/XMLSchema#",
+}
+
 _HEX = set("0123456789abcdef")
 
 
@@ -281,7 +289,9 @@ def serialize(doc: ProvDocument, fmt: str) -> bytes:
     elif fmt == "prov-o":
         text = doc.serialize(format="rdf", rdf_format="turtle")
     elif fmt == "prov-jsonld":
-        text = doc.serialize(format="rdf", rdf_format="json-ld")
+        text = doc.serialize(
+            format="rdf", rdf_format="json-ld", context=JSONLD_CONTEXT, auto_compact=True
+        )
     else:
         raise ConfigError(f"unknown PROV format {fmt!r}; choose one of {', '.join(MEDIA_TYPES)}")
     assert isinstance(text, str)
@@ -398,14 +408,25 @@ class ProvExporter:
         return serialize(doc, self._fmt)
 
 
-def provn_lines(doc: ProvDocument) -> list[str]:
-    """The statements of a document as sorted PROV-N lines (prefixes left out), for comparing."""
-    return sorted(
-        line.strip()
-        for line in doc.get_provn().splitlines()
-        if line.strip()
-        and not line.strip().startswith(("prefix", "document", "endDocument", "default"))
-    )
+def statements(
+    doc: ProvDocument,
+) -> set[tuple[str, str, tuple[tuple[str, str], ...], frozenset[tuple[str, str]]]]:
+    """Every record of a document in a form that ignores prefixes, order and blank-node ids.
+
+    Two documents with equal statements say the same thing (used to check round trips).
+    """
+
+    def text(value: Any) -> str:
+        return str(value.uri) if isinstance(value, QualifiedName) else str(value)
+
+    out = set()
+    for rec in doc.get_records():
+        ident = rec.identifier
+        name = text(ident) if ident is not None and not str(ident).startswith("_:") else ""
+        formal = tuple((text(k), text(v)) for k, v in rec.formal_attributes)
+        extra = frozenset((text(k), text(v)) for k, v in rec.extra_attributes)
+        out.add((text(rec.get_type()), name, formal, extra))
+    return out
 
 
 def summary(doc: ProvDocument) -> dict[str, int]:

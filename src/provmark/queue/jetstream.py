@@ -96,16 +96,19 @@ class NatsQueue:
         async def on_error(exc: Exception) -> None:
             log.warning("nats %s: %s", self.url, exc)
 
-        try:
-            nc = await nats.connect(
-                self.url,
-                connect_timeout=self.timeout,
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
-                error_cb=on_error,
+        try:  # nats-py retries a first connect forever when reconnects are unlimited
+            nc = await asyncio.wait_for(
+                nats.connect(
+                    self.url,
+                    connect_timeout=self.timeout,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    error_cb=on_error,
+                ),
+                self.timeout,
             )
-        except (nats.errors.Error, OSError) as exc:
+        except (nats.errors.Error, OSError, TimeoutError) as exc:
             raise QueueError(f"cannot connect to NATS at {self.url}: {exc!r}") from None
         js = nc.jetstream(timeout=self.timeout)
         try:

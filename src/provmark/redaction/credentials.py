@@ -38,8 +38,9 @@ _PRIVATE_KEY = re.compile(
     re.S,
 )
 _ASSIGN_HINTS = ("pass", "pwd", "secret", "key", "token", "credential")
+# Not after "[": our own placeholder "[SECRET:..." is no assignment.
 _ASSIGN_KEY = re.compile(
-    r"(?<![A-Za-z0-9])(?:password|passwd|passphrase|pwd|pass|secret|client[_-]?secret"
+    r"(?<![A-Za-z0-9[])(?:password|passwd|passphrase|pwd|pass|secret|client[_-]?secret"
     r"|secret[_-]?key|api[_-]?key|apikey|api[_-]?token|access[_-]?key(?:[_-]?id)?"
     r"|secret[_-]?access[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token"
     r"|token|private[_-]?key|credentials?)[\"']?[ \t]*\Z",

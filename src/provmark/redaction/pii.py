@@ -72,7 +72,8 @@ _PHONE_NATIONAL = re.compile(
     r"(?:\(0[1-9]\d{0,3}\) ?|0[1-9]\d{0,3}[ .\-/])\d{2,8}(?:([ .-])\d{2,8}(?:\1\d{2,8}){0,3})?",
     re.A,
 )
-_PHONE_HINT = re.compile(r"\d[ .\-/()]{1,3}\d", re.A)
+# NANP and national numbers have at least 9 digits, at most 2 separators apart.
+_PHONE_HINT = re.compile(r"\d(?:[ .\-/()]{0,2}\d){8}", re.A)
 
 
 @dataclass(frozen=True, slots=True)

@@ -196,9 +196,8 @@ async def post_records(
         raise
     ctx.metrics.batch_records.observe(len(items))
     ctx.metrics.ingest_latency.observe(time.perf_counter() - started)
-    ctx.metrics.records_ingested.labels("queue" if ctx.queue is not None else "direct").inc(
-        len(items)
-    )
+    mode = "queue" if ctx.queue is not None else "direct"
+    ctx.metrics.records_ingested.labels(mode).inc(result.get("stored", result["accepted"]))
     return JSONResponse(result, status_code=202 if ctx.queue is not None else 200)
 
 

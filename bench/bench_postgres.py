@@ -1,0 +1,187 @@
+"""Records/s into PostgreSQL through ``Provmark.ingest`` (validate, sign, store, log).
+
+Each row: ``clients`` threads call ``pm.ingest(batch)`` with ``batch`` records per
+call (the writer's batch size is set to the call size, as a server does), until
+``--records`` are stored or ``--seconds`` pass. p50/p99 are per-call latencies.
+The last rows time ``PostgresStore.append`` alone on pre-signed entries, for
+COPY and for executemany. Uses a throwaway database on 127.0.0.1, dropped at the end.
+
+    python bench/bench_postgres.py [--records 40000] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from typing import Any
+
+import psycopg
+
+import provmark
+from provmark.ingest import sign_draft
+from provmark.record import new_record_id, now_utc, validate_record
+from provmark.store.postgres import PostgresStore
+
+ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def records(n: int, seed: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "record_id": new_record_id(),
+            "generated_at": now_utc(),
+            "operation": "chat",
+            "model": {"name": "acme/summarizer", "version": "3.2"},
+            "input": {"sha256": hashlib.sha256(f"in-{seed}-{i}".encode()).hexdigest()},
+            "output": {"sha256": hashlib.sha256(f"{seed}-{i}".encode()).hexdigest(), "size": 512},
+            "actor": {"user_id": f"user-{i % 50}", "service": "bench"},
+            "params": {"temperature": 0.2, "max_tokens": 256},
+            "usage": {"input_tokens": 812, "output_tokens": 240, "latency_ms": 912.5},
+            "tags": {"app": "bench", "env": "prod"},
+        }
+        for i in range(n)
+    ]
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def fresh_schema(db: str) -> str:
+    name = f"b_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    return f"{db}?options=-csearch_path%3D{name}"
+
+
+def ingest_row(db: str, batch: int, clients: int, total: int, seconds: float) -> dict[str, Any]:
+    url = fresh_schema(db)
+    home = tempfile.mkdtemp(prefix="provmark-bench-")
+    per_client = total // clients // batch
+    work = [[records(batch, f"{c}-{k}") for k in range(per_client)] for c in range(clients)]
+    latencies: list[float] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+    done = [0] * clients
+    with provmark.open(url, home=home, batch_size=batch, max_queue=4 * batch * clients) as pm:
+        pm.ingest(records(10, "warm"))
+
+        def client(c: int) -> None:
+            mine = []
+            for chunk in work[c]:
+                if time.monotonic() > deadline:
+                    break
+                t = time.perf_counter()
+                pm.ingest(chunk)
+                mine.append(time.perf_counter() - t)
+                done[c] += len(chunk)
+            with lock:
+                latencies.extend(mine)
+
+        threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - start
+        stored = pm.store.count() - 10
+    assert stored == sum(done), (stored, done)
+    return {
+        "what": "Provmark.ingest",
+        "batch": batch,
+        "clients": clients,
+        "records": stored,
+        "seconds": elapsed,
+        "rate": stored / elapsed,
+        "p50": pct(latencies, 0.50) * 1000,
+        "p99": pct(latencies, 0.99) * 1000,
+    }
+
+
+def append_row(db: str, write: str, batch: int, total: int) -> dict[str, Any]:
+    url = fresh_schema(db)
+    pm = provmark.open(url, home=tempfile.mkdtemp(prefix="provmark-bench-"))
+    signer = pm.signer
+    entries = [
+        [sign_draft(validate_record(r).payload_dict(), signer) for r in records(batch, str(k))]
+        for k in range(total // batch)
+    ]
+    store = PostgresStore(url, write=write)
+    latencies = []
+    start = time.perf_counter()
+    for chunk in entries:
+        t = time.perf_counter()
+        store.append(chunk, pm._seal)
+        latencies.append(time.perf_counter() - t)
+    elapsed = time.perf_counter() - start
+    n = sum(len(c) for c in entries)
+    store.close()
+    pm.close()
+    return {
+        "what": f"store.append ({write})",
+        "batch": batch,
+        "clients": 1,
+        "records": n,
+        "seconds": elapsed,
+        "rate": n / elapsed,
+        "p50": statistics.median(latencies) * 1000,
+        "p99": pct(latencies, 0.99) * 1000,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--admin", default=ADMIN, help="an existing database to CREATE DATABASE from")
+    ap.add_argument("--records", type=int, default=40_000, help="records per row (bound)")
+    ap.add_argument("--seconds", type=float, default=20.0, help="time per row (bound)")
+    ap.add_argument("--batches", default="100,500,2000")
+    ap.add_argument("--clients", default="1,4")
+    args = ap.parse_args(argv)
+    name = f"provmark_bench_{uuid.uuid4().hex[:10]}"
+    admin = psycopg.connect(args.admin, autocommit=True)
+    admin.execute(f"CREATE DATABASE {name}")
+    db = args.admin.rsplit("/", 1)[0] + "/" + name
+    rows = []
+    try:
+        for batch in (int(b) for b in args.batches.split(",")):
+            for clients in (int(c) for c in args.clients.split(",")):
+                rows.append(ingest_row(db, batch, clients, args.records, args.seconds))
+                _print(rows[-1])
+        for write in ("copy", "executemany"):
+            rows.append(append_row(db, write, 2000, min(args.records, 20_000)))
+            _print(rows[-1])
+    finally:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+    print()
+    print(
+        f"{'what':<26}{'batch':>6}{'clients':>8}{'records':>9}{'rec/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+    )
+    for r in rows:
+        print(
+            f"{r['what']:<26}{r['batch']:>6}{r['clients']:>8}{r['records']:>9}"
+            f"{r['rate']:>9.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}"
+        )
+    return 0
+
+
+def _print(row: dict[str, Any]) -> None:
+    print(
+        f"{row['what']}: batch {row['batch']} x {row['clients']} clients: "
+        f"{row['rate']:.0f} records/s (p50 {row['p50']:.1f} ms, p99 {row['p99']:.1f} ms)",
+        file=sys.stderr,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

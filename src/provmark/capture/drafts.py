@@ -1,0 +1,188 @@
+"""Turning a capture outcome into an unsigned record draft, with no store needed.
+
+Shared by the embedded ``Provmark`` and ``RemoteProvmark`` (``provmark.open("http://...")``):
+both capture the same way; only where the draft goes differs (the local writer, or a
+batch POST to a server that signs and logs it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import itertools
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..canonical import Fragment, to_json_value
+from ..errors import ConfigError
+from ..record import (
+    MAX_EXTRA_BYTES,
+    MAX_PARAMS_BYTES,
+    MAX_SNAPSHOT_CHARS,
+    check_size,
+    check_tags,
+    new_record_id,
+)
+from .core import Outcome, Spec
+from .environment import DEFAULT_PACKAGES, probe
+from .hashing import Digest, Encoders, digest_output
+from .model import HashCache, Model, as_model
+
+_INSTANCES = itertools.count()
+
+
+def format_ns(ns: int) -> str:
+    """RFC 3339 UTC with microseconds from Unix nanoseconds."""
+    secs, rem = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{rem // 1000:06d}Z"
+
+
+class DraftBuilder:
+    """Capture specs, the acting-for user, the environment context and draft building."""
+
+    def __init__(
+        self,
+        *,
+        actor: Mapping[str, str] | None = None,
+        packages: Sequence[str] = DEFAULT_PACKAGES,
+        config: Mapping[str, Any] | None = None,
+        encoders: Encoders | None = None,
+        hash_cache: HashCache | None = None,
+    ) -> None:
+        self.encoders = encoders or Encoders()
+        self.hash_cache = hash_cache or HashCache()
+        self._packages = tuple(packages)
+        self._config = dict(config or {})
+        self._context: Fragment | None = None
+        self._context_lock = threading.Lock()
+        self.actor = {
+            k: v
+            for k, v in {
+                "service": os.environ.get("PROVMARK_SERVICE"),
+                "region": os.environ.get("PROVMARK_REGION"),
+                **(actor or {}),
+            }.items()
+            if v
+        }
+        self._acting_for: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+            f"provmark_acting_for_{next(_INSTANCES)}", default=None
+        )
+
+    def spec(self, *, model: Model | str | dict[str, Any], **options: Any) -> Spec:
+        try:
+            spec = Spec(model=as_model(model), **options)
+        except TypeError as exc:
+            raise ConfigError(f"capture: {exc}") from None
+        spec.model.identity(self.hash_cache)  # hash weights now, not on the first call
+        if spec.tags:
+            check_tags(dict(spec.tags))
+        return spec
+
+    @contextlib.contextmanager
+    def acting_for(self, user_id: str) -> Iterator[None]:
+        token = self._acting_for.set(user_id)
+        try:
+            yield
+        finally:
+            self._acting_for.reset(token)
+
+    def context(self) -> Fragment:
+        if self._context is None:
+            with self._context_lock:
+                if self._context is None:
+                    self._context = Fragment(probe(self._packages, config=self._config))
+        return self._context
+
+    def build(self, o: Outcome) -> dict[str, Any]:
+        """The unsigned draft of one outcome (the input snapshot still raw, see ``finish``)."""
+        spec = o.spec
+        now_ns = time.time_ns()
+        draft: dict[str, Any] = {
+            "record_id": new_record_id(now_ns),
+            "schema_version": "1",
+            "started_at": format_ns(o.started_ns),
+            "generated_at": format_ns(now_ns),
+            "operation": spec.operation,
+            "status": "ok" if o.error is None else "error",
+            "model": spec.model.identity(self.hash_cache),
+            "context": self.context(),
+        }
+        if o.params:
+            check_size("params", o.params, MAX_PARAMS_BYTES)
+            draft["params"] = o.params
+        inp = self._input(o)
+        if inp:
+            draft["input"] = inp
+        if o.error is not None:
+            draft["error"] = {"type": type(o.error).__qualname__, "message": str(o.error)[:2048]}
+        digest = o.digest
+        if digest is None and o.error is None:
+            digest = digest_output(o.output, self.encoders)
+        if digest is not None:
+            out: dict[str, Any] = {"sha256": digest.sha256, "size": digest.size}
+            media = spec.media_type or o.extra.pop("_media_type", None) or digest.media_type
+            if media:
+                out["media_type"] = media
+            if isinstance(o.output, os.PathLike):
+                out["uri"] = Path(o.output).resolve().as_uri()
+            draft["output"] = out
+        actor = dict(self.actor)
+        if spec.actor:
+            actor.update(spec.actor)
+        acting = self._acting_for.get()
+        if acting:
+            actor["user_id"] = acting
+        if actor:
+            draft["actor"] = actor
+        parents = [*(spec.parents or ()), *o.parents]
+        if parents:
+            draft["parents"] = [str(p) for p in parents]
+        tags = {**(spec.tags or {}), **o.tags}
+        if tags:
+            check_tags(tags)
+            draft["tags"] = tags
+        extra = {**(spec.extra or {}), **o.extra}
+        if extra:
+            check_size("extra", extra, MAX_EXTRA_BYTES)
+            draft["extra"] = extra
+        draft["usage"] = {"latency_ms": round((now_ns - o.started_ns) / 1e6, 3), **o.usage}
+        if o.fallback:
+            draft["fallback"] = o.fallback
+        return draft
+
+    def _input(self, o: Outcome) -> dict[str, Any]:
+        inp: dict[str, Any] = {}
+        if o.input is not None:
+            d: Digest = digest_output(o.input, self.encoders)
+            inp["sha256"] = d.sha256
+            if d.media_type:
+                inp["media_type"] = d.media_type
+            if o.spec.snapshot and isinstance(o.input, str | dict | list):
+                inp["__raw__"] = o.input  # turned into text off the caller's thread by finish()
+        seed = o.seed if o.seed is not None else o.params.get("seed")
+        if seed is not None:
+            inp["seed"] = str(seed)
+        return inp
+
+
+def finish(draft: dict[str, Any], redactor: Any = None) -> dict[str, Any]:
+    """Render the raw input as the (redacted, truncated) snapshot; redact the error message."""
+    inp = draft.get("input")
+    if inp and "__raw__" in inp:
+        raw = inp.pop("__raw__")
+        text = raw if isinstance(raw, str) else _json_text(raw)
+        if redactor is not None:
+            text = redactor.redact_text(text).text
+        inp["snapshot"] = text[:MAX_SNAPSHOT_CHARS]
+    if redactor is not None and "error" in draft and draft["error"].get("message"):
+        draft["error"]["message"] = redactor.redact_text(draft["error"]["message"]).text
+    return draft
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(to_json_value(value), ensure_ascii=False, sort_keys=True, default=str)

@@ -1,0 +1,557 @@
+"""``provmark.open("http://host:port", token=...)``: the same user API over HTTP.
+
+Capture works exactly as with the embedded store (the same decorator, context
+manager and draft building); records are sent to ``POST /v1/records`` in batches
+by a background thread, and the server signs and logs them. Reads (``get``,
+``find``, ``verify``, ``bundle``) are HTTP calls.
+
+Delivery guarantees:
+
+* **never duplicated**: record ids are idempotency keys; a batch sent again after a
+  timeout or a crash is skipped by the server.
+* **never dropped**: when the server cannot be reached (or answers 5xx/429), the
+  batch and everything queued behind it is appended to a local journal and
+  fsync'd; the sender retries with exponential backoff and replays the journal
+  when the server is back. ``close()`` with the server down leaves the records in
+  the journal; the next ``open`` of the same URL replays them. Each process takes
+  its own journal file (``<home>/remote/<url hash>/<n>.jsonl``, under an exclusive
+  lock) and adopts the files of processes that died.
+* records the server refuses as invalid (422 naming ``[i]``) are dropped one by one,
+  logged and counted in ``rejected``; the rest of the batch is sent again.
+* a bad token (401/403) keeps everything in the journal and makes ``flush`` raise.
+
+Records still in memory (normally less than ``flush_interval`` old) are lost if the
+process is killed with SIGKILL before they are sent or spilled.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, Literal, TypeVar, overload
+
+import httpx
+
+from .canonical import to_json_value
+from .capture.core import Outcome, Recording, wrap
+from .capture.drafts import DraftBuilder, finish
+from .capture.hashing import digest_output
+from .crypto.keys import PublicKey
+from .crypto.keystore import default_home
+from .errors import (
+    CaptureError,
+    ConfigError,
+    NotFoundError,
+    ProvmarkError,
+    RecordError,
+    StoreError,
+    VerificationError,
+)
+from .record import Record
+from .remote_journal import Journal
+from .store.base import Page
+from .verify import Check, Verified
+
+log = logging.getLogger("provmark.remote")
+F = TypeVar("F", bound=Callable[..., Any])
+
+_TRANSIENT = {408, 425, 429, 500, 502, 503, 504}
+
+
+class _Transient(Exception):
+    """The server could not take the batch now; try again later."""
+
+
+class _Fatal(Exception):
+    """The server will not take the batch with this client's settings (bad token)."""
+
+
+def _problem(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {"detail": response.text[:500]}
+    return body if isinstance(body, dict) else {"detail": str(body)}
+
+
+def _raise_for(response: httpx.Response) -> None:
+    """Map an HTTP error answer to the provmark error hierarchy."""
+    if response.status_code < 400:
+        return
+    p = _problem(response)
+    detail = str(p.get("detail") or response.reason_phrase)
+    status = response.status_code
+    if status in (401, 403):
+        raise ConfigError(f"server refused the token ({status}): {detail}")
+    if status == 404:
+        raise NotFoundError(detail)
+    if status in (400, 413, 422):
+        if p.get("field"):
+            raise RecordError(str(p["field"]), str(p.get("reason") or detail))
+        raise ConfigError(detail)
+    raise StoreError(f"server error {status}: {detail}")
+
+
+def _record(data: Mapping[str, Any]) -> Record:
+    clean = {k: v for k, v in data.items() if k not in ("slug", "view", "redacted")}
+    return Record.model_validate(clean)
+
+
+class RemoteProvmark:
+    """What ``provmark.open("http(s)://...")`` returns; see the module doc."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        policy: Literal["strict", "best_effort"] = "strict",
+        actor: Mapping[str, str] | None = None,
+        packages: Sequence[str] | None = None,
+        config: Mapping[str, Any] | None = None,
+        redactor: Any = None,
+        batch_size: int = 500,
+        flush_interval: float = 0.05,
+        max_queue: int = 50_000,
+        timeout: float = 30.0,
+        retry_max: float = 30.0,
+        journal_dir: str | os.PathLike[str] | None = None,
+        close_timeout: float = 10.0,
+    ) -> None:
+        if policy not in ("strict", "best_effort"):
+            raise ConfigError(f"policy must be 'strict' or 'best_effort', not {policy!r}")
+        self.url = url.rstrip("/")
+        self.policy = policy
+        self.redactor = redactor
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.max_queue = max_queue
+        self.retry_max = retry_max
+        self.close_timeout = close_timeout
+        self.capture_failures = 0
+        self.rejected: list[tuple[str, str]] = []
+        self.last_error: str | None = None
+        token = token or os.environ.get("PROVMARK_TOKEN")
+        headers = {"user-agent": "provmark-remote/1"}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        options: dict[str, Any] = {"actor": actor, "config": config}
+        if packages is not None:
+            options["packages"] = packages
+        self._drafts = DraftBuilder(**options)
+        self.encoders = self._drafts.encoders
+        url_hash = hashlib.sha256(self.url.encode()).hexdigest()[:16]
+        base = Path(journal_dir) if journal_dir else default_home() / "remote" / url_hash
+        self.journal = Journal(base)
+        self._queue: collections.deque[dict[str, Any]] = collections.deque()
+        self._cond = threading.Condition()
+        self._inflight = 0
+        self._closing = False
+        self._closed = False
+        self._fatal = False
+        self._next_retry = 0.0
+        self._backoff = 0.5
+        self._origin: str | None = None
+        self._deadline = float("inf")
+        self._thread = threading.Thread(target=self._run, name="provmark-remote", daemon=True)
+        self._thread.start()
+
+    def __repr__(self) -> str:
+        return f"RemoteProvmark({self.url!r})"
+
+    def __enter__(self) -> RemoteProvmark:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ capture
+    @overload
+    def capture(self, fn: F) -> F: ...
+    @overload
+    def capture(self, fn: None = None, **spec: Any) -> Callable[[F], F]: ...
+
+    def capture(self, fn: F | None = None, **spec: Any) -> F | Callable[[F], F]:
+        """Decorator: record every call of the function (as ``Provmark.capture``)."""
+        if fn is not None and not spec:
+            raise ConfigError("capture needs model=...: use @pm.capture(model=provmark.Model(...))")
+        built = self._drafts.spec(**spec)
+
+        def decorate(f: F) -> F:
+            return wrap(self, f, built)
+
+        return decorate(fn) if fn is not None else decorate
+
+    def record(
+        self, *, input: Any = None, params: Mapping[str, Any] | None = None, **spec: Any
+    ) -> Recording:
+        """Context manager form (as ``Provmark.record``)."""
+        return Recording(self, self._drafts.spec(**spec), input=input, params=params)
+
+    def acting_for(self, user_id: str) -> AbstractContextManager[None]:
+        """Records captured inside name ``user_id`` as the actor."""
+        return self._drafts.acting_for(user_id)
+
+    def emit(self, outcome: Outcome) -> str:
+        """Turn an outcome into an unsigned record and queue it for sending."""
+        try:
+            draft = self._drafts.build(outcome)
+            self._submit([draft])
+        except ProvmarkError as exc:
+            self.capture_failures += 1
+            if self.policy == "strict":
+                if isinstance(exc, CaptureError):
+                    raise
+                raise CaptureError(f"provenance not captured: {exc}") from exc
+            log.error("provmark: provenance not captured (best_effort): %s", exc)
+            return ""
+        return str(draft["record_id"])
+
+    def ingest(
+        self, records: Sequence[Mapping[str, Any]], *, wait: bool = True, timeout: float = 60.0
+    ) -> list[str]:
+        """Send records built elsewhere; with ``wait``, return once the server stored them."""
+        drafts = [dict(r) for r in records]
+        ids = [str(d.get("record_id")) for d in drafts]
+        self._submit(drafts)
+        if wait:
+            self.flush(timeout)
+        return ids
+
+    def _submit(self, drafts: list[dict[str, Any]]) -> None:
+        with self._cond:
+            if self._closing:
+                raise CaptureError("provmark is closed; no more records are accepted")
+            while len(self._queue) >= self.max_queue and not self._closing:
+                self._cond.wait(0.1)  # back-pressure: block, never drop
+            self._queue.extend(drafts)
+            if len(self._queue) >= self.batch_size:
+                self._cond.notify_all()
+
+    # ------------------------------------------------------------ sender
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._queue and not self._closing:
+                    self._cond.wait(self.flush_interval)
+                elif len(self._queue) < self.batch_size and not self._closing:
+                    self._cond.wait_for(
+                        lambda: len(self._queue) >= self.batch_size or self._closing,
+                        self.flush_interval,
+                    )
+                batch = [
+                    finish(self._queue.popleft(), self.redactor)
+                    for _ in range(min(len(self._queue), self.batch_size))
+                ]
+                self._inflight = len(batch)
+                closing = self._closing
+            try:
+                if self.journal.count and (closing or time.monotonic() >= self._next_retry):
+                    self._replay()
+                if batch:
+                    if self.journal.count:  # offline: keep everything in one place
+                        self._spill(batch)
+                    else:
+                        try:
+                            self._send(batch)
+                            self._backoff = 0.5
+                        except (_Transient, _Fatal) as exc:
+                            self._spill(batch)
+                            self._failed(exc)
+            except (_Transient, _Fatal) as exc:
+                self._failed(exc)
+                if batch:
+                    self._spill(batch)
+            except Exception as exc:  # never lose the batch to a bug in the loop
+                log.exception("provmark remote sender")
+                self.last_error = repr(exc)
+                if batch:
+                    self._spill(batch)
+            finally:
+                with self._cond:
+                    self._inflight = 0
+                    self._cond.notify_all()
+            with self._cond:
+                if self._closing and not self._queue:
+                    return
+                if self._closing and self.journal.count and time.monotonic() >= self._deadline:
+                    self._spill_queue()
+                    return
+
+    def _spill(self, batch: list[dict[str, Any]]) -> None:
+        self.journal.append([to_json_value(d) for d in batch])
+
+    def _spill_queue(self) -> None:
+        rest = [finish(self._queue.popleft(), self.redactor) for _ in range(len(self._queue))]
+        if rest:
+            self._spill(rest)
+
+    def _failed(self, exc: Exception) -> None:
+        self.last_error = str(exc)
+        self._fatal = isinstance(exc, _Fatal)
+        self._next_retry = time.monotonic() + self._backoff
+        log.warning(
+            "provmark remote: %s; %d records kept in %s, retry in %.1fs",
+            exc,
+            self.journal.count,
+            self.journal.path,
+            self._backoff,
+        )
+        self._backoff = min(self.retry_max, self._backoff * 2)
+        with self._cond:
+            if self._closing:
+                return
+            self._spill_queue()  # bound memory while the server is away
+
+    def _replay(self) -> None:
+        pending = self.journal.read()
+        for start in range(0, len(pending), self.batch_size):
+            self._send(pending[start : start + self.batch_size])
+        self.journal.clear()
+        self._backoff = 0.5
+        self._fatal = False
+        self.last_error = None
+        log.info("provmark remote: replayed %d journaled records", len(pending))
+
+    def _send(self, batch: list[dict[str, Any]]) -> None:
+        """POST a batch until the server has stored it; drop records it calls invalid."""
+        while batch:
+            body = json.dumps(
+                to_json_value(batch), separators=(",", ":"), ensure_ascii=False
+            ).encode()
+            try:
+                r = self._http.post(
+                    "/v1/records", content=body, headers={"content-type": "application/json"}
+                )
+            except httpx.HTTPError as exc:
+                raise _Transient(f"server unreachable: {type(exc).__name__}: {exc}") from None
+            if r.status_code < 300:
+                return
+            if r.status_code in _TRANSIENT:
+                raise _Transient(
+                    f"server answered {r.status_code}: {_problem(r).get('detail', '')}"
+                )
+            if r.status_code in (401, 403):
+                raise _Fatal(
+                    f"server refused the token ({r.status_code}): {_problem(r).get('detail', '')}"
+                )
+            if r.status_code == 413 and len(batch) > 1:
+                half = len(batch) // 2
+                self._send(batch[:half])
+                batch = batch[half:]
+                continue
+            bad = self._invalid_indexes(r, len(batch))
+            if not bad:  # an answer we cannot act on: keep the records, try later
+                raise _Transient(
+                    f"server answered {r.status_code}: {_problem(r).get('detail', '')}"
+                )
+            for i in sorted(bad, reverse=True):
+                rid = str(batch[i].get("record_id"))
+                self.rejected.append((rid, bad[i]))
+                log.error("provmark remote: record %s rejected by the server: %s", rid, bad[i])
+                del batch[i]
+
+    @staticmethod
+    def _invalid_indexes(response: httpx.Response, n: int) -> dict[int, str]:
+        out: dict[int, str] = {}
+        for err in _problem(response).get("errors") or []:
+            field = str(err.get("field", ""))
+            if field.startswith("[") and "]" in field:
+                idx = field[1 : field.index("]")]
+                if idx.isdigit() and int(idx) < n:
+                    out[int(idx)] = f"{field}: {err.get('reason')}"
+        return out
+
+    # ------------------------------------------------------------ lifecycle
+    @property
+    def pending(self) -> int:
+        """Records not yet acknowledged by the server (memory + in flight + journal)."""
+        return len(self._queue) + self._inflight + self.journal.count
+
+    def flush(self, timeout: float | None = 60.0) -> None:
+        """Wait until the server has stored every record captured so far."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._next_retry = 0.0  # try the server now
+        with self._cond:
+            self._cond.notify_all()
+            while self._queue or self._inflight or self.journal.count:
+                if not self._thread.is_alive():
+                    raise CaptureError(
+                        f"the sender has stopped; {self.pending} records are in {self.journal.path}"
+                    )
+                if self._fatal:
+                    raise CaptureError(f"{self.pending} records not stored: {self.last_error}")
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise CaptureError(
+                        f"{self.pending} records not stored after {timeout}s ({self.last_error}); "
+                        f"they are kept in {self.journal.path} and sent when the server is back"
+                    )
+                self._cond.wait(min(0.05, remaining) if remaining is not None else 0.05)
+
+    def close(self) -> None:
+        """Send what can be sent within ``close_timeout``; keep the rest in the journal."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._cond:
+            self._deadline = time.monotonic() + self.close_timeout
+            self._closing = True
+            self._next_retry = 0.0
+            self._cond.notify_all()
+        self._thread.join(self.close_timeout + 5)
+        if self.journal.count:
+            log.warning(
+                "provmark remote: %d records not yet stored are kept in %s; "
+                "they are sent on the next open of %s",
+                self.journal.count,
+                self.journal.path,
+                self.url,
+            )
+        self.journal.close()
+        self._http.close()
+
+    # ------------------------------------------------------------ read
+    def _get(self, path: str, **params: Any) -> Any:
+        try:
+            r = self._http.get(path, params={k: v for k, v in params.items() if v is not None})
+        except httpx.HTTPError as exc:
+            raise StoreError(f"{self.url} unreachable: {exc}") from None
+        _raise_for(r)
+        return r.json()
+
+    def get(self, record_id: str) -> Record:
+        """A record by id or slug (the sanitized view for developer tokens)."""
+        self.flush()
+        return _record(self._get(f"/v1/records/{record_id}"))
+
+    def find(
+        self,
+        *,
+        output: str | bytes | os.PathLike[str] | None = None,
+        model: str | None = None,
+        actor: str | None = None,
+        operation: str | None = None,
+        status: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        order: str = "desc",
+    ) -> Page[Record]:
+        """Records matching every filter, newest first (as ``Provmark.find``)."""
+        self.flush()
+        sha = None
+        if output is not None:
+            is_hex = (
+                isinstance(output, str)
+                and len(output) == 64
+                and all(c in "0123456789abcdef" for c in output)
+            )
+            sha = output if is_hex else digest_output(output, self.encoders).sha256
+        params: dict[str, Any] = {
+            "output": sha,
+            "model": model,
+            "actor": actor,
+            "operation": operation,
+            "status": status,
+            "since": since,
+            "until": until,
+            "limit": limit,
+            "cursor": cursor,
+            "order": order,
+            "tag": [f"{k}={v}" for k, v in (tags or {}).items()] or None,
+        }
+        page = self._get("/v1/records", **params)
+        return Page([_record(r) for r in page["records"]], page.get("next_cursor"))
+
+    def verify(
+        self,
+        content: Any,
+        *,
+        record_id: str | None = None,
+        trusted_checkpoint: tuple[int, bytes] | None = None,
+    ) -> Verified:
+        """Ask the server to verify ``content`` (only its SHA-256 is sent)."""
+        import base64
+
+        self.flush()
+        body: dict[str, Any] = {"sha256": digest_output(content, self.encoders).sha256}
+        if record_id is not None:
+            body["record_id"] = record_id
+        if trusted_checkpoint is not None:
+            size, root = trusted_checkpoint
+            body["trusted_checkpoint"] = (
+                f"{self.origin}\n{size}\n{base64.b64encode(root).decode()}\n"
+            )
+        try:
+            r = self._http.post("/v1/verify", json=body)
+        except httpx.HTTPError as exc:
+            raise StoreError(f"{self.url} unreachable: {exc}") from None
+        _raise_for(r)
+        answer = r.json()
+        if not answer.get("verified"):
+            raise VerificationError(str(answer.get("failed_check")), str(answer.get("reason")))
+        return Verified(
+            record=_record(answer["record"]),
+            checks=[
+                Check(c["check"], c["result"] == "pass", c["detail"]) for c in answer["checks"]
+            ],
+            index=int(answer["log_index"]),
+            tree_size=int(answer["tree_size"]),
+            checkpoint=str(answer.get("checkpoint", "")),
+        )
+
+    def bundle(self, record_id: str) -> dict[str, Any]:
+        """The offline bundle (auditors; developers when the bundle hides nothing)."""
+        self.flush()
+        data: dict[str, Any] = self._get(f"/v1/records/{record_id}/bundle")
+        return data
+
+    def public_keys(self) -> list[PublicKey]:
+        return [PublicKey.from_json(k) for k in self._get("/.well-known/provmark/keys")["keys"]]
+
+    @property
+    def origin(self) -> str:
+        if self._origin is None:
+            self._origin = str(self._get("/.well-known/provmark/keys")["origin"])
+        return self._origin
+
+    def latest_checkpoint(self) -> dict[str, Any]:
+        """The latest signed checkpoint as the server gives it (``size``, ``root``, ``note``)."""
+        self.flush()
+        data: dict[str, Any] = self._get("/v1/checkpoints/latest")
+        return data
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "backend": "remote",
+            "url": self.url,
+            "pending": self.pending,
+            "journal": str(self.journal.path),
+            "journaled": self.journal.count,
+            "capture_failures": self.capture_failures,
+            "rejected": len(self.rejected),
+            "last_error": self.last_error,
+        }
+
+
+def open_remote(url: str, token: str | None = None, **options: Any) -> RemoteProvmark:
+    """A client of a provmark server; ``token`` defaults to ``$PROVMARK_TOKEN``."""
+    for ignored in ("durable", "journal_path", "hash_user_ids", "flush_timeout"):
+        if ignored in options:
+            raise ConfigError(f"{ignored}= does not apply to a remote server (see provmark.remote)")
+    try:
+        return RemoteProvmark(url, token, **options)
+    except TypeError as exc:
+        raise ConfigError(f"provmark.open({url!r}): {exc}") from None

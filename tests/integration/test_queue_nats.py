@@ -1,0 +1,271 @@
+"""Queue ingest through the real NATS JetStream server into the real PostgreSQL.
+
+Each test uses its own stream, subject and consumer (deleted afterwards), and
+its own PostgreSQL schema in a database made for this run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import provmark
+from provmark.audit import audit
+from provmark.queue import QueueError, open_queue, wait_drained
+from provmark.queue.jetstream import NatsQueue
+from provmark.queue.worker import WorkerStats, run_worker
+from provmark.record import new_record_id, now_utc
+
+psycopg = pytest.importorskip("psycopg")
+nats = pytest.importorskip("nats")
+
+pytestmark = [pytest.mark.nats, pytest.mark.postgres]
+
+NATS_URL = "nats://127.0.0.1:4222"
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="module")
+def pg_database() -> Iterator[str]:
+    name = f"provmark_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN}: {exc}")
+    admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+@pytest.fixture()
+def db_url(pg_database: str) -> str:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return f"{pg_database}?options=-csearch_path%3D{schema}"
+
+
+async def _delete_streams(names: list[str]) -> None:
+    nc = await nats.connect(NATS_URL)
+    js = nc.jetstream()
+    for name in names:
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await js.delete_stream(name)
+    await nc.close()
+
+
+@pytest.fixture()
+def names() -> Iterator[dict[str, Any]]:
+    tag = uuid.uuid4().hex[:10]
+    opts = {"stream": f"T{tag.upper()}", "subject": f"test.{tag}", "durable": f"w{tag}"}
+    yield opts
+    asyncio.run(_delete_streams([opts["stream"], opts["stream"] + "_DEAD"]))
+
+
+@pytest.fixture()
+def queue(names: dict[str, Any]) -> Iterator[NatsQueue]:
+    try:
+        q = NatsQueue(NATS_URL, ack_wait=3.0, **names)
+    except QueueError as exc:
+        pytest.skip(f"NATS JetStream not reachable: {exc}")
+    yield q
+    q.close()
+
+
+def records(n: int, prefix: str = "q") -> list[dict[str, Any]]:
+    return [
+        {
+            "record_id": new_record_id(),
+            "generated_at": now_utc(),
+            "model": {"name": "acme/sum"},
+            "output": {"sha256": hashlib.sha256(f"{prefix}-{i}".encode()).hexdigest()},
+        }
+        for i in range(n)
+    ]
+
+
+class Worker:
+    """run_worker in a thread of this process."""
+
+    def __init__(self, queue: NatsQueue, pm: provmark.Provmark) -> None:
+        self.stop = threading.Event()
+        self.stats = WorkerStats()
+        self.thread = threading.Thread(
+            target=run_worker, args=(queue, pm), kwargs={"stop": self.stop, "stats": self.stats}
+        )
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(30)
+
+
+def test_publish_worker_stores_each_record_once(
+    queue: NatsQueue, db_url: str, tmp_path: Path
+) -> None:
+    batch = records(3000)
+    queue.publish(batch[:1000])
+    queue.publish(batch[:1000])  # a retried publish (deduplicated by JetStream)
+    queue.publish(batch[500:3000])  # overlapping batch: delivered twice, stored once
+    assert queue.pending() >= 2
+    with provmark.open(db_url, home=tmp_path) as pm:
+        worker = Worker(queue, pm)
+        try:
+            drain = wait_drained(queue, 60)
+        finally:
+            worker.close()
+        assert pm.store.count() == 3000
+        assert pm.store.has([r["record_id"] for r in batch]) == {r["record_id"] for r in batch}
+        assert audit(pm).ok
+    assert worker.stats.records == 3500 and worker.stats.rejected == 0
+    assert drain < 60 and queue.pending() == 0
+
+
+def test_lag_is_measurable(queue: NatsQueue) -> None:
+    assert queue.pending() == 0
+    for _ in range(5):
+        queue.publish(records(10))
+    assert queue.pending() == 5
+
+
+def test_big_batch_is_split_under_the_message_limit(
+    queue: NatsQueue, db_url: str, tmp_path: Path
+) -> None:
+    batch = records(4000)
+    for r in batch:
+        r["extra"] = {"note": "x" * 400}
+    queue.publish(batch)  # ~2 MB: more than one message
+    assert queue.pending() >= 2
+    with provmark.open(db_url, home=tmp_path) as pm:
+        worker = Worker(queue, pm)
+        try:
+            wait_drained(queue, 60)
+        finally:
+            worker.close()
+        assert pm.store.count() == 4000
+
+
+def test_invalid_records_are_dead_lettered_not_retried(
+    queue: NatsQueue, db_url: str, tmp_path: Path
+) -> None:
+    good = records(20)
+    bad = {"record_id": "not-a-uuid", "generated_at": now_utc(), "model": {"name": "m"}}
+    queue.publish([*good[:10], bad, *good[10:]])
+
+    async def raw() -> None:  # a message that is not a JSON array at all
+        nc = await nats.connect(NATS_URL)
+        await nc.jetstream().publish(queue.subject, b"{not json")
+        await nc.close()
+
+    asyncio.run(raw())
+    with provmark.open(db_url, home=tmp_path) as pm:
+        worker = Worker(queue, pm)
+        try:
+            wait_drained(queue, 30)
+        finally:
+            worker.close()
+        assert pm.store.count() == 20
+    assert worker.stats.rejected == 1
+    assert queue.dead_letters() == 2
+
+
+def test_failed_handler_is_redelivered(queue: NatsQueue, db_url: str, tmp_path: Path) -> None:
+    batch = records(50)
+    queue.publish(batch)
+    calls: list[int] = []
+    stop = threading.Event()
+    with provmark.open(db_url, home=tmp_path) as pm:
+
+        def handler(recs: list[dict[str, Any]]) -> None:
+            calls.append(len(recs))
+            if len(calls) == 1:
+                pm.ingest(recs[:10])  # stored part of it, then failed before the ack
+                raise RuntimeError("database went away")
+            pm.ingest(recs)
+            stop.set()
+
+        thread = threading.Thread(target=queue.consume, args=(handler,), kwargs={"stop": stop})
+        thread.start()
+        thread.join(30)
+        assert not thread.is_alive()
+        assert calls == [50, 50]
+        assert pm.store.count() == 50 and audit(pm).ok
+    assert queue.pending() == 0
+
+
+def test_apublish_from_asyncio(queue: NatsQueue) -> None:
+    async def main() -> None:
+        await asyncio.gather(*(queue.apublish(records(10, prefix=str(i))) for i in range(4)))
+
+    asyncio.run(main())
+    assert queue.pending() == 4
+
+
+def test_open_queue_and_bad_url() -> None:
+    with pytest.raises(QueueError, match="cannot connect"):
+        NatsQueue("nats://127.0.0.1:1", timeout=1)
+    with pytest.raises(provmark.ConfigError):
+        open_queue("amqp://127.0.0.1")
+
+
+# ------------------------------------------------------------------ kill -9
+def _worker(names: dict[str, Any], db_url: str, home: Path) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable, "-c", "from provmark.cli import run; run()", "worker",
+        "--queue", NATS_URL, "--db", db_url, "--home", str(home), "--ack-wait", "2",
+        "--stream", names["stream"], "--subject", names["subject"], "--durable", names["durable"],
+        "--batch-size", "1000", "--log-level", "WARNING",
+    ]  # fmt: skip
+    return subprocess.Popen(cmd, stderr=subprocess.PIPE)
+
+
+def test_kill_9_worker_mid_load(
+    queue: NatsQueue, names: dict[str, Any], db_url: str, tmp_path: Path
+) -> None:
+    """0 acknowledged records lost, 0 duplicated; the lag drains."""
+    total = 30_000
+    published = records(total)
+    for start in range(0, total, 500):
+        queue.publish(published[start : start + 500])  # acknowledged by JetStream
+    with provmark.open(db_url, home=tmp_path) as pm:  # schema + keys before the workers
+        first = _worker(names, db_url, tmp_path)
+        try:
+            deadline = time.monotonic() + 60
+            while pm.store.count() < 3000 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            stored_at_kill = pm.store.count()
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+        finally:
+            if first.poll() is None:
+                first.kill()
+        assert 0 < stored_at_kill < total, "the kill did not land mid-load"
+        second = _worker(names, db_url, tmp_path)
+        try:
+            drain = wait_drained(queue, 120)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            _, err = second.communicate(timeout=30)
+        assert second.returncode == 0, err.decode()
+        assert b"worker stopped" in err
+        ids = [r["record_id"] for r in published]
+        assert pm.store.count() == total  # no duplicates (records.record_id is also unique)
+        assert pm.store.has(ids) == set(ids)  # nothing acknowledged was lost
+        report = audit(pm)
+        assert report.ok and report.tree_size == total, report.findings
+    assert drain < 120
