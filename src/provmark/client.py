@@ -138,6 +138,7 @@ class Provmark:
             prepare=self._prepare,
         )
         self._closed = False
+        self._trust: Trust | None = None
         ref = weakref.ref(self)
 
         def flush_at_exit() -> None:
@@ -401,15 +402,16 @@ class Provmark:
         self.signer = self.keystore.signer("records")
         self._writer.signer = self.signer
         self.store.put_public_keys(self.keystore.public_keys())
+        self._trust = None
         return key
 
     def trust(self, trusted_checkpoint: tuple[int, bytes] | None = None) -> Trust:
-        return Trust(
-            keys=self.public_keys(),
-            log_key=self.log_verifier,
-            origin=self.store.origin,
-            trusted_checkpoint=trusted_checkpoint,
-        )
+        """This store's keys and log key; reused (with its caches) until keys rotate."""
+        if trusted_checkpoint is not None:
+            return Trust(self.public_keys(), self.log_verifier, self.store.origin, trusted_checkpoint)
+        if self._trust is None:
+            self._trust = Trust(self.public_keys(), self.log_verifier, self.store.origin)
+        return self._trust
 
     # ------------------------------------------------------------ read
     def get(self, record_id: str) -> Record:

@@ -21,6 +21,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from .crypto.keys import PublicKey, check_key_window, verify_record_signature
@@ -42,13 +43,37 @@ class Evidence:
 
 @dataclass(frozen=True)
 class Trust:
-    """What the verifier trusts: record keys, the log's note key, optionally an old checkpoint."""
+    """What the verifier trusts: record keys, the log's note key, optionally an old checkpoint.
+
+    A Trust remembers parsed keys and checkpoints it has already verified, so
+    verifying many records against one checkpoint checks its signature once.
+    """
 
     keys: Sequence[PublicKey]
     log_key: NoteVerifier
     origin: str
     trusted_checkpoint: tuple[int, bytes] | None = None  # (size, root) seen before
     pinned: bool = True  # False when keys come from the evidence itself
+    _memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def key(self, key_id: str) -> PublicKey | None:
+        by_id = self._memo.get("keys")
+        if by_id is None:
+            by_id = self._memo["keys"] = {k.key_id: k for k in self.keys}
+        return by_id.get(key_id)  # type: ignore[no-any-return]
+
+    def checkpoint(self, note: str) -> Checkpoint:
+        """The checkpoint in a signed note, after checking the log key's signature."""
+        cached = self._memo.get(("note", note))
+        if cached is None:
+            try:
+                cached, _ = open_checkpoint(note, [self.log_key], origin=self.origin)
+            except VerificationError as exc:
+                raise VerificationError("checkpoint_signature", exc.detail) from None
+            if len(self._memo) > 4096:
+                self._memo.clear()
+            self._memo[("note", note)] = cached
+        return cached  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -65,12 +90,22 @@ class Check:
 class Verified:
     """A record that passed every check, with the checks and its log position."""
 
-    record: Record
+    payload: bytes
+    signature: dict[str, str]
     checks: list[Check]
     index: int
     tree_size: int
     checkpoint: str
+    leaf_hash: bytes
     proof: list[bytes] = field(default_factory=list)
+
+    @cached_property
+    def record(self) -> Record:
+        return record_from_payload(
+            self.payload,
+            signature=self.signature,
+            log=LogPosition(index=self.index, leaf_hash=base64.b64encode(self.leaf_hash).decode()),
+        )
 
     @property
     def record_id(self) -> str:
@@ -107,7 +142,8 @@ def verify_evidence(
         data = json.loads(evidence.payload)
     except ValueError:
         raise VerificationError("record_payload", "record bytes are not JSON") from None
-    record = record_from_payload(data, signature=evidence.signature)
+    if not isinstance(data, dict) or not isinstance(data.get("generated_at"), str):
+        raise VerificationError("record_payload", "record has no generated_at time")
 
     stated = (data.get("output") or {}).get("sha256")
     if content_sha256 is not None:
@@ -119,7 +155,7 @@ def verify_evidence(
         checks.append(Check("output_hash", True, f"content sha256 {stated} matches the record"))
 
     sig = evidence.signature
-    key = next((k for k in trust.keys if k.key_id == sig.get("key_id")), None)
+    key = trust.key(sig.get("key_id", ""))
     if key is None:
         raise VerificationError(
             "record_signature", f"unknown key id {sig.get('key_id')!r}; not among the trusted keys"
@@ -139,17 +175,15 @@ def verify_evidence(
         Check("record_signature", True, f"{key.alg} signature by key {key.key_id}, {how}")
     )
 
-    check_key_window(key, record.generated_at)
-    checks.append(Check("key_validity", True, f"key {key.key_id} valid at {record.generated_at}"))
+    generated_at = data["generated_at"]
+    check_key_window(key, generated_at)
+    checks.append(Check("key_validity", True, f"key {key.key_id} valid at {generated_at}"))
 
     if evidence.origin != trust.origin:
         raise VerificationError(
             "checkpoint_signature", f"log origin {evidence.origin!r}, expected {trust.origin!r}"
         )
-    try:
-        checkpoint, _ = open_checkpoint(evidence.checkpoint, [trust.log_key], origin=trust.origin)
-    except VerificationError as exc:
-        raise VerificationError("checkpoint_signature", exc.detail) from None
+    checkpoint = trust.checkpoint(evidence.checkpoint)
     checks.append(
         Check(
             "checkpoint_signature",
@@ -183,11 +217,9 @@ def verify_evidence(
         )
 
     return Verified(
-        record=record.model_copy(
-            update={
-                "log": LogPosition(index=evidence.index, leaf_hash=base64.b64encode(leaf).decode())
-            }
-        ),
+        payload=evidence.payload,
+        signature=evidence.signature,
+        leaf_hash=leaf,
         checks=checks,
         index=evidence.index,
         tree_size=checkpoint.size,

@@ -53,15 +53,32 @@ class Server:
         return self.folder / "server.log"
 
     def start(self, timeout: float = 30.0) -> Server:
-        cmd = [sys.executable, "-m", "provmark.cli", "serve", "--db", self.db, "--home", str(self.home),
-               "--state", self.state, "--port", str(self.port), "--log-level", "warning", *self.args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "provmark.cli",
+            "serve",
+            "--db",
+            self.db,
+            "--home",
+            str(self.home),
+            "--state",
+            self.state,
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            *self.args,
+        ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("PROVMARK_")}
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"server exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}"
+                )
             try:
                 if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
                     return self
@@ -109,9 +126,16 @@ def make_record(text: str, **overrides: Any) -> dict[str, Any]:
         "generated_at": now_utc(),
         "operation": "chat",
         "model": {"name": "acme/summarizer", "version": "3.2"},
-        "input": {"sha256": hashlib.sha256(b"prompt").hexdigest(), "snapshot": "Summarize for jane.doe@example.com"},
+        "input": {
+            "sha256": hashlib.sha256(b"prompt").hexdigest(),
+            "snapshot": "Summarize for jane.doe@example.com",
+        },
         "actor": {"user_id": "jane.doe@example.com", "service": "summaries"},
-        "output": {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "media_type": "text/plain"},
+        "output": {
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "size": len(data),
+            "media_type": "text/plain",
+        },
         "tags": {"suite": "server"},
     }
     record.update(overrides)

@@ -7,6 +7,7 @@ import hmac
 import json
 import string
 import threading
+import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -251,7 +252,8 @@ def test_secret_negatives() -> None:
     d = SecretDetector()
     text = (
         "a task-based approach with max_tokens: 512 and key: value; "
-        "skeleton sk-short, the eyJ word, AKIA alone, compass: north"
+        "skeleton sk-short, the eyJ word, AKIA alone, compass: north, "
+        "a basic introduction to Bearer bonds and authorization processes"
     )
     assert spans(d, text) == []
 
@@ -276,6 +278,8 @@ def test_private_key_block() -> None:
         ("client_secret='xyz'", "xyz"),
         ("aws_secret_access_key=wJalrXUtnFEMI", "wJalrXUtnFEMI"),
         ("Authorization: Bearer abcdefghijk123", "abcdefghijk123"),
+        ("authorization='Basic dXNlcjpwYXNz'", "dXNlcjpwYXNz"),
+        ("curl -H 'bearer abcdefghij0123456789'", "abcdefghij0123456789"),
         ("https://user:pa55word@db.example.com/x", "pa55word"),
     ],
 )
@@ -464,7 +468,7 @@ def test_key_validation() -> None:
         Redactor(None, b"short")
     with pytest.raises(ConfigError):
         Redactor(None, "a string key of enough length")  # type: ignore[arg-type]
-    r = Redactor(None, bytearray(KEY))
+    r = Redactor(None, KEY)
     assert r.hmac("x") == hmac.new(KEY, b"x", hashlib.sha256).hexdigest()
     assert "kkkk" not in repr(r)
 
@@ -620,6 +624,8 @@ def test_policy_from_dict() -> None:
     red = Redactor(p, KEY).redact_text("EMP-12345 185057800608436 1.2.3.4 jo@x.org")
     assert red.counts == {"EMAIL": 1, "EMP_ID": 1, "NIR": 1}
     assert [d.name for d in Policy.from_dict({}).detectors] == list(BUILTIN_DETECTORS)
+    toml = tomllib.loads('default = "keep"\n[fields]\nparams.api_key = "drop"\n"a.b" = "hash"\n')
+    assert dict(Policy.from_dict(toml).fields) == {"params.api_key": "drop", "a.b": "hash"}
     ent = Policy.from_dict({"detectors": {"entropy_threshold": 5.5}}).detectors[-1]
     assert isinstance(ent, EntropyDetector) and ent.threshold == 5.5
 
@@ -708,7 +714,7 @@ ips = st.one_of(
     st.ip_addresses(v=6).map(str).filter(lambda s: len(s) >= 6),
 )
 pii_values = st.one_of(st.emails(), cards(), ips, ibans())
-filler = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+filler = st.text(st.characters(codec="utf-8"), max_size=40)
 
 
 @st.composite

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 
@@ -159,9 +159,12 @@ class PublicKey:
     not_before: str  # RFC 3339
     not_after: str | None = None  # None: still current
     purpose: str = "records"
+    _parsed: list[PublicKeyObject] = field(default_factory=list, compare=False, repr=False)
 
     def key(self) -> PublicKeyObject:
-        return load_public_key(self.public_key)
+        if not self._parsed:  # parse the PEM once per PublicKey
+            self._parsed.append(load_public_key(self.public_key))
+        return self._parsed[0]
 
     def valid_at(self, when: str) -> bool:
         t = parse_time(when)
@@ -170,7 +173,11 @@ class PublicKey:
         return self.not_after is None or t <= parse_time(self.not_after)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {
+            k: getattr(self, k)
+            for k in ("key_id", "alg", "public_key", "not_before", "not_after", "purpose")
+            if getattr(self, k) is not None
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PublicKey:

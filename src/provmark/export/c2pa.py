@@ -428,3 +428,32 @@ def verify(
         codes = ", ".join(f["code"] for f in report.failures) or "no failure code"
         raise VerificationError("c2pa", f"{path}: manifest is {report.state} ({codes})")
     return report
+
+
+def check_record(report: Report, pm: Any) -> Any:
+    """Verify the record a manifest names against a provmark store (a ``Provmark``).
+
+    The record must exist, its log leaf hash must equal the manifest's record
+    hash, and it must pass the full record verification (signature, key window,
+    inclusion in a signed checkpoint). Returns :class:`provmark.verify.Verified`;
+    raises :class:`VerificationError` (``c2pa_record`` or the failed check).
+    """
+    import base64
+
+    from ..verify import verify_evidence
+
+    link = report.record or {}
+    record_id = link.get("record_id")
+    if not record_id:
+        raise VerificationError("c2pa_record", "the manifest names no provmark record")
+    pm.flush()
+    stored = pm.store.get(record_id)
+    if stored is None:
+        raise VerificationError("c2pa_record", f"record {record_id} is not in this store")
+    leaf = base64.b64encode(stored.leaf_hash()).decode()
+    if leaf != link.get("record_hash"):
+        raise VerificationError(
+            "c2pa_record",
+            f"the manifest's record hash does not match record {record_id} in the log",
+        )
+    return verify_evidence(pm.evidence(stored), pm.trust())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -13,6 +14,9 @@ from provmark.redaction._types import Finding
 from provmark.redaction._types import alnum_at as _alnum_at
 
 __all__ = ["EntropyDetector", "SecretDetector"]
+
+_LETTERS = frozenset(string.ascii_letters)
+_DIGITS = frozenset(string.digits)
 
 
 # --------------------------------------------------------------------------- secrets
@@ -47,7 +51,12 @@ _ASSIGN_KEY = re.compile(
     re.I,
 )
 _ASSIGN_VALUE = re.compile(r"[ \t]*(?:\"([^\"\n]+)\"|'([^'\n]+)'|([^\s\"',;&<>]+))", re.A)
-_AUTH_SCHEME = re.compile(r"(?:Bearer|Basic|BEARER|bearer|basic)[ \t]+([A-Za-z0-9._~+/=-]{8,})")
+_AUTH_HEADER = re.compile(
+    r"(?i:authorization)[\"']?[ \t]*[:=][ \t]*[\"']?(?:[A-Za-z]+[ \t]+)?([A-Za-z0-9._~+/=-]{6,})"
+)
+# Outside a header, "Bearer <x>" is a credential only if <x> looks like one (long, has
+# a digit): "a basic introduction" is prose.
+_AUTH_SCHEME = re.compile(r"(?:Bearer|Basic|BEARER|bearer|basic)[ \t]+([A-Za-z0-9._~+/=-]{16,})")
 _URL_CREDS = re.compile(r"://[^/\s:@]{1,256}:([^/\s@]{1,256})@", re.A)
 
 
@@ -84,8 +93,15 @@ class SecretDetector:
             if v is not None:
                 g = 1 if v.group(1) else 2 if v.group(2) else 3
                 out.append(Finding(v.start(g), v.end(g), "SECRET"))
-        if "earer" in text or "asic" in text or "EARER" in text:
-            out.extend(Finding(*m.span(1), "SECRET") for m in _AUTH_SCHEME.finditer(text))
+        low = text.lower()
+        if "authorization" in low:
+            out.extend(Finding(*m.span(1), "SECRET") for m in _AUTH_HEADER.finditer(text))
+        if "bearer" in low or "basic" in low:
+            out.extend(
+                Finding(*m.span(1), "SECRET")
+                for m in _AUTH_SCHEME.finditer(text)
+                if not _DIGITS.isdisjoint(m.group(1))
+            )
         if "://" in text:
             out.extend(Finding(*m.span(1), "SECRET") for m in _URL_CREDS.finditer(text))
         return out
@@ -145,10 +161,10 @@ class EntropyDetector:
         out: list[Finding] = []
         for m in self._token.finditer(text):
             tok = m.group()
-            if tok.isalpha() or not any(c.isalpha() for c in tok) or tok.isdigit():
+            chars = set(tok)
+            if chars.isdisjoint(_LETTERS) or chars.isdisjoint(_DIGITS):
                 continue
-            hexlike = all(c in _HEX for c in tok)
-            limit = self.hex_threshold if hexlike else self.threshold
+            limit = self.hex_threshold if chars <= _HEX else self.threshold
             if shannon_entropy(tok) < limit:
                 continue
             s = m.start()

@@ -109,10 +109,12 @@ class Policy:
 
     ``fields`` maps dotted paths to actions. A segment ``*`` matches one key or list
     index, ``api_*`` matches keys by glob, ``**`` matches any number of segments.
-    The most specific matching pattern wins. An explicit ``drop``/``mask``/``hash``/
-    ``encrypt`` consumes the whole value at that path; ``keep``/``redact`` apply to
-    the scalars below it unless a more specific rule says otherwise. Scalars that no
-    pattern covers get ``default``.
+    List items are addressed by index (``messages.0.content``, ``messages.*.content``).
+    The most specific matching pattern wins (more literal segments, then partial
+    globs, then fewer ``**``, then more segments, then declaration order). An explicit
+    ``drop``/``mask``/``hash``/``encrypt`` consumes the whole value at that path;
+    ``keep``/``redact`` on a container apply to the scalars below it unless a more
+    specific rule says otherwise. Other scalars get ``default``.
     """
 
     default: Action = Action.REDACT
@@ -168,7 +170,8 @@ class Policy:
         (path -> action), ``detectors`` (``enable``: only these run; ``disable``;
         ``entropy_threshold``; ``hex_entropy_threshold``; ``entropy_min_length``),
         ``custom`` and ``national_ids`` (lists of ``{name, pattern[, kind]}``; a
-        ``national_ids`` entry may also name a built-in, e.g. ``"us_ssn"``).
+        ``national_ids`` entry may also name a built-in, e.g. ``"us_ssn"``). Nested
+        tables under ``fields`` (TOML's reading of unquoted dotted keys) are joined.
         Anything unknown raises :class:`ConfigError` naming the key.
         """
         cfg = _mapping(cfg, "policy")
@@ -226,13 +229,25 @@ class Policy:
                     raise ConfigError(f"detectors.{key}[{i}]: unknown detector {n!r}")
             chosen = set(lst)
             detectors = [d for d in detectors if (d.name in chosen) == (key == "enable")]
-        fields = _mapping(cfg.get("fields", {}), "fields")
+        fields = _flatten(_mapping(cfg.get("fields", {}), "fields"), "")
         return cls(
             default=_action(cfg.get("default", Action.REDACT), "default"),
-            fields={str(k): _action(v, f"fields.{k}") for k, v in fields.items()},
+            fields={k: _action(v, f"fields.{k}") for k, v in fields.items()},
             detectors=tuple(detectors),
             mode=Mode.HASH if "mode" not in cfg else _mode(cfg["mode"]),
         )
+
+
+def _flatten(fields: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """TOML turns ``params.api_key = "drop"`` into nested tables: join them back."""
+    out: dict[str, Any] = {}
+    for k, v in fields.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, f"{path}."))
+        else:
+            out[path] = v
+    return out
 
 
 def _mode(value: object) -> Mode:

@@ -18,6 +18,7 @@ from provmark.redaction.policy import TERMINAL_ACTIONS, Action, Mode, Policy
 
 __all__ = [
     "HMAC_PREFIX",
+    "MASKED",
     "EncryptionItem",
     "RedactedDocument",
     "RedactedSpan",
@@ -255,7 +256,7 @@ class Redactor:
                 where = ".".join(path)
                 findings.extend(f._replace(path=where) for f in red.findings)
                 return red.text
-            if type(value) is int and abs(value) >= 1_000_000:
+            if type(value) is int and abs(value) >= 1_000_000:  # a card stored as a number
                 red = self.redact_text(str(value))
                 if red.findings:
                     where = ".".join(path)

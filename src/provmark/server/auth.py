@@ -4,9 +4,10 @@ A token is ``pmk_<token id>_<secret>``; only its SHA-256 is stored (the secret i
 256 random bits, so a plain hash is enough: nothing to brute-force). It is shown
 once, by ``provmark tokens create``. Roles (design section 5):
 
-``ingest``     may only ``POST /v1/records``.
+``ingest``     may only ``POST /v1/records`` (services that capture).
 ``developer``  reads the sanitized view (input snapshot, actor user id and error
-               message replaced), verifies, reads proofs and checkpoints.
+               message replaced), verifies, reads proofs and checkpoints, and may
+               ``POST /v1/records`` (so one token serves an app that captures and checks).
 ``auditor``    reads everything; every such read is written to the audit log.
 ``admin``      manages tokens and webhooks and reads the audit log; reads records
                through the sanitized view like a developer.

@@ -118,6 +118,7 @@ READERS = ("developer", "auditor", "admin")
 
 Reader = Annotated[Principal, Depends(require(*READERS))]
 """Any role that reads: developer and admin (sanitized view) or auditor (full view)."""
-Ingester = Annotated[Principal, Depends(require("ingest"))]
+Writer = Annotated[Principal, Depends(require("ingest", "developer"))]
+"""Services (ingest) and developers capturing through the remote client."""
 Admin = Annotated[Principal, Depends(require("admin"))]
 AdminOrAuditor = Annotated[Principal, Depends(require("admin", "auditor"))]

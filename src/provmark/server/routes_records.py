@@ -25,7 +25,7 @@ from ..errors import ConfigError, NotFoundError, RecordError, VerificationError
 from ..record import validate_record
 from ..store.base import StoredRecord
 from ..verify import parse_checkpoint_body
-from .context import Ingester, Reader, ServerContext, get_context
+from .context import Writer, Reader, ServerContext, get_context
 from .problems import Problem
 from .views import sensitive_fields
 
@@ -169,7 +169,7 @@ def validate_batch(items: list[Any]) -> list[dict[str, Any]]:
 )
 async def post_records(
     request: Request,
-    who: Ingester,
+    who: Writer,
 ) -> JSONResponse:
     ctx = get_context(request)
     started = time.perf_counter()
