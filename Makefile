@@ -2,7 +2,10 @@
 PY ?= python3
 PIP ?= $(PY) -m pip
 
-.PHONY: install install-system-deps services lint typecheck test test-fast bench demo serve schema clean
+.PHONY: check install install-system-deps services lint typecheck test test-fast bench demo serve schema clean
+
+# The README's test command: everything a fresh machine needs, then lint, types and every test.
+check: install-system-deps services install lint typecheck test
 
 install:
 	$(PIP) install --upgrade pip

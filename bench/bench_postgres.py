@@ -19,9 +19,13 @@ import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import psycopg
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import save, table  # noqa: E402
 
 import provmark
 from provmark.ingest import sign_draft
@@ -102,9 +106,9 @@ def ingest_row(db: str, batch: int, clients: int, total: int, seconds: float) ->
         "clients": clients,
         "records": stored,
         "seconds": elapsed,
-        "rate": stored / elapsed,
-        "p50": pct(latencies, 0.50) * 1000,
-        "p99": pct(latencies, 0.99) * 1000,
+        "records_per_s": stored / elapsed,
+        "p50_ms": pct(latencies, 0.50) * 1000,
+        "p99_ms": pct(latencies, 0.99) * 1000,
     }
 
 
@@ -133,9 +137,9 @@ def append_row(db: str, write: str, batch: int, total: int) -> dict[str, Any]:
         "clients": 1,
         "records": n,
         "seconds": elapsed,
-        "rate": n / elapsed,
-        "p50": statistics.median(latencies) * 1000,
-        "p99": pct(latencies, 0.99) * 1000,
+        "records_per_s": n / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": pct(latencies, 0.99) * 1000,
     }
 
 
@@ -164,21 +168,16 @@ def main(argv: list[str] | None = None) -> int:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.close()
     print()
-    print(
-        f"{'what':<26}{'batch':>6}{'clients':>8}{'records':>9}{'rec/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
-    )
-    for r in rows:
-        print(
-            f"{r['what']:<26}{r['batch']:>6}{r['clients']:>8}{r['records']:>9}"
-            f"{r['rate']:>9.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}"
-        )
+    print(table("PostgreSQL ingest (validate + sign + store + log), 127.0.0.1", rows))
+    print(f"\nresults: {save('postgres', {'rows': rows})}")
     return 0
 
 
 def _print(row: dict[str, Any]) -> None:
     print(
         f"{row['what']}: batch {row['batch']} x {row['clients']} clients: "
-        f"{row['rate']:.0f} records/s (p50 {row['p50']:.1f} ms, p99 {row['p99']:.1f} ms)",
+        f"{row['records_per_s']:.0f} records/s (p50 {row['p50_ms']:.1f} ms, "
+        f"p99 {row['p99_ms']:.1f} ms)",
         file=sys.stderr,
     )
 

@@ -40,7 +40,7 @@ from typing import Any, Literal, TypeVar, overload
 
 import httpx
 
-from .canonical import to_json_value
+from .canonical import canonical_bytes, to_json_value
 from .capture.core import Outcome, Recording, wrap
 from .capture.drafts import DraftBuilder, finish
 from .capture.hashing import digest_output
@@ -98,6 +98,9 @@ def _raise_for(response: httpx.Response) -> None:
             raise RecordError(str(p["field"]), str(p.get("reason") or detail))
         raise ConfigError(detail)
     raise StoreError(f"server error {status}: {detail}")
+
+
+_NOT_PAYLOAD = ("slug", "view", "redacted", "signature", "log")
 
 
 def _record(data: Mapping[str, Any]) -> Record:
@@ -502,14 +505,18 @@ class RemoteProvmark:
         answer = r.json()
         if not answer.get("verified"):
             raise VerificationError(str(answer.get("failed_check")), str(answer.get("reason")))
+        shown = answer["record"]
+        payload = {k: v for k, v in shown.items() if k not in _NOT_PAYLOAD}
         return Verified(
-            record=_record(answer["record"]),
+            payload=canonical_bytes(payload),  # the signed bytes, unless the view is sanitized
+            signature=dict(shown["signature"]),
             checks=[
                 Check(c["check"], c["result"] == "pass", c["detail"]) for c in answer["checks"]
             ],
             index=int(answer["log_index"]),
             tree_size=int(answer["tree_size"]),
             checkpoint=str(answer.get("checkpoint", "")),
+            leaf_hash=base64.b64decode(shown["log"]["leaf_hash"]),
         )
 
     def bundle(self, record_id: str) -> dict[str, Any]:

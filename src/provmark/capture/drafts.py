@@ -24,9 +24,9 @@ from ..record import (
     MAX_EXTRA_BYTES,
     MAX_PARAMS_BYTES,
     MAX_SNAPSHOT_CHARS,
+    RecordIds,
     check_size,
     check_tags,
-    new_record_id,
 )
 from .core import Outcome, Spec
 from .environment import DEFAULT_PACKAGES, probe
@@ -56,6 +56,7 @@ class DraftBuilder:
     ) -> None:
         self.encoders = encoders or Encoders()
         self.hash_cache = hash_cache or HashCache()
+        self._ids = RecordIds()
         self._packages = tuple(packages)
         self._config = dict(config or {})
         self._context: Fragment | None = None
@@ -103,18 +104,18 @@ class DraftBuilder:
         spec = o.spec
         now_ns = time.time_ns()
         draft: dict[str, Any] = {
-            "record_id": new_record_id(now_ns),
+            "record_id": self._ids.new(now_ns),
             "schema_version": "1",
             "started_at": format_ns(o.started_ns),
             "generated_at": format_ns(now_ns),
             "operation": spec.operation,
             "status": "ok" if o.error is None else "error",
-            "model": spec.model.identity(self.hash_cache),
+            "model": spec.model.fragment(self.hash_cache),
             "context": self.context(),
         }
         if o.params:
-            check_size("params", o.params, MAX_PARAMS_BYTES)
-            draft["params"] = o.params
+            raw = check_size("params", o.params, MAX_PARAMS_BYTES)
+            draft["params"] = Fragment(o.params, raw)  # encoded once, spliced when signed
         inp = self._input(o)
         if inp:
             draft["input"] = inp

@@ -13,14 +13,14 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..client import Provmark
-from ..record import Record
+from ..store.base import StoredRecord
 from .auth import ANONYMOUS_LOCAL, AuditLog, Principal, TokenStore
 from .delivery import WebhookService
 from .metrics import Metrics
 from .problems import Problem
 from .settings import Settings
 from .state import StateDB
-from .views import shown
+from .views import shown, stored_json
 from .webhooks import WebhookStore
 
 log = logging.getLogger("provmark.server")
@@ -50,8 +50,10 @@ class ServerContext:
         digest = hmac.new(self.actor_key, user_id.encode(), hashlib.sha256).hexdigest()
         return "hmac-sha256:" + digest
 
-    def view(self, record: Record, who: Principal) -> dict[str, Any]:
-        return shown(record, who.full_view, self.hash_user)
+    def view(self, record: StoredRecord | dict[str, Any], who: Principal) -> dict[str, Any]:
+        """The record as ``who`` may see it (see ``views``)."""
+        data = stored_json(record) if isinstance(record, StoredRecord) else record
+        return shown(data, who.full_view, self.hash_user)
 
     def audit_read(self, request: Request, who: Principal, action: str, target: str) -> None:
         """Log a full-data read (auditor); ``X-Provmark-Reason`` says why, when given."""

@@ -30,6 +30,7 @@ from .auth import Principal
 from .context import Reader, ServerContext, get_context
 from .problems import Problem
 from .routes_records import _HEX64, read_body
+from .views import record_json
 
 log = logging.getLogger("provmark.server")
 router = APIRouter(tags=["verification and log"])
@@ -295,7 +296,7 @@ def _answer(
     out["content_sha256"] = sha
     out["checks"] = [{"check": c.name, "result": "pass", "detail": c.detail} for c in v.checks]
     out["checkpoint"] = v.checkpoint
-    out["record"] = ctx.view(v.record, who)
+    out["record"] = ctx.view(record_json(v.payload, v.signature, v.index, v.leaf_hash), who)
     return out
 
 

@@ -21,11 +21,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from ..client import _time_arg
 from ..errors import ConfigError, NotFoundError, RecordError, VerificationError
-from ..record import validate_record
+from ..record import slug_for, validate_record
+from ..store.base import Query as StoreQuery
 from ..store.base import StoredRecord
 from ..verify import parse_checkpoint_body
-from .context import Writer, Reader, ServerContext, get_context
+from .context import Reader, ServerContext, Writer, get_context
 from .problems import Problem
 from .views import sensitive_fields
 
@@ -242,9 +244,9 @@ def get_record(
     who: Reader,
 ) -> dict[str, Any]:
     ctx = get_context(request)
-    record = _stored(ctx, record_id).record()
-    ctx.audit_read(request, who, "record.read", record.record_id)
-    return ctx.view(record, who)
+    stored = _stored(ctx, record_id)
+    ctx.audit_read(request, who, "record.read", stored.record_id)
+    return ctx.view(stored, who)
 
 
 @router.get("/v1/records", summary="Records matching every filter, newest first, cursor-paginated")
@@ -293,18 +295,20 @@ def list_records(
             )
         tags[key] = value
     try:
-        page = ctx.pm.find(
-            output=output,
-            model=model,
-            actor=actor,
-            operation=operation,
-            status=status,
-            since=since,
-            until=until,
-            tags=tags,
-            limit=limit,
-            cursor=cursor,
-            order=order,
+        page = ctx.pm.store.find(
+            StoreQuery(
+                output=output,
+                model=model,
+                actor=actor,
+                operation=operation,
+                status=status,
+                since=_time_arg("since", since),
+                until=_time_arg("until", until),
+                tags=tags,
+                limit=limit,
+                cursor=cursor,
+                order=order,
+            )
         )
     except ConfigError as exc:
         name = next(
@@ -392,7 +396,7 @@ def get_bundle(
             )
     bundle = ctx.pm.bundle(stored.record_id)
     ctx.audit_read(request, who, "record.bundle", stored.record_id)
-    slug = stored.record().slug
+    slug = slug_for(stored.record_id)
     return JSONResponse(
         bundle,
         media_type="application/vnd.provmark.bundle+json",

@@ -20,11 +20,14 @@ otherwise the answer is 403 naming the fields (ask an auditor, or verify with
 
 from __future__ import annotations
 
+import base64
 import copy
+import json
 from collections.abc import Callable
 from typing import Any
 
-from ..record import Record
+from ..record import slug_for
+from ..store.base import StoredRecord
 
 REDACTED = "[redacted]"
 HASH_PREFIX = "hmac-sha256:"
@@ -32,9 +35,23 @@ HASH_PREFIX = "hmac-sha256:"
 HashUser = Callable[[str], str]
 
 
-def record_json(record: Record) -> dict[str, Any]:
-    """A record as the API returns it: ``slug`` plus every field, signature and log position."""
-    return {"slug": record.slug, **record.model_dump(mode="json", exclude_none=True)}
+def record_json(
+    payload: bytes, signature: dict[str, str], index: int, leaf_hash: bytes
+) -> dict[str, Any]:
+    """A record as the API returns it: ``slug``, the signed payload's fields exactly as
+    stored (so RFC 8785 of them minus ``slug``/``signature``/``log``/``view`` is the
+    signed payload), its ``signature`` and its ``log`` position."""
+    data = json.loads(payload)
+    return {
+        "slug": slug_for(str(data.get("record_id", ""))),
+        **data,
+        "signature": dict(signature),
+        "log": {"index": index, "leaf_hash": base64.b64encode(leaf_hash).decode()},
+    }
+
+
+def stored_json(stored: StoredRecord) -> dict[str, Any]:
+    return record_json(stored.payload, stored.signature, stored.index, stored.leaf_hash())
 
 
 def sensitive_fields(data: dict[str, Any]) -> list[str]:
@@ -68,9 +85,8 @@ def sanitize(data: dict[str, Any], hash_user: HashUser) -> dict[str, Any]:
     return out
 
 
-def shown(record: Record, full: bool, hash_user: HashUser) -> dict[str, Any]:
-    data = record_json(record)
+def shown(data: dict[str, Any], full: bool, hash_user: HashUser) -> dict[str, Any]:
+    """The record JSON for a caller: full (auditors) or sanitized."""
     if full:
-        data["view"] = "full"
-        return data
+        return {**data, "view": "full"}
     return sanitize(data, hash_user)
