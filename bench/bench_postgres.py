@@ -24,13 +24,13 @@ from typing import Any
 
 import psycopg
 
-sys.path.insert(0, str(Path(__file__).parent))
-from common import save, table  # noqa: E402
-
 import provmark
 from provmark.ingest import sign_draft
 from provmark.record import new_record_id, now_utc, validate_record
 from provmark.store.postgres import PostgresStore
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import save, table
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 

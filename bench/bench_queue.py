@@ -28,13 +28,13 @@ from typing import Any
 import nats
 import psycopg
 
-sys.path.insert(0, str(Path(__file__).parent))
-from common import save, table  # noqa: E402
-
 import provmark
 from provmark.queue import wait_drained
 from provmark.queue.jetstream import NatsQueue
 from provmark.record import new_record_id, now_utc
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import save, table
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 NATS = "nats://127.0.0.1:4222"

@@ -277,21 +277,26 @@ def log_entry(payload: bytes, signature: dict[str, str]) -> bytes:
     ``payload`` is already canonical and ``"record" < "signature"``, so this
     concatenation *is* the RFC 8785 encoding of that object.
     """
-    return b'{"record":' + payload + b',"signature":' + _signature_json(signature) + b"}"
+    return b'{"record":' + payload + b',"signature":' + signature_json(signature) + b"}"
 
 
-_PLAIN = re.compile(r"^[A-Za-z0-9+/=_.-]*$")
+_PLAIN_SIGNATURE = re.compile(
+    r'^\{"alg":"[A-Za-z0-9._-]*","key_id":"[A-Za-z0-9._-]*","sig":"[A-Za-z0-9+/=_-]*"\}$'
+)
 
 
-def _signature_json(signature: dict[str, str]) -> bytes:
+def signature_json(signature: dict[str, str]) -> bytes:
+    """RFC 8785 bytes of a signature object (also the form it is stored in)."""
     # Hot path: alg names, hex key ids and base64 need no escaping, so JCS is plain text.
-    if signature.keys() == {"alg", "key_id", "sig"} and all(
-        type(v) is str and _PLAIN.match(v) for v in signature.values()
-    ):
-        return (
-            f'{{"alg":"{signature["alg"]}","key_id":"{signature["key_id"]}",'
-            f'"sig":"{signature["sig"]}"}}'
-        ).encode()
+    if len(signature) == 3:
+        try:
+            alg, key_id, sig = signature["alg"], signature["key_id"], signature["sig"]
+        except KeyError:
+            return canonical_bytes(signature)
+        if type(alg) is str and type(key_id) is str and type(sig) is str:
+            text = f'{{"alg":"{alg}","key_id":"{key_id}","sig":"{sig}"}}'
+            if _PLAIN_SIGNATURE.match(text):
+                return text.encode()
     return canonical_bytes(signature)
 
 

@@ -290,7 +290,10 @@ def _report_lines(report: Any) -> list[str]:
     for ing in report.ingredients:
         lines.append(f"  ingredient {ing.get('title')} ({ing.get('relationship')})")
     for f in report.failures:
-        lines.append(f"  FAILED     {f['code']}: {f['explanation']}")
+        if f["code"] == "signingCredential.untrusted" and report.ok:
+            lines.append("  note       signer not among the trust anchors (give --trust CA.pem)")
+        else:
+            lines.append(f"  FAILED     {f['code']}: {f['explanation']}")
     return lines
 
 
@@ -316,7 +319,7 @@ def cmd_c2pa_read(args: argparse.Namespace) -> int:
         print("\n".join(_report_lines(report)))
         if verified is not None:
             print(f"  log        record verified at index {verified.index} of {verified.tree_size}")
-    if not report.ok:
+    if not report.ok or (args.trust and not report.trusted):
         codes = ", ".join(f["code"] for f in report.failures) or report.state
         raise VerificationError("c2pa", f"{args.file}: manifest is {report.state} ({codes})")
     return 0

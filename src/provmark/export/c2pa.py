@@ -74,7 +74,16 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return self.state in ("Valid", "Trusted") and not self.failures
+        """Intact and validly signed (``Valid``), perhaps also ``Trusted``.
+
+        A ``Valid`` manifest may still list ``signingCredential.untrusted``: the
+        signer is not among the trust anchors given (or none were given).
+        """
+        return self.state in ("Valid", "Trusted")
+
+    @property
+    def trusted(self) -> bool:
+        return self.state == "Trusted"
 
     @property
     def actions(self) -> list[dict[str, Any]]:
@@ -87,6 +96,7 @@ class Report:
         return {
             "state": self.state,
             "ok": self.ok,
+            "trusted": self.trusted,
             "embedded": self.embedded,
             "sidecar": str(self.sidecar) if self.sidecar else None,
             "failures": self.failures,
@@ -422,9 +432,10 @@ def verify(
     sidecar: str | os.PathLike[str] | None = None,
     trust_anchors: str | bytes | os.PathLike[str] | None = None,
 ) -> Report:
-    """:func:`read`, raising ``VerificationError("c2pa", ...)`` unless the manifest validates."""
+    """:func:`read`, raising ``VerificationError("c2pa", ...)`` unless the manifest is
+    ``Valid``, or ``Trusted`` when ``trust_anchors`` are given."""
     report = read(path, sidecar=sidecar, trust_anchors=trust_anchors)
-    if not report.ok:
+    if not report.ok or (trust_anchors is not None and not report.trusted):
         codes = ", ".join(f["code"] for f in report.failures) or "no failure code"
         raise VerificationError("c2pa", f"{path}: manifest is {report.state} ({codes})")
     return report

@@ -42,7 +42,8 @@ class NatsQueue:
 
     ``ack_wait`` is how long a delivered batch may stay unacknowledged before it
     is delivered again (a worker that died); a live worker extends it while its
-    handler runs.
+    handler runs. ``replicas`` applies when this call creates the streams (use 3
+    on a JetStream cluster so an acknowledged batch survives the loss of a node).
     """
 
     def __init__(
@@ -55,6 +56,7 @@ class NatsQueue:
         ack_wait: float = 30.0,
         fetch: int = 8,
         max_ack_pending: int = 1000,
+        replicas: int = 1,
         timeout: float = 10.0,
     ) -> None:
         if ack_wait <= 0 or fetch < 1 or timeout <= 0:
@@ -66,6 +68,7 @@ class NatsQueue:
         self.ack_wait = ack_wait
         self.fetch = fetch
         self.max_ack_pending = max_ack_pending
+        self.replicas = replicas
         self.timeout = timeout
         self.dead_subject = f"{subject}.dead"
         self._loop = asyncio.new_event_loop()
@@ -134,6 +137,7 @@ class NatsQueue:
                 retention=retention,
                 storage=StorageType.FILE,
                 duplicate_window=120.0,
+                num_replicas=self.replicas,
             )
             try:
                 await js.add_stream(config)

@@ -10,7 +10,7 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from ..crypto.keys import PublicKey
 from ..errors import ConfigError
-from ..record import Record, log_entry, record_from_payload
+from ..record import Record, record_from_payload, signature_json
 
 STORE_SCHEMA_VERSION = 1
 
@@ -23,8 +23,11 @@ class Signed:
     payload: bytes
     signature: dict[str, str]  # {"alg", "key_id", "sig"}
 
+    def signature_json(self) -> bytes:
+        return signature_json(self.signature)
+
     def log_entry(self) -> bytes:
-        return log_entry(self.payload, self.signature)
+        return b'{"record":' + self.payload + b',"signature":' + self.signature_json() + b"}"
 
     def leaf_hash(self) -> bytes:
         return hashlib.sha256(b"\x00" + self.log_entry()).digest()

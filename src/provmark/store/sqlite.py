@@ -190,7 +190,7 @@ class SQLiteStore:
                         e.actor,
                         e.generated_at,
                         e.payload,
-                        json.dumps(e.signature, sort_keys=True, separators=(",", ":")),
+                        e.signature_json().decode(),
                     )
                 )
                 tag_rows.extend((k, v, idx) for k, v in e.tags.items())
