@@ -54,10 +54,16 @@ def capture_overhead(n: int) -> dict[str, float]:
     return percentiles([max(0, s - base) for s in samples])
 
 
-def end_to_end(n: int, batch_size: int) -> dict[str, float]:
+def end_to_end(n: int, batch_size: int, signing_processes: int) -> dict[str, float]:
     """Records captured, signed, stored and logged per second, flush included."""
     with tempfile.TemporaryDirectory() as d:
-        with provmark.open(Path(d) / "b.db", home=d, batch_size=batch_size, max_queue=20_000) as pm:
+        with provmark.open(
+            Path(d) / "b.db",
+            home=d,
+            batch_size=batch_size,
+            max_queue=20_000,
+            signing_processes=signing_processes,
+        ) as pm:
             model = provmark.Model("bench/model", version="1")
             gen = pm.capture(model=model)(lambda prompt, *, temperature=0.2: "out " + prompt)
             for i in range(1000):
@@ -81,9 +87,10 @@ def main() -> None:
     print(table("capture overhead on the caller's thread (us, output hashing excluded)",
                 [{"calls": min(args.n, 50_000), **overhead}]))
     rows = []
-    for batch in (256, 1024, 4096):
-        r = end_to_end(args.n, batch)
-        rows.append({"batch_size": batch, **r})
+    for procs in (0, 1):
+        for batch in (256, 1024, 4096):
+            r = end_to_end(args.n, batch, procs)
+            rows.append({"signing_process": procs, "batch_size": batch, **r})
     print()
     print(table(f"embedded SQLite: captured + signed (Ed25519) + logged, n={args.n:,}", rows))
     print(f"\nresults: {save('capture', {'overhead': overhead, 'embedded': rows})}")

@@ -90,6 +90,7 @@ class Provmark:
         batch_size: int = 512,
         flush_interval: float = 0.05,
         max_queue: int = 50_000,
+        signing_processes: int | None = None,
     ) -> None:
         if policy not in ("strict", "best_effort"):
             raise ConfigError(f"policy must be 'strict' or 'best_effort', not {policy!r}")
@@ -134,6 +135,7 @@ class Provmark:
             batch_size=batch_size,
             flush_interval=flush_interval,
             max_queue=max_queue,
+            signing_processes=signing_processes,
             journal=journal,
             prepare=self._prepare,
         )

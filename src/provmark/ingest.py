@@ -22,11 +22,13 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .canonical import Fragment, canonical_bytes, to_json_value
-from .crypto.keys import Signer
+from .crypto.keys import LocalSigner, Signer
+from .signing_pool import Signed, SigningPool, sign_here
 from .errors import CaptureError
 from .record import slug_for
 from .store.base import Entry, SealFn, Store, StoredCheckpoint
@@ -37,11 +39,12 @@ log = logging.getLogger("provmark.ingest")
 def sign_draft(draft: dict[str, Any], signer: Signer) -> Entry:
     """Canonicalise and sign one unsigned record; return the entry to store."""
     payload = canonical_bytes(draft)
-    signature = {
-        "alg": signer.alg,
-        "key_id": signer.key_id,
-        "sig": base64.b64encode(signer.sign(payload)).decode(),
-    }
+    return entry_for(draft, payload, base64.b64encode(signer.sign(payload)).decode(), signer)
+
+
+def entry_for(draft: dict[str, Any], payload: bytes, sig: str, signer: Signer) -> Entry:
+    """The entry to store for a record whose payload was signed with ``signer``'s key."""
+    signature = {"alg": signer.alg, "key_id": signer.key_id, "sig": sig}
     model = draft["model"]
     if isinstance(model, Fragment):
         model = model.value
@@ -122,6 +125,7 @@ class Writer:
         journal: Journal | None = None,
         on_batch: Callable[[StoredCheckpoint, int], None] | None = None,
         prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        signing_processes: int | None = None,
     ) -> None:
         self.store = store
         self.signer = signer
@@ -132,6 +136,9 @@ class Writer:
         self.journal = journal
         self.on_batch = on_batch
         self.prepare = prepare or (lambda draft: draft)
+        # None: start a signing process when a backlog builds up; 0: never; 1: at once
+        self.signing_processes = signing_processes
+        self._pool: SigningPool | None = None
         self._queue: collections.deque[dict[str, Any]] = collections.deque()
         self._cond = threading.Condition()
         self._submitted = 0
@@ -224,8 +231,11 @@ class Writer:
             self._cond.notify_all()
         self.flush()
 
-    def _take(self) -> list[dict[str, Any]]:
+    def _take(self, wait: bool = True) -> list[dict[str, Any]]:
         with self._cond:
+            if not wait and len(self._queue) < self.batch_size and not self._urgent:
+                n = 0 if not self._closing else len(self._queue)
+                return [self._queue.popleft() for _ in range(min(n, self.batch_size))]
             if not self._queue and not self._closing:
                 self._cond.wait(self.flush_interval)
             if len(self._queue) < self.batch_size and not self._closing and not self._urgent:
@@ -239,41 +249,85 @@ class Writer:
             return [self._queue.popleft() for _ in range(n)]
 
     def _run(self) -> None:
+        inflight: tuple[list[dict[str, Any]], Future[list[Signed]] | list[Signed]] | None = None
         while True:
-            batch = self._take()
-            if not batch:
-                if self._closing:
-                    return
+            batch = self._take(wait=inflight is None)
+            signing = self._sign_async(batch) if batch else None
+            if inflight is not None and not self._store_batch(*inflight):
+                return
+            if batch and signing is not None:
+                inflight = (batch, signing)  # stored next round, while the next batch is signed
                 continue
-            entries = self._sign(batch)
-            delay = 0.05
-            while True:
-                try:
-                    checkpoint = self.store.append(entries, self.seal)
-                    break
-                except Exception as exc:  # keep the batch and retry; flush() reports it
-                    self.failures += 1
-                    self.last_error = exc
-                    log.error("provmark writer: batch of %d not stored: %s", len(batch), exc)
-                    if self._closing and delay >= 2.0:
-                        return  # close() gave up waiting; the journal still holds them
-                    time.sleep(delay)
-                    delay = min(delay * 2, 2.0)
-            if self.journal is not None:
-                self.journal.committed(len(batch))
-            with self._cond:
-                self._stored += len(batch)
-                self.last_error = None
-                self._cond.notify_all()
-            if self.on_batch is not None:
-                self.on_batch(checkpoint, len(batch))
+            inflight = None
+            if self._closing and not self._queue:
+                self._close_pool()
+                return
 
-    def _sign(self, batch: list[dict[str, Any]]) -> list[Entry]:
-        entries = []
-        for draft in batch:
+    def _sign_async(
+        self, batch: list[dict[str, Any]]
+    ) -> Future[list[Signed]] | list[Signed]:
+        for i, draft in enumerate(batch):
+            batch[i] = self.prepare(draft)
+        pool = self._signing_pool()
+        if pool is not None:
             try:
-                entries.append(sign_draft(self.prepare(draft), self.signer))
-            except Exception as exc:  # not silent: counted, logged with the record id
-                self.rejected.append((draft.get("record_id", "?"), repr(exc)))
-                log.error("provmark writer: record %s rejected: %s", draft.get("record_id"), exc)
-        return entries
+                return pool.submit(batch)
+            except Exception as exc:  # a broken pool: sign here from now on
+                log.error("provmark writer: signing process failed (%s); signing in-process", exc)
+                self._close_pool()
+                self.signing_processes = 0
+        return sign_here(batch, self.signer)
+
+    def _signing_pool(self) -> SigningPool | None:
+        if self._pool is not None and self._pool.key_id != self.signer.key_id:
+            self._close_pool()  # the key was rotated
+        if self._pool is None and SigningPool.supports(self.signer):
+            busy = len(self._queue) >= 2 * self.batch_size
+            if self.signing_processes or (self.signing_processes is None and busy):
+                self._pool = SigningPool(cast(LocalSigner, self.signer))
+        return self._pool
+
+    def _close_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def _store_batch(
+        self, batch: list[dict[str, Any]], signing: Future[list[Signed]] | list[Signed]
+    ) -> bool:
+        try:
+            signed = signing.result() if isinstance(signing, Future) else signing
+        except Exception as exc:  # the worker died mid-batch: sign this batch here
+            log.error("provmark writer: signing process failed (%s); signing in-process", exc)
+            self._close_pool()
+            self.signing_processes = 0
+            signed = sign_here(batch, self.signer)
+        entries = []
+        for draft, (payload, sig) in zip(batch, signed, strict=True):
+            if payload is None:  # not silent: counted, logged with the record id
+                self.rejected.append((draft.get("record_id", "?"), sig))
+                log.error("provmark writer: record %s rejected: %s", draft.get("record_id"), sig)
+            else:
+                entries.append(entry_for(draft, payload, sig, self.signer))
+        delay = 0.05
+        while True:
+            try:
+                checkpoint = self.store.append(entries, self.seal)
+                break
+            except Exception as exc:  # keep the batch and retry; flush() reports it
+                self.failures += 1
+                self.last_error = exc
+                log.error("provmark writer: batch of %d not stored: %s", len(batch), exc)
+                if self._closing and delay >= 2.0:
+                    return False  # close() gave up waiting; the journal still holds them
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        if self.journal is not None:
+            self.journal.committed(len(batch))
+        with self._cond:
+            self._stored += len(batch)
+            self.last_error = None
+            self._cond.notify_all()
+        if self.on_batch is not None:
+            self.on_batch(checkpoint, len(batch))
+        return True

@@ -16,7 +16,6 @@ import base64
 import hashlib
 import json
 import struct
-import sys
 import zlib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -365,5 +364,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE.parents[1] / "src"))
     main()

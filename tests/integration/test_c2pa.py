@@ -377,9 +377,12 @@ def test_certificate_checks(cert: DevCert) -> None:
     with pytest.raises(ConfigError, match="private key"):
         load_signing_material(cert.chain_pem, b"garbage")
     material = load_signing_material(cert.chain_pem, cert.key_pem)
-    assert material.alg == "ES256"
-    key = ec.generate_private_key(ec.SECP384R1())
-    assert key.curve.name == "secp384r1"
+    assert material.alg == "ES256" and material.leaf.issuer != material.leaf.subject
+    p384 = make_dev_cert(
+        ca_key=ec.generate_private_key(ec.SECP384R1()),
+        signer_key=ec.generate_private_key(ec.SECP384R1()),
+    )
+    assert load_signing_material(p384.chain_pem, p384.key_pem).alg == "ES384"
 
 
 def test_check_record_refuses_a_foreign_hash(

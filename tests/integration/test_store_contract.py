@@ -55,7 +55,13 @@ def pg_database() -> Iterator[str]:
         admin.close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("postgres-executemany", marks=pytest.mark.postgres),
+    ]
+)
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     """A factory of store instances on one fresh log (each instance = one process's view)."""
     opened: list[Store] = []
@@ -78,9 +84,10 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
         with psycopg.connect(db, autocommit=True) as conn:
             conn.execute(f"CREATE SCHEMA {schema}")
         url = f"{db}?options=-csearch_path%3D{schema}"
+        write = "executemany" if request.param.endswith("executemany") else "copy"
 
         def make() -> Store:
-            store = PostgresStore(url, pool_size=2)
+            store = PostgresStore(url, pool_size=2, write=write)
             opened.append(store)
             return store
 

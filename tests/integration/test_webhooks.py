@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import subprocess
 import sys
@@ -74,7 +75,7 @@ class Receiver:
 
 
 def assert_signed(secret: str, headers: dict[str, str], body: bytes) -> None:
-    """Standard Webhooks: v1,base64(HMAC-SHA256(key, id.timestamp.body)), key = base64 after whsec_."""
+    """Standard Webhooks: v1,base64(HMAC-SHA256(key, id.timestamp.body)), key after whsec_."""
     msg_id, ts, sig = (
         headers["webhook-id"],
         headers["webhook-timestamp"],
@@ -223,7 +224,7 @@ def test_retries_with_backoff_then_dead_letter_and_manual_retry(
         + float(b["at"][19:-1] or 0)
         - time.mktime(time.strptime(a["at"][:19], "%Y-%m-%dT%H:%M:%S"))
         - float(a["at"][19:-1] or 0)
-        for a, b in zip(attempts, attempts[1:], strict=False)
+        for a, b in itertools.pairwise(attempts)
     ]
     assert gaps[1] > gaps[0] * 1.3  # exponential backoff: 0.2 s, then 0.4 s
     wait_for(lambda: any(d["status"] == "dead" for d in status(dead)))
@@ -288,7 +289,17 @@ def test_webhooks_cli_add_list_remove(server: Server, tmp_path: Path) -> None:
     cli("remove", sub_id)
     assert sub_id not in cli("list")
     bad = subprocess.run(
-        [sys.executable, "-m", "provmark.cli", "webhooks", "add", "ftp://x", "--state", server.state],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "provmark.cli",
+            "webhooks",
+            "add",
+            "ftp://x",
+            "--state",
+            server.state,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "http(s)" in bad.stderr

@@ -345,3 +345,26 @@ def test_record_jws_of_a_record_object() -> None:
     assert verify_jws(token, g.public_key()).payload == record.payload()
     assert predicate(record)["record_id"] == record.record_id
     assert key_id_for(g.ED_KEY.public_key()) == g.signer().key_id
+
+
+def test_predicate_schema_is_published_and_matches() -> None:
+    import jsonschema
+
+    from provmark.export.intoto import predicate_schema, verify_lines
+
+    published = json.loads(
+        (GOLDEN.parent.parent / "docs" / "schema" / "predicate-provenance-v1.json").read_text()
+    )
+    assert published == predicate_schema(), "regenerate docs/schema/predicate-provenance-v1.json"
+    golden = (GOLDEN / "export.intoto.jsonl").read_bytes()
+    assert g.build_deterministic()["export.intoto.jsonl"] == golden
+    statements = verify_lines(GOLDEN / "export.intoto.jsonl", g.public_key())
+    assert len(statements) == 3
+    for line in golden.splitlines():
+        Envelope.from_dict(json.loads(line)).verify([sslib_key("Ed25519")], 1)
+    for body in statements:
+        jsonschema.Draft202012Validator(published).validate(body["predicate"])
+    with pytest.raises(VerificationError, match="line 2"):
+        verify_lines(GOLDEN / "export.intoto.tampered.jsonl", g.public_key())
+    with pytest.raises(VerificationError, match="line 1: not JSON"):
+        verify_lines(b"{oops\n", g.public_key())

@@ -157,7 +157,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.send and args.format != "openlineage":
         raise ConfigError("--send works with --format openlineage only")
     with open_from(args) as pm:
-        store = pm.store
+        store: Store | None = getattr(pm, "store", None)
+        if store is None:
+            raise ConfigError("export reads a local store (SQLite or PostgreSQL), not a server")
 
         def resolve(record_id: str) -> Record | None:
             stored = store.get(record_id)

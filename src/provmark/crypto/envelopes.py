@@ -22,6 +22,7 @@ import posixpath
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlparse
 
@@ -42,7 +43,9 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://provmark.dev/provenance/v1"
 
 _B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
-_JWS_ALGS = {"EdDSA": ED25519, "Ed25519": ED25519, "ES256": ES256}
+_JWS_ALGS: Mapping[str, str] = MappingProxyType(
+    {"EdDSA": ED25519, "Ed25519": ED25519, "ES256": ES256}
+)
 
 Keys = PublicKey | PublicKeyObject | Iterable[PublicKey | PublicKeyObject]
 """What the verify functions accept: one key or several, provmark or ``cryptography`` keys."""
@@ -164,7 +167,7 @@ def verify_jws(token: str, keys: Keys) -> Opened:
     if not isinstance(header, dict):
         raise VerificationError("jws", "protected header is not a JSON object")
     alg = header.get("alg")
-    if alg not in _JWS_ALGS:
+    if not isinstance(alg, str) or alg not in _JWS_ALGS:
         raise VerificationError("jws", f"algorithm {alg!r} is not accepted (EdDSA, Ed25519, ES256)")
     if "crit" in header or header.get("b64") is False:
         raise VerificationError("jws", "critical header extensions are not supported")

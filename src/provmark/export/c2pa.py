@@ -24,8 +24,10 @@ import json
 import mimetypes
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import c2pa
@@ -39,13 +41,15 @@ DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlg
 RECORD_LABEL = "dev.provmark.record"
 DISCLOSURE_LABEL = "dev.provmark.disclosure"
 SIDECAR_SUFFIX = ".c2pa"
-_ALGS = {
-    "ES256": c2pa.C2paSigningAlg.ES256,
-    "ES384": c2pa.C2paSigningAlg.ES384,
-    "ES512": c2pa.C2paSigningAlg.ES512,
-    "PS256": c2pa.C2paSigningAlg.PS256,
-    "Ed25519": c2pa.C2paSigningAlg.ED25519,
-}
+_ALGS: Mapping[str, c2pa.C2paSigningAlg] = MappingProxyType(
+    {
+        "ES256": c2pa.C2paSigningAlg.ES256,
+        "ES384": c2pa.C2paSigningAlg.ES384,
+        "ES512": c2pa.C2paSigningAlg.ES512,
+        "PS256": c2pa.C2paSigningAlg.PS256,
+        "Ed25519": c2pa.C2paSigningAlg.ED25519,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -110,17 +114,6 @@ class Report:
 
 
 # ---------------------------------------------------------------- formats
-
-_EMBEDDABLE = {
-    "image/png",
-    "image/jpeg",
-    "image/webp",
-    "image/gif",
-    "image/tiff",
-    "image/avif",
-    "image/heic",
-    "image/heif",
-}
 
 
 def sniff(head: bytes) -> str | None:

@@ -16,8 +16,9 @@ query result or a lineage graph is one connected document.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
@@ -54,22 +55,26 @@ from .base import RecordLike, Resolve, as_record
 PM = Namespace("provmark", "https://provmark.dev/ns/prov#")
 PMID = Namespace("pmid", "https://provmark.dev/id/")
 
-MEDIA_TYPES = {
-    "prov-json": "application/json",
-    "prov-n": "text/provenance-notation",
-    "prov-o": "text/turtle",
-    "prov-jsonld": "application/ld+json",
-}
+MEDIA_TYPES: Mapping[str, str] = MappingProxyType(
+    {
+        "prov-json": "application/json",
+        "prov-n": "text/provenance-notation",
+        "prov-o": "text/turtle",
+        "prov-jsonld": "application/ld+json",
+    }
+)
 
-JSONLD_CONTEXT = {
-    "prov": "http://www.w3.org/ns/prov#",
-    "provmark": PM.uri,
-    "pmid": PMID.uri,
-    "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
-    "xsd": "http://www.w3.org/2001/XMLSchema#",
-}
+JSONLD_CONTEXT: Mapping[str, str] = MappingProxyType(
+    {
+        "prov": "http://www.w3.org/ns/prov#",
+        "provmark": PM.uri,
+        "pmid": PMID.uri,
+        "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
+        "xsd": "http://www.w3.org/2001/XMLSchema#",
+    }
+)
 
-_HEX = set("0123456789abcdef")
+_HEX = frozenset("0123456789abcdef")
 
 
 def _local(text: str) -> str:
@@ -290,7 +295,7 @@ def serialize(doc: ProvDocument, fmt: str) -> bytes:
         text = doc.serialize(format="rdf", rdf_format="turtle")
     elif fmt == "prov-jsonld":
         text = doc.serialize(
-            format="rdf", rdf_format="json-ld", context=JSONLD_CONTEXT, auto_compact=True
+            format="rdf", rdf_format="json-ld", context=dict(JSONLD_CONTEXT), auto_compact=True
         )
     else:
         raise ConfigError(f"unknown PROV format {fmt!r}; choose one of {', '.join(MEDIA_TYPES)}")
@@ -313,26 +318,36 @@ def parse(data: bytes | str, fmt: str) -> ProvDocument:
 # ---------------------------------------------------------------- validation
 
 # relation type -> (formal attribute, element kind) it must point at
-_TYPING: dict[QualifiedName, tuple[tuple[QualifiedName, type[ProvElement]], ...]] = {
-    PROV["Usage"]: ((PROV_ATTR_ACTIVITY, ProvActivity), (PROV_ATTR_ENTITY, ProvEntity)),
-    PROV["Generation"]: ((PROV_ATTR_ENTITY, ProvEntity), (PROV_ATTR_ACTIVITY, ProvActivity)),
-    PROV["Association"]: ((PROV_ATTR_ACTIVITY, ProvActivity), (PROV_ATTR_AGENT, ProvAgent)),
-    PROV["Delegation"]: (
-        (PROV_ATTR_DELEGATE, ProvAgent),
-        (PROV_ATTR_RESPONSIBLE, ProvAgent),
-        (PROV_ATTR_ACTIVITY, ProvActivity),
-    ),
-    PROV["Derivation"]: (
-        (PROV_ATTR_GENERATED_ENTITY, ProvEntity),
-        (PROV_ATTR_USED_ENTITY, ProvEntity),
-        (PROV_ATTR_ACTIVITY, ProvActivity),
-    ),
-    PROV["Membership"]: ((PROV_ATTR_COLLECTION, ProvEntity), (PROV_ATTR_ENTITY, ProvEntity)),
-    PROV["Communication"]: (
-        (PROV_ATTR_INFORMED, ProvActivity),
-        (PROV_ATTR_INFORMANT, ProvActivity),
-    ),
-}
+_TYPING: Mapping[QualifiedName, tuple[tuple[QualifiedName, type[ProvElement]], ...]] = (
+    MappingProxyType(
+        {
+            PROV["Usage"]: ((PROV_ATTR_ACTIVITY, ProvActivity), (PROV_ATTR_ENTITY, ProvEntity)),
+            PROV["Generation"]: (
+                (PROV_ATTR_ENTITY, ProvEntity),
+                (PROV_ATTR_ACTIVITY, ProvActivity),
+            ),
+            PROV["Association"]: ((PROV_ATTR_ACTIVITY, ProvActivity), (PROV_ATTR_AGENT, ProvAgent)),
+            PROV["Delegation"]: (
+                (PROV_ATTR_DELEGATE, ProvAgent),
+                (PROV_ATTR_RESPONSIBLE, ProvAgent),
+                (PROV_ATTR_ACTIVITY, ProvActivity),
+            ),
+            PROV["Derivation"]: (
+                (PROV_ATTR_GENERATED_ENTITY, ProvEntity),
+                (PROV_ATTR_USED_ENTITY, ProvEntity),
+                (PROV_ATTR_ACTIVITY, ProvActivity),
+            ),
+            PROV["Membership"]: (
+                (PROV_ATTR_COLLECTION, ProvEntity),
+                (PROV_ATTR_ENTITY, ProvEntity),
+            ),
+            PROV["Communication"]: (
+                (PROV_ATTR_INFORMED, ProvActivity),
+                (PROV_ATTR_INFORMANT, ProvActivity),
+            ),
+        }
+    )
+)
 
 
 def validate(doc: ProvDocument) -> None:

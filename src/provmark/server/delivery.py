@@ -95,12 +95,13 @@ class WebhookService:
     def poll_log(self) -> bool:
         """Turn log growth since the last look into events; True when any were queued."""
         checkpoint = self.store.latest_checkpoint()
-        if checkpoint is None:
-            return False
+        # the first server to look starts at the current size: no events for old history
         self.db.execute(
             "INSERT INTO pmsrv_cursors (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-            (self._cursor_name, checkpoint.size),
+            (self._cursor_name, checkpoint.size if checkpoint else 0),
         )
+        if checkpoint is None:
+            return False
         last = int(
             self.db.query("SELECT value FROM pmsrv_cursors WHERE name = ?", (self._cursor_name,))[
                 0
@@ -204,11 +205,14 @@ class WebhookService:
         attempt = attempts + 1
         now = time.time()
         with self.db.transaction() as cur:
+            logged = cur.query(
+                "SELECT COUNT(*) FROM pmsrv_attempts WHERE delivery_id = ?", (delivery_id,)
+            )[0][0]  # a dead letter sent again continues its attempt log
             cur.execute(
                 "INSERT INTO pmsrv_attempts"
                 " (delivery_id, attempt, at, status_code, error, duration_ms)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (delivery_id, attempt, now, status, error, elapsed_ms),
+                (delivery_id, int(logged) + 1, now, status, error, elapsed_ms),
             )
             if error is None:
                 cur.execute(

@@ -12,6 +12,7 @@ and the next waiter continues on a consistent, append-only log.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import uuid
@@ -43,17 +44,23 @@ T = TypeVar("T")
 
 _COLUMNS = "idx, record_id, payload, signature"
 # (column, PostgreSQL type) in COPY order; binary COPY needs the exact types.
-_RECORD_COLUMNS = (
+_Columns = tuple[tuple[str, str], ...]
+_RECORD_COLUMNS: _Columns = (
     ("idx", "int8"), ("record_id", "uuid"), ("slug", "text"), ("output_sha256", "text"),
     ("model", "text"), ("model_version", "text"), ("operation", "text"), ("status", "text"),
     ("actor", "text"), ("generated_at", "timestamptz"), ("payload", "bytea"),
     ("signature", "text"),
 )  # fmt: skip
-_TAG_COLUMNS = (("key", "text"), ("value", "text"), ("idx", "int8"))
-_NODE_COLUMNS = (("level", "int2"), ("idx", "int8"), ("hash", "bytea"))
+_TAG_COLUMNS: _Columns = (("key", "text"), ("value", "text"), ("idx", "int8"))
+_NODE_COLUMNS: _Columns = (("level", "int2"), ("idx", "int8"), ("hash", "bytea"))
+_CHECKPOINT_SQL = (
+    "INSERT INTO checkpoints VALUES (%s, %s, %s, %s) ON CONFLICT (size) DO UPDATE"
+    " SET root = excluded.root, note = excluded.note, created_at = excluded.created_at"
+)
 # A hung sequencer (stopped, not dead) must not hold the log forever.
 _LOCK_SQL = (
-    "SET LOCAL idle_in_transaction_session_timeout = '15s';"
+    "BEGIN ISOLATION LEVEL READ COMMITTED;"
+    " SET LOCAL idle_in_transaction_session_timeout = '15s';"
     f" SELECT pg_advisory_xact_lock({migrations.LOCK_CLASS}, hashtext(current_schema()))"
 )
 _KEEPALIVES = {
@@ -98,9 +105,12 @@ class PostgresStore:
     """A :class:`~provmark.store.base.Store` in a PostgreSQL database (psycopg 3, pooled).
 
     ``write`` chooses how a batch goes in: ``"copy"`` (``COPY FROM STDIN``, the
-    default, faster) or ``"executemany"`` (pipelined inserts). ``migrate=False``
-    refuses to open a database whose schema is behind instead of upgrading it.
+    default: batches over ``pipeline_rows`` rows are COPYed, smaller ones pipelined)
+    or ``"executemany"`` (always pipelined inserts). ``migrate=False`` refuses to open a
+    database whose schema is behind instead of upgrading it.
     """
+
+    pipeline_rows = 16
 
     def __init__(
         self,
@@ -202,9 +212,14 @@ class PostgresStore:
     # ------------------------------------------------------------ writes
     def append(self, entries: Sequence[Entry], seal: SealFn) -> StoredCheckpoint:
         def run(conn: psycopg.Connection[Any]) -> StoredCheckpoint:
-            with conn.transaction():
-                conn.execute(_LOCK_SQL)
-                return self._append_locked(conn, entries, seal)
+            try:
+                checkpoint = self._append_tx(conn, entries, seal)
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(psycopg.Error):  # the connection may be gone
+                    conn.execute("ROLLBACK")
+                raise
+            return checkpoint
 
         with self._write_lock:
             try:
@@ -213,86 +228,84 @@ class PostgresStore:
                 self._range = None
                 raise
 
-    def _append_locked(
+    def _append_tx(
         self, conn: psycopg.Connection[Any], entries: Sequence[Entry], seal: SealFn
     ) -> StoredCheckpoint:
-        row = conn.execute("SELECT max(idx) FROM nodes WHERE level = 0").fetchone()
-        size = 0 if row is None or row[0] is None else int(row[0]) + 1
+        # One round trip: begin, take the sequencer lock, then read the tree size and the
+        # already-stored ids. READ COMMITTED (explicit, whatever the server default) gives
+        # each statement a snapshot taken after the lock was granted, so they see every
+        # batch committed by the previous holder. The ids are inlined: they are UUIDs.
+        ids = ",".join(str(u) for u in _uuids([e.record_id for e in entries]))
+        cur = conn.execute(
+            f"{_LOCK_SQL}; SELECT max(idx) FROM nodes WHERE level = 0;"
+            f" SELECT record_id FROM records WHERE record_id = ANY('{{{ids}}}'::uuid[])".encode()
+        )
+        results = []
+        while True:
+            if cur.description is not None:
+                results.append(cur.fetchall())
+            if not cur.nextset():
+                break
+        _, (size_row, *_), id_rows = results
+        size = 0 if size_row[0] is None else int(size_row[0]) + 1
+        existing = {str(r[0]) for r in id_rows}
         rng = self._range
         if rng is None or rng.size != size:  # another process appended meanwhile
             rng = CompactRange.from_nodes(size, _ConnNodes(self, conn))
-        existing = {
-            str(r[0])
-            for r in conn.execute(
-                "SELECT record_id FROM records WHERE record_id = ANY(%s)",
-                (_uuids([e.record_id for e in entries]),),
-            )
-        }
         fresh: list[Entry] = []
         for e in entries:
             if e.record_id not in existing:
                 existing.add(e.record_id)
                 fresh.append(e)
+        tables: list[tuple[str, _Columns, list[tuple[Any, ...]]]] = []
         if fresh:
             rng = rng.copy()
-            self._insert(conn, size, fresh, rng)
+            tables = _rows(size, fresh, rng)
         elif size:
             latest = self._checkpoints(conn, "ORDER BY size DESC LIMIT 1")
             if latest and latest[0].size == size:
                 self._range = rng
                 return latest[0]
         root = rng.root()
-        note = seal(rng.size, root)
-        created = now_utc()
-        conn.execute(
-            "INSERT INTO checkpoints VALUES (%s, %s, %s, %s) ON CONFLICT (size) DO UPDATE"
-            " SET root = excluded.root, note = excluded.note, created_at = excluded.created_at",
-            (rng.size, root, note, created),
+        checkpoint = StoredCheckpoint(
+            size=rng.size, root=root, note=seal(rng.size, root), created_at=now_utc()
         )
+        self._write_rows(conn, tables, checkpoint)
         self._range = rng
-        return StoredCheckpoint(size=rng.size, root=root, note=note, created_at=created)
+        return checkpoint
 
-    def _insert(
-        self, conn: psycopg.Connection[Any], size: int, fresh: list[Entry], rng: CompactRange
+    def _write_rows(
+        self,
+        conn: psycopg.Connection[Any],
+        tables: list[tuple[str, _Columns, list[tuple[Any, ...]]]],
+        cp: StoredCheckpoint,
     ) -> None:
-        rows: list[tuple[Any, ...]] = []
-        tag_rows: list[tuple[str, str, int]] = []
-        leaves: list[bytes] = []
-        for i, e in enumerate(fresh):
-            idx = size + i
-            try:
-                generated: datetime = parse_time(e.generated_at)
-            except ValueError as exc:
-                raise StoreError(f"record {e.record_id}: generated_at {exc}") from None
-            rows.append(
-                (
-                    idx, uuid.UUID(e.record_id), e.slug, e.output_sha256, e.model,
-                    e.model_version, e.operation, e.status, e.actor, generated, e.payload,
-                    json.dumps(e.signature, sort_keys=True, separators=(",", ":")),
-                )
-            )  # fmt: skip
-            tag_rows.extend((k, v, idx) for k, v in e.tags.items())
-            leaves.append(e.leaf_hash())
-        node_rows = [(lv, ix, h) for (lv, ix), h in rng.extend(leaves)]
+        # COPY costs two round trips per table but far less server time per row; small
+        # batches go faster as pipelined INSERTs (one round trip for everything).
+        rows = sum(len(data) for _, _, data in tables)
+        small = self._write == "executemany" or rows <= self.pipeline_rows
         with conn.cursor() as cur:
-            for table, columns, data in (
-                ("records", _RECORD_COLUMNS, rows),
-                ("tags", _TAG_COLUMNS, tag_rows),
-                ("nodes", _NODE_COLUMNS, node_rows),
-            ):
+            if small:
+                with conn.pipeline():
+                    for table, columns, data in tables:
+                        if not data:
+                            continue
+                        names = ", ".join(name for name, _ in columns)
+                        marks = ", ".join(["%s"] * len(columns))
+                        sql = f"INSERT INTO {table} ({names}) VALUES ({marks})"
+                        cur.executemany(sql.encode(), data)
+                    cur.execute(_CHECKPOINT_SQL, (cp.size, cp.root, cp.note, cp.created_at))
+                return
+            for table, columns, data in tables:
                 if not data:
                     continue
                 names = ", ".join(name for name, _ in columns)
-                if self._write == "copy":
-                    sql = f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)"
-                    with cur.copy(sql.encode()) as copy:
-                        copy.set_types([kind for _, kind in columns])
-                        for r in data:
-                            copy.write_row(r)
-                else:
-                    marks = ", ".join(["%s"] * len(columns))
-                    sql = f"INSERT INTO {table} ({names}) VALUES ({marks})"
-                    cur.executemany(sql.encode(), data)
+                sql = f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)"
+                with cur.copy(sql.encode()) as copy:
+                    copy.set_types([kind for _, kind in columns])
+                    for r in data:
+                        copy.write_row(r)
+            cur.execute(_CHECKPOINT_SQL, (cp.size, cp.root, cp.note, cp.created_at))
 
     def put_public_keys(self, keys: Sequence[PublicKey]) -> None:
         rows = [(k.key_id, json.dumps(k.to_json(), sort_keys=True)) for k in keys]
@@ -440,6 +453,36 @@ class PostgresStore:
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _rows(
+    size: int, fresh: list[Entry], rng: CompactRange
+) -> list[tuple[str, _Columns, list[tuple[Any, ...]]]]:
+    """Rows of records, tags and new tree nodes for ``fresh`` at ``size``; extends ``rng``."""
+    rows: list[tuple[Any, ...]] = []
+    tag_rows: list[tuple[Any, ...]] = []
+    leaves: list[bytes] = []
+    for i, e in enumerate(fresh):
+        idx = size + i
+        try:
+            generated: datetime = parse_time(e.generated_at)
+        except ValueError as exc:
+            raise StoreError(f"record {e.record_id}: generated_at {exc}") from None
+        rows.append(
+            (
+                idx, uuid.UUID(e.record_id), e.slug, e.output_sha256, e.model,
+                e.model_version, e.operation, e.status, e.actor, generated, e.payload,
+                json.dumps(e.signature, sort_keys=True, separators=(",", ":")),
+            )
+        )  # fmt: skip
+        tag_rows.extend((k, v, idx) for k, v in e.tags.items())
+        leaves.append(e.leaf_hash())
+    node_rows: list[tuple[Any, ...]] = [(lv, ix, h) for (lv, ix), h in rng.extend(leaves)]
+    return [
+        ("records", _RECORD_COLUMNS, rows),
+        ("tags", _TAG_COLUMNS, tag_rows),
+        ("nodes", _NODE_COLUMNS, node_rows),
+    ]
 
 
 class _ConnNodes:

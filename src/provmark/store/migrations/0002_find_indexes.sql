@@ -5,9 +5,9 @@
 DROP INDEX IF EXISTS records_output;
 DROP INDEX IF EXISTS records_model;
 DROP INDEX IF EXISTS records_actor;
-CREATE INDEX records_output_idx ON records (output_sha256, idx);
-CREATE INDEX records_model_idx ON records (model, idx);
-CREATE INDEX records_actor_idx ON records (actor, idx);
-CREATE INDEX records_operation_idx ON records (operation, idx);
+CREATE INDEX IF NOT EXISTS records_output_idx ON records (output_sha256, idx);
+CREATE INDEX IF NOT EXISTS records_model_idx ON records (model, idx);
+CREATE INDEX IF NOT EXISTS records_actor_idx ON records (actor, idx);
+CREATE INDEX IF NOT EXISTS records_operation_idx ON records (operation, idx);
 -- Partial: status is 'ok' or 'error' and only the rare errors are worth an index.
-CREATE INDEX records_errors_idx ON records (idx) WHERE status = 'error';
+CREATE INDEX IF NOT EXISTS records_errors_idx ON records (idx) WHERE status = 'error';
