@@ -402,3 +402,20 @@ def test_check_record_refuses_a_foreign_hash(
     )
     with pytest.raises(VerificationError, match="not in this store"):
         check_record(missing, store)
+
+
+def test_cli_verify_finds_a_marked_file_through_its_manifest(
+    cert: DevCert, store: provmark.Provmark, tmp_path: Path
+) -> None:
+    from provmark.cli import main
+
+    stored = record_for(store, g.png(), "image/png", 9)
+    (tmp_path / "in.png").write_bytes(g.png())
+    mark(tmp_path / "in.png", tmp_path / "marked.png", stored, cert.chain_pem, cert.key_pem)
+    store.flush()
+    target = ["--db", str(tmp_path / "x.db"), "--home", str(tmp_path / "home")]
+    assert main(["verify", str(tmp_path / "in.png"), *target]) == 0  # the original bytes
+    assert main(["verify", str(tmp_path / "marked.png"), *target]) == 0  # found via C2PA
+    edited = g.change_one_pixel((tmp_path / "marked.png").read_bytes(), x=7, y=7)
+    (tmp_path / "edited.png").write_bytes(edited)
+    assert main(["verify", str(tmp_path / "edited.png"), *target]) == 1

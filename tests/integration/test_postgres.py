@@ -295,8 +295,13 @@ def test_kill_9_mid_append_loses_no_committed_record(
             time.sleep(0.001)
         assert _lock_holder(admin, "victim"), "never caught the victim appending"
         os.kill(proc.pid, signal.SIGKILL)
+        killed = time.monotonic()
         proc.wait(10)
         reader.join(10)
+        while _lock_holder(admin, "victim") and time.monotonic() - killed < 10:
+            time.sleep(0.01)
+        released = time.monotonic() - killed
+        assert released < 5, f"the dead sequencer's lock was held {released:.1f}s"
     finally:
         if proc.poll() is None:
             proc.kill()

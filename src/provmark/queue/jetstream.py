@@ -91,6 +91,8 @@ class NatsQueue:
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
             return future.result(timeout if timeout is not None else self.timeout + 5)
+        except nats.errors.Error as exc:
+            raise QueueError(f"{self.url}: {type(exc).__name__}: {exc}") from None
         except TimeoutError:
             future.cancel()
             raise QueueError(f"{self.url}: no answer from NATS within {timeout}s") from None
@@ -182,10 +184,13 @@ class NatsQueue:
         stop = stop or threading.Event()
         delay = 0.1
         while not stop.is_set():
-            msgs = self._call(self._fetch())
-            if not msgs:
-                continue
-            if self._handle(handler, msgs):
+            try:
+                msgs = self._call(self._fetch())
+                ok = self._handle(handler, msgs) if msgs else True
+            except QueueError as exc:  # NATS unreachable: keep trying, nothing was acked
+                log.warning("nats: %s", exc)
+                ok = False
+            if ok:
                 delay = 0.1
             else:
                 stop.wait(delay)
@@ -214,7 +219,7 @@ class NatsQueue:
             return []
 
     def _handle(self, handler: Handler, msgs: list[Msg]) -> bool:
-        """Run the handler on the records of ``msgs``; ack them all or none."""
+        """Run the handler on the records of ``msgs``; ack them all, or none (redelivery)."""
         records: Batch = []
         good: list[Msg] = []
         for msg in msgs:
@@ -229,16 +234,15 @@ class NatsQueue:
         keepalive = asyncio.run_coroutine_threadsafe(self._keep_alive(good), self._loop)
         try:
             rejected = handler(records)
+            if rejected:
+                chunks = encode_batch(list(rejected), self._max_bytes)
+                self._call(self._publish(chunks, self.dead_subject))
         except Exception as exc:
             log.error("provmark worker: %d records not stored, will retry: %s", len(records), exc)
             keepalive.cancel()
             self._call(self._settle(good, ok=False))
             return False
         keepalive.cancel()
-        if rejected:
-            self._call(
-                self._publish(encode_batch(list(rejected), self._max_bytes), self.dead_subject)
-            )
         self._call(self._settle(good, ok=True))
         return True
 
