@@ -1,4 +1,4 @@
-"""The provenance record (schema_version "1").
+"""The provenance record (schema_version "1" and "2").
 
 A record is what provmark signs, logs and stores for one generation. The
 unsigned part (every field but ``signature`` and ``log``) is encoded with RFC
@@ -8,6 +8,15 @@ log entry is the RFC 8785 encoding of ``{"record": <payload>, "signature": {...}
 
 Content digests (``sha256`` fields) are lowercase hex; signatures and log
 hashes are standard base64.
+
+Schema versions: "1" has one ``output``; "2" adds ``outputs``, every output of a
+multi-output generation (n completions, an image batch), with ``output`` kept as
+the primary one (``outputs[0]``) so lookups by output hash work as before. A
+record is written with the lowest version that can hold it, readers accept every
+version in :data:`SUPPORTED_SCHEMA_VERSIONS`, and stored bytes are never
+rewritten: :func:`upgrade` gives a v1 record's v2 view, its signature still
+covering the v1 bytes. :class:`RecordV1` is the frozen v1 model
+(``docs/schema/record-v1.json``).
 """
 
 from __future__ import annotations
@@ -22,13 +31,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .canonical import canonical_bytes
 from .errors import RecordError, SchemaVersionError
 
-SCHEMA_VERSION = "1"
-SUPPORTED_SCHEMA_VERSIONS = ("1",)
+SCHEMA_VERSION = "2"  # the newest version this provmark reads and writes
+SUPPORTED_SCHEMA_VERSIONS = ("1", "2")
 
 # Limits on free-form parts, in bytes of canonical JSON.
 MAX_PARAMS_BYTES = 16 * 1024
@@ -38,6 +55,7 @@ MAX_SNAPSHOT_CHARS = 8 * 1024
 MAX_TAGS = 64
 MAX_TAG_CHARS = 256
 MAX_PARENTS = 256
+MAX_OUTPUTS = 256
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _ANY_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -169,11 +187,15 @@ class LogPosition(_Part):
     leaf_hash: str
 
 
-class Record(_Part):
+# The record as schema_version "1" defined it, frozen: docs/schema/record-v1.json is
+# generated from it (docstring included), so leave it as it is; Record extends it.
+class RecordV1(_Part):
     """One provenance record. ``signature`` and ``log`` are not part of the payload."""
 
+    model_config = ConfigDict(title="Record")
+
     record_id: str
-    schema_version: str = SCHEMA_VERSION
+    schema_version: str = "1"
     started_at: str | None = None
     generated_at: str
     operation: str = "text_completion"
@@ -217,11 +239,8 @@ class Record(_Part):
     @field_validator("schema_version")
     @classmethod
     def _schema(cls, value: str) -> str:
-        if value not in SUPPORTED_SCHEMA_VERSIONS:
-            raise ValueError(
-                f"schema_version {value!r} is newer than this provmark understands "
-                f"({', '.join(SUPPORTED_SCHEMA_VERSIONS)}); upgrade provmark"
-            )
+        if value != "1":
+            raise ValueError(f"schema_version {value!r} is not '1' (this is the v1 model)")
         return value
 
     @field_validator("tags")
@@ -248,10 +267,92 @@ class Record(_Part):
         return canonical_bytes(self.payload_dict())
 
 
+class Record(RecordV1):
+    """One provenance record, any supported schema version.
+
+    ``signature`` and ``log`` are not part of the payload. ``outputs`` (v2 only)
+    lists every output of the generation; ``output`` is then ``outputs[0]``.
+    """
+
+    schema_version: str = Field(
+        default="1",
+        description="'1' or '2'; when absent, '2' if the record has outputs, else '1'",
+    )
+    # left out when empty, so a v1 record's payload has no trace of it
+    outputs: list[OutputInfo] = Field(
+        default_factory=list, max_length=MAX_OUTPUTS, exclude_if=lambda v: not v
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _versioned(cls, data: Any) -> Any:
+        """No version given: the lowest one that holds the record. ``output`` defaults to
+        ``outputs[0]``."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "schema_version" not in data:
+            data["schema_version"] = "2" if data.get("outputs") else "1"
+        outputs = data.get("outputs")
+        if outputs and isinstance(outputs, list) and data.get("output") is None:
+            data["output"] = outputs[0]
+        return data
+
+    @field_validator("schema_version")
+    @classmethod
+    def _schema(cls, value: str) -> str:
+        if value not in SUPPORTED_SCHEMA_VERSIONS:
+            raise ValueError(
+                f"schema_version {value!r} is newer than this provmark understands "
+                f"({', '.join(SUPPORTED_SCHEMA_VERSIONS)}); upgrade provmark"
+            )
+        return value
+
+    @field_validator("outputs")
+    @classmethod
+    def _outputs(cls, value: list[OutputInfo], info: ValidationInfo) -> list[OutputInfo]:
+        if not value:
+            return value
+        if info.data.get("schema_version") == "1":
+            raise ValueError("outputs needs schema_version '2' (v1 records have one output)")
+        primary = info.data.get("output")
+        if primary is not None and primary != value[0]:
+            raise ValueError("output must equal outputs[0], the primary output")
+        return value
+
+    def all_outputs(self) -> list[OutputInfo]:
+        """Every output, whatever the version: ``outputs``, else ``[output]``, else ``[]``."""
+        if self.outputs:
+            return list(self.outputs)
+        return [self.output] if self.output is not None else []
+
+
+def upgrade(record: Record) -> Record:
+    """The v2 view of a record (v2 records come back as they are).
+
+    Only a view: the stored bytes and the signature over them are unchanged,
+    and verification always runs over the stored bytes, never over this view.
+    """
+    if record.schema_version == "2":
+        return record
+    outputs = [record.output] if record.output is not None else []
+    return record.model_copy(update={"schema_version": "2", "outputs": outputs})
+
+
+def output_hashes(payload: dict[str, Any]) -> list[str]:
+    """Every output sha256 a stored record (a parsed payload, any version) states."""
+    found: list[str] = []
+    for out in [payload.get("output"), *(payload.get("outputs") or [])]:
+        sha = out.get("sha256") if isinstance(out, dict) else None
+        if isinstance(sha, str) and sha not in found:
+            found.append(sha)
+    return found
+
+
 def record_from_payload(payload: bytes | dict[str, Any], **extra: Any) -> Record:
     """Parse a stored payload (plus ``signature=``/``log=``) into a :class:`Record`."""
     data = json.loads(payload) if isinstance(payload, bytes) else dict(payload)
-    version = data.get("schema_version", SCHEMA_VERSION)
+    version = data.get("schema_version", "2" if data.get("outputs") else "1")
     if version not in SUPPORTED_SCHEMA_VERSIONS:
         raise SchemaVersionError(
             f"record {data.get('record_id')!r} has schema_version {version!r}, "
@@ -403,9 +504,23 @@ def check_tags(tags: dict[str, str]) -> None:
             raise RecordError(f"tags.{k}", f"longer than {MAX_TAG_CHARS} characters")
 
 
-def write_json_schema(path: str | Path) -> None:
-    """Write the JSON Schema of the record (``docs/schema/record-v1.json``)."""
-    schema = Record.model_json_schema()
+def json_schema(version: str = SCHEMA_VERSION) -> dict[str, Any]:
+    """The JSON Schema of one record schema version (v1 from the frozen v1 model)."""
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise RecordError("schema_version", f"{version!r} is not one of {SUPPORTED_SCHEMA_VERSIONS}")
+    schema = (RecordV1 if version == "1" else Record).model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://provmark.dev/schema/record-v1.json"
-    Path(path).write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
+    schema["$id"] = f"https://provmark.dev/schema/record-v{version}.json"
+    return schema
+
+
+def write_json_schema(path: str | Path, version: str | None = None) -> None:
+    """Write the JSON Schema of a record version (``docs/schema/record-v<N>.json``).
+
+    Without ``version`` it is read from a file name ``record-v<N>.json``, else the newest.
+    """
+    if version is None:
+        found = re.search(r"record-v(\d+)\.json$", str(path))
+        version = found.group(1) if found else SCHEMA_VERSION
+    text = json.dumps(json_schema(version), indent=2, sort_keys=True) + "\n"
+    Path(path).write_text(text)

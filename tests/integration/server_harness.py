@@ -35,6 +35,7 @@ class Server:
     args: list[str] = field(default_factory=list)
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    state_target: str | None = None
 
     @property
     def url(self) -> str:
@@ -46,7 +47,7 @@ class Server:
 
     @property
     def state(self) -> str:
-        return str(self.folder / "server.db")
+        return self.state_target or str(self.folder / "server.db")
 
     @property
     def log(self) -> Path:
@@ -112,9 +113,12 @@ class Server:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
 
-def start_server(folder: Path, *args: str, db: str | None = None) -> Server:
+def start_server(
+    folder: Path, *args: str, db: str | None = None, state: str | None = None
+) -> Server:
     folder.mkdir(parents=True, exist_ok=True)
-    return Server(folder=folder, db=db or str(folder / "provmark.db"), args=list(args)).start()
+    db = db or str(folder / "provmark.db")
+    return Server(folder=folder, db=db, args=list(args), state_target=state).start()
 
 
 def make_record(text: str, **overrides: Any) -> dict[str, Any]:

@@ -7,11 +7,13 @@ audit-logged), idempotent re-POST, and the OpenAPI document in docs/.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -565,3 +567,122 @@ def test_no_auth_demo_serves_demo_records(tmp_path: Path) -> None:
         assert "AUTHENTICATION IS OFF" in srv.log.read_text()
     finally:
         srv.stop()
+
+
+# ---------------------------------------------------------------- PostgreSQL, queue mode
+
+
+@pytest.fixture()
+def pg_url() -> Iterator[str]:
+    psycopg = pytest.importorskip("psycopg")
+    pytest.importorskip("provmark.store.postgres")
+    admin_url = "postgresql://postgres@127.0.0.1:5432/test"
+    name = f"provmark_srv_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+@pytest.mark.postgres
+def test_server_on_postgresql_with_state_in_the_same_database(tmp_path: Path, pg_url: str) -> None:
+    import psycopg
+
+    srv = start_server(tmp_path, db=pg_url, state=pg_url)
+    try:
+        with srv.client(srv.token("ingest")) as ing, srv.client(srv.token("auditor")) as aud:
+            batch = [make_record(f"pg {i}") for i in range(50)]
+            assert ing.post("/v1/records", json=batch).json()["stored"] == 50
+            assert ing.post("/v1/records", json=batch).json()["stored"] == 0
+            one = aud.get(f"/v1/records/{batch[7]['record_id']}").json()
+            assert one["input"]["snapshot"] == batch[7]["input"]["snapshot"]
+            page = aud.get("/v1/records", params={"limit": 20}).json()
+            assert page["count"] == 20 and page["next_cursor"]
+            v = aud.post("/v1/verify", data={"text": "pg 7"}).json()
+            assert v["verified"] and v["record_id"] == batch[7]["record_id"]
+            proof = aud.get(f"/v1/records/{batch[3]['record_id']}/proof").json()
+            assert proof["tree_size"] == 50
+            assert aud.get("/v1/audit").json()["entries"]
+    finally:
+        srv.stop()
+    with psycopg.connect(pg_url) as conn:
+        tables = {
+            r[0]
+            for r in conn.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'pmsrv_%'")
+        }
+    assert {"pmsrv_tokens", "pmsrv_audit", "pmsrv_webhooks", "pmsrv_deliveries"} <= tables
+
+
+@pytest.mark.nats
+def test_queue_mode_acknowledges_once_persisted_and_a_worker_stores(tmp_path: Path) -> None:
+    import asyncio
+
+    import uvicorn
+
+    import provmark
+    from provmark.queue import QueueError
+    from provmark.queue.jetstream import NatsQueue
+    from provmark.queue.worker import run_worker
+    from provmark.server import Settings, create_app
+
+    tag = uuid.uuid4().hex[:10]
+    try:
+        queue = NatsQueue(stream=f"SRV{tag.upper()}", subject=f"srv.{tag}", durable=f"w{tag}")
+    except QueueError as exc:
+        pytest.skip(f"NATS JetStream not reachable: {exc}")
+    pm = provmark.open(tmp_path / "q.db", home=tmp_path / "home")
+    app = create_app(pm, settings=Settings(state=str(tmp_path / "state.db"), queue=queue))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    stop = threading.Event()
+    try:
+        srv = Server(folder=tmp_path, db="", port=port, state_target=str(tmp_path / "state.db"))
+        for _ in range(100):
+            if server.started:
+                break
+            time.sleep(0.05)
+        batch = [make_record(f"queued {i}") for i in range(30)]
+        with srv.client(srv.token("ingest")) as c:
+            r = c.post("/v1/records", json=batch)
+            assert r.status_code == 202 and r.json()["queued"] is True
+            assert queue.pending() >= 1  # persisted in the stream, not yet stored
+            assert pm.store.count() == 0
+            assert "provmark_queue_lag" in c.get("/metrics").text
+            bad = c.post("/v1/records", json=[make_record("bad", schema_version="2")])
+            assert_problem(bad, 422, "[0].schema_version")
+        worker = threading.Thread(
+            target=run_worker, args=(queue, pm), kwargs={"stop": stop}, daemon=True
+        )
+        worker.start()
+        deadline = time.monotonic() + 30
+        while pm.store.count() < 30 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pm.store.count() == 30
+        stop.set()
+        worker.join(15)
+    finally:
+        stop.set()
+        server.should_exit = True
+        thread.join(15)
+        pm.close()
+
+        async def cleanup() -> None:
+            import nats
+
+            nc = await nats.connect("nats://127.0.0.1:4222")
+            js = nc.jetstream()
+            for name in (queue.stream, queue.stream + "_DEAD"):
+                with contextlib.suppress(Exception):
+                    await js.delete_stream(name)
+            await nc.close()
+
+        queue.close()
+        asyncio.run(cleanup())

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from provmark.canonical import canonical_bytes
 from provmark.errors import RecordError, SchemaVersionError
 from provmark.record import (
-    SCHEMA_VERSION,
-    Record,
+    RecordV1,
+    json_schema,
     is_record_id,
     is_slug,
     log_entry,
@@ -24,7 +24,8 @@ from provmark.record import (
     validate_record,
 )
 
-SCHEMA = Path(__file__).parents[2] / "docs" / "schema" / "record-v1.json"
+SCHEMAS = Path(__file__).parents[2] / "docs" / "schema"
+SCHEMA = SCHEMAS / "record-v1.json"
 
 
 def minimal(**over: Any) -> dict[str, Any]:
@@ -38,11 +39,17 @@ def minimal(**over: Any) -> dict[str, Any]:
     return data
 
 
-def test_schema_file_is_current() -> None:
+def test_v1_schema_file_matches_the_frozen_v1_model() -> None:
     on_disk = json.loads(SCHEMA.read_text())
-    generated = Record.model_json_schema()
+    generated = RecordV1.model_json_schema()
     for key in ("properties", "required", "$defs"):
-        assert on_disk.get(key) == generated.get(key), f"run `make schema`: {key} changed"
+        assert on_disk.get(key) == generated.get(key), f"record-v1.json is frozen: {key} changed"
+    assert on_disk == json_schema("1")
+
+
+def test_v2_schema_file_is_current() -> None:
+    on_disk = json.loads((SCHEMAS / "record-v2.json").read_text())
+    assert on_disk == json_schema("2"), "run `make schema`: record-v2.json changed"
 
 
 def test_records_validate_against_the_published_schema() -> None:
@@ -85,7 +92,7 @@ def test_bad_records_name_the_field(over: dict[str, Any], field: str) -> None:
 
 
 def test_newer_schema_payload_is_refused_clearly() -> None:
-    payload = canonical_bytes(minimal(schema_version="2"))
+    payload = canonical_bytes(minimal(schema_version="3"))
     with pytest.raises(SchemaVersionError, match="newer"):
         record_from_payload(payload)
 
@@ -113,4 +120,4 @@ def test_payload_round_trip(params: dict[str, Any], tags: dict[str, str]) -> Non
     payload = record.payload()
     again = record_from_payload(payload)
     assert again.payload() == payload
-    assert again.schema_version == SCHEMA_VERSION
+    assert again.schema_version == "1"  # the lowest version that holds the record

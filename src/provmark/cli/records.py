@@ -174,6 +174,10 @@ def _verify_by_c2pa(pm: Any, path: Path, hash_error: VerificationError) -> Verif
         from ..export import c2pa as c2pa_export
     except ImportError:  # c2pa-python not installed: nothing else to try
         raise hash_error from None
+    with path.open("rb") as fh:
+        head = fh.read(64)
+    if c2pa_export.sniff(head) is None and not c2pa_export.sidecar_for(path).exists():
+        raise hash_error  # neither a format that embeds manifests nor a sidecar: just changed
     try:
         report = c2pa_export.read(path)
     except VerificationError as exc:

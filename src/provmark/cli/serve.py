@@ -80,6 +80,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--no-webhooks", action="store_true", help="do not deliver webhooks from this server"
     )
     p.add_argument("--batch-size", type=int, default=1024, help="records per store transaction")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes on this port (PostgreSQL: one log, more cores; metrics per process)",
+    )
     p.add_argument("--access-log", action="store_true", help="log every request")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_serve)
@@ -137,5 +143,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=args.access_log,
         log_level=args.log_level,
         pm_options={"batch_size": args.batch_size},
+        workers=args.workers,
     )
     return 0

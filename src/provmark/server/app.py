@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -96,8 +96,14 @@ def _snapshot(ctx: ServerContext) -> dict[str, Any]:
     return s
 
 
-def create_app(pm: Provmark, *, settings: Settings) -> FastAPI:
-    """The HTTP API over one ``Provmark`` object. The caller keeps ownership of ``pm``."""
+def create_app(
+    pm: Provmark, *, settings: Settings, on_shutdown: Callable[[], None] | None = None
+) -> FastAPI:
+    """The HTTP API over one ``Provmark`` object.
+
+    The caller keeps ownership of ``pm`` (and of ``settings.queue``); ``on_shutdown``
+    runs after the app stops, for callers that want the app to close them.
+    """
     state = StateDB(settings.state)
     hooks = WebhookStore(state)
     holder: dict[str, ServerContext] = {}
@@ -131,6 +137,8 @@ def create_app(pm: Provmark, *, settings: Settings) -> FastAPI:
             if ctx.service is not None:
                 await run_in_threadpool(ctx.service.stop)
             state.close()
+            if on_shutdown is not None:
+                await run_in_threadpool(on_shutdown)
 
     app = FastAPI(
         title=settings.title,

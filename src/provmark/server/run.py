@@ -1,21 +1,32 @@
-"""``serve``: open the store, build the app, run uvicorn until SIGINT/SIGTERM."""
+"""``serve``: open the store, build the app, run uvicorn until SIGINT/SIGTERM.
+
+With ``workers > 1`` uvicorn starts that many processes, each with its own
+``Provmark`` (store connection and writer) built by :func:`app_from_env` from the
+``PROVMARK_SERVE_CONFIG`` environment variable; on PostgreSQL they append to one
+log under the store's sequencer lock. Metrics are then per process.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI
+
 from ..client import open as open_provmark
 from ..client import resolve_target
 from ..errors import ConfigError
-from .settings import Settings
+from .settings import Settings, WebhookSettings
 from .state import resolve_state
 
 log = logging.getLogger("provmark.server")
+
+CONFIG_ENV = "PROVMARK_SERVE_CONFIG"
 
 NO_AUTH_WARNING = """
 ************************************************************************
@@ -44,6 +55,43 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _build(config: dict[str, Any]) -> FastAPI:
+    """Open the store (and queue) and build an app that closes them when it stops."""
+    from .app import create_app
+
+    queue = open_queue(config["queue_url"]) if config.get("queue_url") else None
+    pm = open_provmark(config["target"], home=config.get("home"), **config.get("pm_options", {}))
+    overrides = dict(config.get("settings", {}))
+    if isinstance(overrides.get("webhooks"), dict):
+        overrides["webhooks"] = WebhookSettings(**overrides["webhooks"])
+    settings = Settings(
+        state=config["state"],
+        auth=config["auth"],
+        queue=queue,
+        queue_url=config.get("queue_url"),
+        **overrides,
+    )
+
+    def close() -> None:
+        try:
+            pm.close()
+        finally:
+            closer = getattr(queue, "close", None)
+            if callable(closer):
+                closer()
+
+    try:
+        return create_app(pm, settings=settings, on_shutdown=close)
+    except BaseException:
+        close()
+        raise
+
+
+def app_from_env() -> FastAPI:
+    """The uvicorn factory of each worker process (``--workers``)."""
+    return _build(json.loads(os.environ[CONFIG_ENV]))
+
+
 def serve(
     db: str | None = None,
     *,
@@ -57,11 +105,10 @@ def serve(
     access_log: bool = False,
     log_level: str = "info",
     pm_options: dict[str, Any] | None = None,
+    workers: int = 1,
 ) -> None:
     """Serve the provmark API on ``host:port`` until interrupted."""
     import uvicorn
-
-    from .app import create_app
 
     if not auth:
         if not is_loopback(host):
@@ -71,43 +118,43 @@ def serve(
     target = resolve_target(db)
     if target.startswith(("http://", "https://")):
         raise ConfigError("serve needs a SQLite file or a postgresql:// URL, not a remote server")
+    overrides = dict(settings_overrides or {})
+    webhooks = overrides.get("webhooks")
+    if isinstance(webhooks, WebhookSettings):
+        overrides["webhooks"] = {f: getattr(webhooks, f) for f in webhooks.__dataclass_fields__}
     state_target = resolve_state(state, target, home)
-    queue = open_queue(queue_url) if queue_url else None
-    pm = open_provmark(target, home=home, **(pm_options or {}))
-    try:
-        settings = Settings(
-            state=state_target,
-            auth=auth,
-            queue=queue,
-            queue_url=queue_url,
-            **(settings_overrides or {}),
-        )
-        app = create_app(pm, settings=settings)
-        where = target if target.startswith("postgres") else str(Path(target).resolve())
-        sys.stderr.write(
-            f"provmark {'(no auth) ' if not auth else ''}serving http://{host}:{port}  "
-            f"store {_safe(where)}  state {_safe(state_target)}"
-            + (f"  queue {queue_url}" if queue_url else "")
-            + "\n"
-        )
-        sys.stderr.flush()
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level=log_level,
-            access_log=access_log,
-            timeout_graceful_shutdown=10,
-            lifespan="on",
-        )
-        uvicorn.Server(config).run()
-    finally:
-        try:
-            pm.close()
-        finally:
-            close = getattr(queue, "close", None)
-            if callable(close):
-                close()
+    config: dict[str, Any] = {
+        "target": target,
+        "home": os.fspath(home) if home else None,
+        "state": state_target,
+        "queue_url": queue_url,
+        "auth": auth,
+        "settings": overrides,
+        "pm_options": dict(pm_options or {}),
+    }
+    where = target if target.startswith("postgres") else str(Path(target).resolve())
+    sys.stderr.write(
+        f"provmark {'(no auth) ' if not auth else ''}serving http://{host}:{port}  "
+        f"store {_safe(where)}  state {_safe(state_target)}"
+        + (f"  queue {queue_url}" if queue_url else "")
+        + (f"  {workers} worker processes" if workers > 1 else "")
+        + "\n"
+    )
+    sys.stderr.flush()
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "access_log": access_log,
+        "timeout_graceful_shutdown": 10,
+        "lifespan": "on",
+    }
+    if workers > 1:
+        os.environ[CONFIG_ENV] = json.dumps(config)
+        uvicorn.run("provmark.server.run:app_from_env", factory=True, workers=workers, **common)
+        return
+    app = _build(config)
+    uvicorn.Server(uvicorn.Config(app, **common)).run()
 
 
 def _safe(target: str) -> str:

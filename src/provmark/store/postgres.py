@@ -13,7 +13,9 @@ and the next waiter continues on a consistent, append-only log.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -25,9 +27,9 @@ from psycopg import conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..crypto.keys import PublicKey
-from ..errors import StoreError
+from ..errors import ConfigError, StoreError
 from ..log.merkle import CompactRange
-from ..record import now_utc, parse_time
+from ..record import log_entry, now_utc, parse_time
 from . import migrations
 from .base import (
     Entry,
@@ -53,6 +55,10 @@ _RECORD_COLUMNS: _Columns = (
 )  # fmt: skip
 _TAG_COLUMNS: _Columns = (("key", "text"), ("value", "text"), ("idx", "int8"))
 _NODE_COLUMNS: _Columns = (("level", "int2"), ("idx", "int8"), ("hash", "bytea"))
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
+# log_entry = b'{"record":' + payload + b',"signature":' + signature JSON + b'}'
+_SIG_KEY = b',"signature":'
+_SIG_START = len(b'{"record":') + len(_SIG_KEY)
 _CHECKPOINT_SQL = (
     "INSERT INTO checkpoints VALUES (%s, %s, %s, %s) ON CONFLICT (size) DO UPDATE"
     " SET root = excluded.root, note = excluded.note, created_at = excluded.created_at"
@@ -77,17 +83,18 @@ def _row(row: tuple[Any, ...]) -> StoredRecord:
     )
 
 
-def _uuids(values: Sequence[str]) -> list[uuid.UUID]:
+def _ids(values: Sequence[str]) -> list[str]:
     """Record ids that can be stored (lowercase UUIDs); anything else cannot match."""
-    out = []
-    for v in values:
-        try:
-            u = uuid.UUID(v)
-        except (ValueError, TypeError, AttributeError):
-            continue
-        if str(u) == v:
-            out.append(u)
-    return out
+    return [v for v in values if isinstance(v, str) and _UUID(v)]
+
+
+def _why(dsn: str, timeout: float) -> str:
+    """The server's reason for refusing connections (the pool only reports a timeout)."""
+    try:
+        psycopg.connect(dsn, connect_timeout=max(1, int(timeout))).close()
+    except psycopg.Error as exc:
+        return " ".join(part.strip() for part in str(exc).splitlines()) or type(exc).__name__
+    return f"no connection within {timeout:g}s"
 
 
 def describe(url: str) -> str:
@@ -123,9 +130,9 @@ class PostgresStore:
         connect_timeout: float = 10.0,
     ) -> None:
         if pool_size < 1:
-            raise StoreError(f"pool_size must be at least 1, not {pool_size}")
+            raise ConfigError(f"pool_size must be at least 1, not {pool_size}")
         if write not in ("copy", "executemany"):
-            raise StoreError(f"write must be 'copy' or 'executemany', not {write!r}")
+            raise ConfigError(f"write must be 'copy' or 'executemany', not {write!r}")
         self.url = describe(url)
         self._write = write
         self._write_lock = threading.Lock()
@@ -133,10 +140,11 @@ class PostgresStore:
         try:
             info = conninfo.conninfo_to_dict(url)
         except psycopg.ProgrammingError as exc:
-            raise StoreError(f"invalid PostgreSQL URL: {exc}") from None
+            raise ConfigError(f"invalid PostgreSQL URL: {exc}") from None
         extra = {k: v for k, v in _KEEPALIVES.items() if k not in info}
+        dsn = conninfo.make_conninfo(url, **extra)
         self._pool = ConnectionPool(
-            conninfo.make_conninfo(url, **extra),
+            dsn,
             min_size=1,
             max_size=pool_size,
             kwargs={"autocommit": True},
@@ -148,8 +156,7 @@ class PostgresStore:
         except PoolTimeout:
             self._pool.close()
             raise StoreError(
-                f"cannot connect to {self.url} within {connect_timeout:g}s "
-                "(is PostgreSQL running, and are the user, password and database right?)"
+                f"cannot connect to {self.url}: {_why(dsn, connect_timeout)}"
             ) from None
         try:
             self.schema_version = self._init_schema(origin, migrate)
@@ -235,7 +242,7 @@ class PostgresStore:
         # already-stored ids. READ COMMITTED (explicit, whatever the server default) gives
         # each statement a snapshot taken after the lock was granted, so they see every
         # batch committed by the previous holder. The ids are inlined: they are UUIDs.
-        ids = ",".join(str(u) for u in _uuids([e.record_id for e in entries]))
+        ids = ",".join(_ids([e.record_id for e in entries]))
         cur = conn.execute(
             f"{_LOCK_SQL}; SELECT max(idx) FROM nodes WHERE level = 0;"
             f" SELECT record_id FROM records WHERE record_id = ANY('{{{ids}}}'::uuid[])".encode()
@@ -324,16 +331,14 @@ class PostgresStore:
 
     # ------------------------------------------------------------ reads
     def get(self, record_id_or_slug: str) -> StoredRecord | None:
-        arg: str | uuid.UUID
         if record_id_or_slug.startswith("pm-"):
-            sql, arg = "slug = %s", record_id_or_slug
+            sql = "slug = %s"
+        elif _ids([record_id_or_slug]):
+            sql = "record_id = %s::uuid"
         else:
-            ids = _uuids([record_id_or_slug])
-            if not ids:
-                return None
-            sql, arg = "record_id = %s", ids[0]
+            return None
         rows = self._query(
-            f"SELECT {_COLUMNS} FROM records WHERE {sql} ORDER BY idx LIMIT 1", (arg,)
+            f"SELECT {_COLUMNS} FROM records WHERE {sql} ORDER BY idx LIMIT 1", (record_id_or_slug,)
         )
         return _row(rows[0]) if rows else None
 
@@ -344,10 +349,12 @@ class PostgresStore:
         return [_row(r) for r in rows]
 
     def has(self, record_ids: Sequence[str]) -> set[str]:
-        ids = _uuids(list(record_ids))
+        ids = _ids(list(record_ids))
         if not ids:
             return set()
-        rows = self._query("SELECT record_id FROM records WHERE record_id = ANY(%s)", (ids,))
+        rows = self._query(
+            "SELECT record_id FROM records WHERE record_id = ANY(%s::uuid[])", (ids,)
+        )
         return {str(r[0]) for r in rows}
 
     def find(self, query: Query) -> Page[StoredRecord]:
@@ -468,15 +475,21 @@ def _rows(
             generated: datetime = parse_time(e.generated_at)
         except ValueError as exc:
             raise StoreError(f"record {e.record_id}: generated_at {exc}") from None
+        # The log entry embeds the canonical signature JSON: store that slice rather
+        # than encoding the signature a second time (this loop is per record).
+        entry = log_entry(e.payload, e.signature)
+        start = len(e.payload) + _SIG_START
+        if entry[start - len(_SIG_KEY) : start] != _SIG_KEY:
+            raise StoreError(f"record {e.record_id}: unexpected log entry layout")
         rows.append(
             (
                 idx, uuid.UUID(e.record_id), e.slug, e.output_sha256, e.model,
                 e.model_version, e.operation, e.status, e.actor, generated, e.payload,
-                json.dumps(e.signature, sort_keys=True, separators=(",", ":")),
+                entry[start:-1].decode(),
             )
         )  # fmt: skip
         tag_rows.extend((k, v, idx) for k, v in e.tags.items())
-        leaves.append(e.leaf_hash())
+        leaves.append(hashlib.sha256(b"\x00" + entry).digest())
     node_rows: list[tuple[Any, ...]] = [(lv, ix, h) for (lv, ix), h in rng.extend(leaves)]
     return [
         ("records", _RECORD_COLUMNS, rows),
