@@ -3,7 +3,9 @@
 Each row: ``clients`` threads call ``pm.ingest(batch)`` with ``batch`` records per
 call, until ``--records`` are stored or ``--seconds`` pass; the writer merges up to
 ``clients`` concurrent calls into one transaction (``batch_size = batch * clients``,
-``flush_interval`` 5 ms). p50/p99 are per-call latencies.
+``flush_interval`` 5 ms). p50/p99 are per-call latencies; ``py_cpu_us`` and
+``pg_cpu_us`` are CPU microseconds per record in this process and in the PostgreSQL
+backends (load-independent, unlike records/s on a shared machine).
 The last rows time ``PostgresStore.append`` alone on pre-signed entries, for
 COPY and for executemany. Uses a throwaway database on 127.0.0.1, dropped at the end.
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import statistics
 import sys
 import tempfile
@@ -61,6 +64,24 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def backend_cpu(db: str) -> float:
+    """CPU seconds used so far by the PostgreSQL backends serving ``db`` (same host)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    with psycopg.connect(db, autocommit=True) as conn:
+        pids = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        ).fetchall()
+    for (pid,) in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def fresh_schema(db: str) -> str:
     name = f"b_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(db, autocommit=True) as conn:
@@ -99,12 +120,14 @@ def ingest_row(db: str, batch: int, clients: int, total: int, seconds: float) ->
                 latencies.extend(mine)
 
         threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+        pg0, cpu0 = backend_cpu(db), time.process_time()
         start = time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - start
+        cpu, pg = time.process_time() - cpu0, backend_cpu(db) - pg0
         stored = pm.store.count() - 10
     assert stored == sum(done), (stored, done)
     return {
@@ -116,6 +139,8 @@ def ingest_row(db: str, batch: int, clients: int, total: int, seconds: float) ->
         "records_per_s": stored / elapsed,
         "p50_ms": pct(latencies, 0.50) * 1000,
         "p99_ms": pct(latencies, 0.99) * 1000,
+        "py_cpu_us": cpu / stored * 1e6,
+        "pg_cpu_us": pg / stored * 1e6,
     }
 
 
@@ -129,12 +154,14 @@ def append_row(db: str, write: str, batch: int, total: int) -> dict[str, Any]:
     ]
     store = PostgresStore(url, write=write)
     latencies = []
+    pg0, cpu0 = backend_cpu(db), time.process_time()
     start = time.perf_counter()
     for chunk in entries:
         t = time.perf_counter()
         store.append(chunk, pm._seal)
         latencies.append(time.perf_counter() - t)
     elapsed = time.perf_counter() - start
+    cpu, pg = time.process_time() - cpu0, backend_cpu(db) - pg0
     n = sum(len(c) for c in entries)
     store.close()
     pm.close()
@@ -147,6 +174,8 @@ def append_row(db: str, write: str, batch: int, total: int) -> dict[str, Any]:
         "records_per_s": n / elapsed,
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": pct(latencies, 0.99) * 1000,
+        "py_cpu_us": cpu / n * 1e6,
+        "pg_cpu_us": pg / n * 1e6,
     }
 
 

@@ -249,7 +249,9 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=30.0, help="bound of each phase")
     p.add_argument("--verify", type=int, default=3000, help="verify requests")
     p.add_argument("--writer-batch", type=int, default=2048)
-    p.add_argument("--workers", type=int, default=1, help="server processes (provmark serve --workers)")
+    p.add_argument(
+        "--workers", type=int, default=1, help="server processes (provmark serve --workers)"
+    )
     p.add_argument("--backends", default="sqlite,postgres")
     p.add_argument("--json", metavar="PATH")
     args = p.parse_args()

@@ -48,7 +48,11 @@ def table(title: str, rows: list[dict[str, Any]]) -> str:
         return title
     cols = list(rows[0])
     width = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in cols}
-    lines = [title, "  ".join(c.ljust(width[c]) for c in cols), "  ".join("-" * width[c] for c in cols)]
+    lines = [
+        title,
+        "  ".join(c.ljust(width[c]) for c in cols),
+        "  ".join("-" * width[c] for c in cols),
+    ]
     lines += ["  ".join(_fmt(r.get(c)).ljust(width[c]) for c in cols) for r in rows]
     return "\n".join(lines)
 

@@ -17,7 +17,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -44,6 +44,10 @@ from .record import (
 )
 from .store.base import Page, Query, Store, StoredCheckpoint, StoredRecord
 from .verify import Evidence, Trust, Verified, verify_evidence
+
+if TYPE_CHECKING:
+    from .privacy.base import Erasure
+    from .privacy.views import RecordView
 
 log = logging.getLogger("provmark")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -91,7 +95,22 @@ class Provmark:
         flush_interval: float = 0.05,
         max_queue: int = 50_000,
         signing_processes: int | None = None,
+        redact: bool = True,
+        redaction_policy: Any = None,
+        encrypt: bool = True,
+        master_key: Any = None,
+        vault: Any = None,
+        subject_tag: str = "tenant",
     ) -> None:
+        """See ``docs/privacy.md`` for the privacy options: ``redact`` (built-in detectors on
+        snapshots and error messages, keyed by the ``redaction`` secret), ``redaction_policy``
+        (a ``redaction.Policy`` or its dict form), ``redactor`` (your own ``redact_text``),
+        ``encrypt`` (originals of ``encrypt`` fields sealed per subject), ``master_key`` (a
+        ``crypto.fieldenc.MasterKey``, e.g. a KMS; default the ``master`` secret),
+        ``vault`` (default: tables beside the store) and ``subject_tag`` (the tag naming the
+        tenant of records without a user id)."""
+        from .privacy.engine import Privacy, writer_store
+
         if policy not in ("strict", "best_effort"):
             raise ConfigError(f"policy must be 'strict' or 'best_effort', not {policy!r}")
         self.store = store
@@ -99,7 +118,6 @@ class Provmark:
         self.policy = policy
         self.encoders = Encoders()
         self.capture_failures = 0
-        self.redactor = redactor
         self.hash_user_ids = hash_user_ids
         self._hash_cache = HashCache()
         self._ids = RecordIds()
@@ -124,12 +142,28 @@ class Provmark:
         self.store.put_public_keys(keystore.public_keys())
         self._note_key = _NoteKey(self.log_signer)
         self.log_verifier = NoteVerifier.from_public_key(store.origin, self._note_key.public_key())
+        self._durable = durable
+        self.privacy = Privacy.configure(
+            store,
+            keystore,
+            redact=redact,
+            redaction_policy=redaction_policy,
+            redactor=redactor,
+            encrypt=encrypt,
+            master_key=master_key,
+            vault=vault,
+            subject_tag=subject_tag,
+            durable=durable,
+        )
+        self.redactor = self.privacy.redactor if self.privacy is not None else None
+        if self.privacy is not None:
+            weakref.finalize(self, self.privacy.close)
         journal = None
         if durable:
             path = Path(journal_path) if journal_path else _journal_for(store)
             journal = Journal(path)
         self._writer = Writer(
-            store,
+            writer_store(store, self.privacy),
             self.signer,
             self._seal,
             batch_size=batch_size,
@@ -341,16 +375,19 @@ class Provmark:
         return inp
 
     def _prepare(self, draft: dict[str, Any]) -> dict[str, Any]:
-        """Redact the input snapshot and hash user ids (writer thread, or before the journal)."""
-        inp = draft.get("input")
-        if inp and "__raw__" in inp:
-            raw = inp.pop("__raw__")
-            text = raw if isinstance(raw, str) else _json_text(raw)
-            if self.redactor is not None:
-                text = self.redactor.redact_text(text).text
-            inp["snapshot"] = text[:MAX_SNAPSHOT_CHARS]
-        if self.redactor is not None and "error" in draft and draft["error"].get("message"):
-            draft["error"]["message"] = self.redactor.redact_text(draft["error"]["message"]).text
+        """Redact and seal sensitive values, hash user ids (writer thread, or before the
+        journal line with ``durable=True``; the journal keeps a marker so that the writer
+        thread and a replay do not prepare a draft twice)."""
+        if draft.pop("__prepared__", False):
+            return draft
+        if self.privacy is not None:
+            self.privacy.protect(draft)
+        else:
+            inp = draft.get("input")
+            if inp and "__raw__" in inp:
+                raw = inp.pop("__raw__")
+                text = raw if isinstance(raw, str) else _json_text(raw)
+                inp["snapshot"] = text[:MAX_SNAPSHOT_CHARS]
         actor = draft.get("actor")
         if (
             self.hash_user_ids
@@ -359,6 +396,8 @@ class Provmark:
             and not str(actor["user_id"]).startswith("hmac-sha256:")
         ):
             actor["user_id"] = self.hash_user_id(actor["user_id"])
+        if self._durable:
+            draft["__prepared__"] = True
         return draft
 
     def hash_user_id(self, user_id: str) -> str:
@@ -543,6 +582,62 @@ class Provmark:
             rejected=len(self._writer.rejected),
         )
         return s
+
+    # ------------------------------------------------------------ privacy
+    def view(self, role: str, *, principal: str, reason: str | None = None) -> RecordView:
+        """What ``principal`` may see and do in ``role``: ``auditor`` (decrypted, every
+        decrypted read logged), ``developer`` (sanitized), ``admin`` (sanitized, plus keys,
+        erasure, access log) or ``ingest`` (write only). See ``docs/privacy.md``."""
+        from .privacy.views import RecordView
+
+        return RecordView(self, role, principal=principal, reason=reason)
+
+    def erase(
+        self, subject: str, *, reason: str | None = None, principal: str | None = None
+    ) -> Erasure:
+        """Crypto-shred a subject (a user id, or a tenant): destroy its data keys, so every
+        field encrypted for it is unreadable, while every record still verifies. The
+        erasure is itself recorded (operation ``erasure``, subject as HMAC). Idempotent."""
+        from dataclasses import replace
+
+        from .canonical import canonical_bytes
+        from .capture.model import Model
+
+        privacy = self.privacy
+        if privacy is None or privacy.vault is None:
+            raise ConfigError("field encryption is off for this store: there is nothing to erase")
+        if not subject:
+            raise ConfigError("erase: subject must not be empty")
+        self.flush()  # records captured before the request are sealed with the old key
+        hashed = privacy.hash_subject(subject)
+        why = privacy.redact_text(reason) if reason else None
+        result = privacy.vault.erase(hashed, why)
+        tags = {"subject": hashed}
+        if result.already_erased:
+            page = self.find(operation="erasure", tags=tags, limit=1)
+            earlier = page.records[0].record_id if page.records else None
+            return replace(result, record_id=earlier)
+        receipt = {
+            "erasure": {
+                "subject": hashed,
+                "erased_at": result.erased_at,
+                "keys_shredded": result.keys_shredded,
+            }
+        }
+        extra: dict[str, Any] = {"keys_shredded": result.keys_shredded, "scrubbed": result.scrubbed}
+        if why:
+            extra["reason"] = why
+        if principal:
+            extra["requested_by"] = principal
+        from . import __version__
+
+        model = Model("provmark/erasure", version=__version__)
+        with self.record(
+            model=model, operation="erasure", tags=tags, extra=extra, snapshot=False
+        ) as rec:
+            rec.set_output(canonical_bytes(receipt).decode(), media_type="application/json")
+        self.flush()
+        return replace(result, record_id=rec.record_id)
 
 
 def _journal_for(store: Store) -> Path:

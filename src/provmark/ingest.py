@@ -28,9 +28,9 @@ from typing import Any, cast
 
 from .canonical import Fragment, canonical_bytes, to_json_value
 from .crypto.keys import LocalSigner, Signer
-from .signing_pool import Signed, SigningPool, sign_here
 from .errors import CaptureError
 from .record import slug_for
+from .signing_pool import Signed, SigningPool, sign_here
 from .store.base import Entry, SealFn, Store, StoredCheckpoint
 
 log = logging.getLogger("provmark.ingest")
@@ -263,9 +263,7 @@ class Writer:
                 self._close_pool()
                 return
 
-    def _sign_async(
-        self, batch: list[dict[str, Any]]
-    ) -> Future[list[Signed]] | list[Signed]:
+    def _sign_async(self, batch: list[dict[str, Any]]) -> Future[list[Signed]] | list[Signed]:
         for i, draft in enumerate(batch):
             batch[i] = self.prepare(draft)
         pool = self._signing_pool()

@@ -507,7 +507,9 @@ def check_tags(tags: dict[str, str]) -> None:
 def json_schema(version: str = SCHEMA_VERSION) -> dict[str, Any]:
     """The JSON Schema of one record schema version (v1 from the frozen v1 model)."""
     if version not in SUPPORTED_SCHEMA_VERSIONS:
-        raise RecordError("schema_version", f"{version!r} is not one of {SUPPORTED_SCHEMA_VERSIONS}")
+        raise RecordError(
+            "schema_version", f"{version!r} is not one of {SUPPORTED_SCHEMA_VERSIONS}"
+        )
     schema = (RecordV1 if version == "1" else Record).model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"https://provmark.dev/schema/record-v{version}.json"

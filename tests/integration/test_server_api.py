@@ -686,3 +686,20 @@ def test_queue_mode_acknowledges_once_persisted_and_a_worker_stores(tmp_path: Pa
 
         queue.close()
         asyncio.run(cleanup())
+
+
+def test_several_worker_processes_share_the_port_without_nagle_delays(tmp_path: Path) -> None:
+    srv = start_server(tmp_path, "--workers", "2", "--no-webhooks")
+    try:
+        with srv.client(srv.token("ingest")) as ing, srv.client(srv.token("developer")) as dev:
+            batches = [[make_record(f"worker {b} {i}") for i in range(25)] for b in range(8)]
+            for batch in batches:
+                assert ing.post("/v1/records", json=batch).status_code == 200
+            assert dev.get("/v1/checkpoints/latest").json()["size"] == 200
+            started = time.perf_counter()
+            for _ in range(20):
+                assert dev.get("/healthz").status_code == 200
+            per_request = (time.perf_counter() - started) / 20
+            assert per_request < 0.03, f"{per_request * 1000:.0f} ms per keep-alive request"
+    finally:
+        srv.stop()

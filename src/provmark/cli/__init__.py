@@ -11,9 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ProvmarkError, VerificationError
-from . import demo, export, keys, records, serve, tokens, webhooks, worker
+from . import demo, export, keys, privacy, records, serve, tokens, webhooks, worker
 
-GROUPS = [records, keys, demo, worker, serve, tokens, webhooks, export]
+GROUPS = [records, keys, demo, worker, serve, tokens, webhooks, export, privacy]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

@@ -209,11 +209,11 @@ class SqlVault:
                     rows[(row[0], row[1])] = row
         out: dict[tuple[str, str], Revealed] = {}
         for rid, path in fields:  # any failure raises before anything is returned
-            row = rows.get((rid, path))
-            if row is None:
+            found = rows.get((rid, path))
+            if found is None:
                 out[(rid, path)] = Revealed(rid, path, Status.MISSING)
                 continue
-            _, _, ciphertext, key_id, subject, master_id, wrapped = row
+            _, _, ciphertext, key_id, subject, master_id, wrapped = found
             if wrapped is None:
                 out[(rid, path)] = Revealed(rid, path, Status.ERASED, subject=subject)
                 continue

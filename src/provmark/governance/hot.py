@@ -1,0 +1,129 @@
+"""Removing record rows from the hot table and putting them back, on the store's own file.
+
+The :class:`~provmark.store.base.Store` protocol has no way to remove or re-insert
+a record row (the log is append-only by design), so governance opens its own
+connection on the SQLite file. Only ``records`` and ``tags`` rows are touched:
+the Merkle tree's nodes and the checkpoints are never changed, so every leaf
+stays in the log and proofs over archived records keep working.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError, StoreError
+from ..record import slug_for
+from ..store.base import StoredRecord
+
+if TYPE_CHECKING:
+    from ..client import Provmark
+
+
+class SQLiteHotTable:
+    """Hot record rows of one SQLite store file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: {exc}") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> SQLiteHotTable:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def remove(self, records: Sequence[StoredRecord]) -> int:
+        """Delete these rows (matched by index, id and exact bytes) in one transaction."""
+        db = self._db
+        removed = 0
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for r in records:
+                cur = db.execute(
+                    "DELETE FROM records WHERE idx = ? AND record_id = ? AND payload = ?",
+                    (r.index, r.record_id, r.payload),
+                )
+                if cur.rowcount:
+                    db.execute("DELETE FROM tags WHERE idx = ?", (r.index,))
+                    removed += cur.rowcount
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return removed
+
+    def insert(self, records: Sequence[StoredRecord]) -> int:
+        """Put rows back at their log index; rows already there are left alone."""
+        db = self._db
+        inserted = 0
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for r in records:
+                row, tags = _columns(r)
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row
+                )
+                if cur.rowcount:
+                    db.executemany(
+                        "INSERT OR IGNORE INTO tags VALUES (?,?,?)",
+                        [(k, v, r.index) for k, v in tags.items()],
+                    )
+                    inserted += 1
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return inserted
+
+
+def _columns(r: StoredRecord) -> tuple[tuple[Any, ...], dict[str, str]]:
+    """The index columns of a row, taken from its payload as the writer does."""
+    data = json.loads(r.payload)
+    model = data.get("model") or {}
+    output = data.get("output") or {}
+    actor = data.get("actor") or {}
+    row = (
+        r.index,
+        r.record_id,
+        slug_for(r.record_id),
+        output.get("sha256"),
+        model.get("name", ""),
+        model.get("version"),
+        data.get("operation", "text_completion"),
+        data.get("status", "ok"),
+        actor.get("user_id"),
+        data.get("generated_at", ""),
+        r.payload,
+        r.signature_json().decode(),
+    )
+    return row, dict(data.get("tags") or {})
+
+
+def hot_table(pm: Provmark) -> SQLiteHotTable:
+    """The hot table of ``pm``'s store, or a clear error where the backend has none yet."""
+    from ..store.sqlite import SQLiteStore
+
+    store = pm.store
+    if isinstance(store, SQLiteStore):
+        return SQLiteHotTable(store.path)
+    raise ConfigError(
+        f"{store!r}: removing archived rows from the hot table (and restoring them) is "
+        "supported on the SQLite store only so far; use --keep-hot to write and verify "
+        "an archive without removing rows"
+    )
+
+
+def supports_hot_removal(pm: Provmark) -> bool:
+    from ..store.sqlite import SQLiteStore
+
+    return isinstance(pm.store, SQLiteStore)

@@ -1,0 +1,211 @@
+"""Every governance action is itself a provenance record, signed and logged.
+
+An action record has ``model.name = "provmark/governance"``, ``operation =
+"governance.<action>"`` (``hold``, ``release``, ``archive``, ``restore``,
+``erase``, ``retention``, ``backup``) and its details under
+``extra.governance``. Holds and the archive history are *read back from the log*
+through the :class:`~provmark.store.base.Store` protocol, so they work on every
+backend and are as tamper-evident as the records they govern.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError, NotFoundError, RecordError
+from ..record import check_tags, new_record_id, now_utc
+from ..store.base import Query, StoredRecord
+from .policy import GOVERNANCE_MODEL
+
+if TYPE_CHECKING:
+    from ..client import Provmark
+
+HOLD_KINDS = ("record", "tag", "subject")
+
+
+def record_action(
+    pm: Provmark,
+    action: str,
+    details: Mapping[str, Any],
+    *,
+    actor: str | None = None,
+    output: Mapping[str, Any] | None = None,
+    parents: Sequence[str] = (),
+) -> str:
+    """Sign, log and store one governance action; returns its record id once stored."""
+    from .. import __version__
+
+    record: dict[str, Any] = {
+        "record_id": new_record_id(),
+        "generated_at": now_utc(),
+        "operation": f"governance.{action}",
+        "model": {"name": GOVERNANCE_MODEL, "version": __version__},
+        "actor": {"user_id": actor or _os_user(), "service": "provmark-governance"},
+        "tags": {"provmark.governance": action},
+        "extra": {"governance": dict(details)},
+    }
+    if output is not None:
+        record["output"] = dict(output)
+    if parents:
+        record["parents"] = list(parents)
+    return pm.ingest([record])[0]
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def actions(pm: Provmark, action: str) -> Iterator[StoredRecord]:
+    """Stored governance records of one kind, oldest first."""
+    pm.flush()
+    cursor: str | None = None
+    while True:
+        page = pm.store.find(
+            Query(
+                model=GOVERNANCE_MODEL,
+                operation=f"governance.{action}",
+                order="asc",
+                limit=1000,
+                cursor=cursor,
+            )
+        )
+        yield from page.records
+        if not page.next_cursor:
+            return
+        cursor = page.next_cursor
+
+
+def details_of(stored: StoredRecord) -> dict[str, Any]:
+    data = json.loads(stored.payload)
+    found = (data.get("extra") or {}).get("governance")
+    return dict(found) if isinstance(found, dict) else {}
+
+
+# ---------------------------------------------------------------- legal holds
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A legal hold: records it covers are neither archived nor erased until released."""
+
+    hold_id: str  # the record id of the hold action
+    kind: str  # record | tag | subject
+    value: str  # record id, "key=value", or user id (HMAC-hashed when the store hashes ids)
+    reason: str
+    placed_at: str
+    placed_by: str | None
+
+    def covers(self, record_id: str, payload: Mapping[str, Any]) -> bool:
+        if self.kind == "record":
+            return record_id == self.value
+        if self.kind == "tag":
+            key, _, value = self.value.partition("=")
+            return (payload.get("tags") or {}).get(key) == value
+        return (payload.get("actor") or {}).get("user_id") == self.value
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "hold_id": self.hold_id,
+            "kind": self.kind,
+            "value": self.value,
+            "reason": self.reason,
+            "placed_at": self.placed_at,
+            "placed_by": self.placed_by,
+        }
+
+
+def place_hold(
+    pm: Provmark,
+    *,
+    record: str | None = None,
+    tag: str | None = None,
+    subject: str | None = None,
+    reason: str,
+    actor: str | None = None,
+) -> Hold:
+    """Put a legal hold on one record, every record with a tag, or every record of a user."""
+    given = [(k, v) for k, v in (("record", record), ("tag", tag), ("subject", subject)) if v]
+    if len(given) != 1:
+        raise ConfigError("a hold needs exactly one of record, tag or subject")
+    if not reason or not reason.strip():
+        raise ConfigError("reason: say why the hold is placed (a case or ticket number)")
+    kind, value = given[0]
+    if kind == "record":
+        stored = pm.store.get(value)
+        if stored is None:
+            from .archive import archived_record_ids
+
+            if value not in archived_record_ids(pm):
+                raise NotFoundError(f"record: no record {value!r} in this store or its archives")
+        else:
+            value = stored.record_id
+    elif kind == "tag":
+        key, sep, tag_value = value.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"tag: {value!r} is not KEY=VALUE")
+        try:
+            check_tags({key: tag_value})
+        except RecordError as exc:
+            raise ConfigError(f"tag: {exc.reason}") from None
+    elif pm.hash_user_ids and not value.startswith("hmac-sha256:"):
+        value = pm.hash_user_id(value)
+    hold_id = record_action(
+        pm, "hold", {"kind": kind, "value": value, "reason": reason.strip()}, actor=actor
+    )
+    stored_hold = pm.store.get(hold_id)
+    assert stored_hold is not None
+    return _hold(stored_hold)
+
+
+def _hold(stored: StoredRecord) -> Hold:
+    data = json.loads(stored.payload)
+    d = details_of(stored)
+    return Hold(
+        hold_id=stored.record_id,
+        kind=str(d.get("kind")),
+        value=str(d.get("value")),
+        reason=str(d.get("reason", "")),
+        placed_at=str(data.get("generated_at")),
+        placed_by=(data.get("actor") or {}).get("user_id"),
+    )
+
+
+def release_hold(pm: Provmark, hold_id: str, *, reason: str, actor: str | None = None) -> str:
+    """Release a hold (its id or slug); the release is logged with the hold as parent."""
+    if not reason or not reason.strip():
+        raise ConfigError("reason: say why the hold is released")
+    active = {h.hold_id: h for h in active_holds(pm)}
+    stored = pm.store.get(hold_id)
+    if stored is None or stored.record_id not in active:
+        raise NotFoundError(f"hold: {hold_id!r} is not an active hold (see `provmark hold list`)")
+    return record_action(
+        pm,
+        "release",
+        {"hold_id": stored.record_id, "reason": reason.strip()},
+        actor=actor,
+        parents=[stored.record_id],
+    )
+
+
+def active_holds(pm: Provmark) -> list[Hold]:
+    released = {details_of(s).get("hold_id") for s in actions(pm, "release")}
+    return [
+        h
+        for h in (_hold(s) for s in actions(pm, "hold"))
+        if h.hold_id not in released and h.kind in HOLD_KINDS
+    ]
+
+
+def hold_on(holds: Sequence[Hold], record_id: str, payload: Mapping[str, Any]) -> Hold | None:
+    """The first hold covering a record, if any."""
+    for h in holds:
+        if h.covers(record_id, payload):
+            return h
+    return None

@@ -1,0 +1,233 @@
+"""What every integration shares: lazy imports with version checks, the capture failure
+policy, hooks around ``emit`` and small helpers for request parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata
+import logging
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from types import ModuleType
+from typing import Any, Protocol
+
+from ..canonical import canonical_bytes
+from ..capture.core import Outcome, Recording
+from ..errors import CanonicalizationError, CaptureError, ConfigError
+
+log = logging.getLogger("provmark.integrations")
+
+_VERSION = re.compile(r"\d+(?:\.\d+)*")
+
+
+class CaptureTarget(Protocol):
+    """What integrations need of ``provmark.open(...)`` (embedded or remote)."""
+
+    policy: str
+    capture_failures: int
+
+    def record(
+        self, *, input: Any = None, params: Mapping[str, Any] | None = None, **spec: Any
+    ) -> Recording: ...
+
+    def emit(self, outcome: Outcome) -> str: ...
+
+    def acting_for(self, user_id: str) -> AbstractContextManager[None]: ...
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    """``"2.13.0+cpu"`` -> ``(2, 13, 0)``; pre-release tags are ignored."""
+    match = _VERSION.match(text.strip().lstrip("v"))
+    if not match:
+        raise ValueError(f"not a version: {text!r}")
+    return tuple(int(p) for p in match.group(0).split("."))
+
+
+def require(
+    module: str,
+    *,
+    extra: str,
+    package: str,
+    minimum: str,
+    below: str,
+    distributions: Sequence[str] = (),
+) -> ModuleType:
+    """Import ``module`` or raise a :class:`ConfigError` telling what to install.
+
+    The installed version (the module's ``__version__``, else the version of the
+    first installed distribution of ``distributions``/``package``) must be at least
+    ``minimum`` and below ``below``.
+    """
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigError(
+            f"provmark.integrations.{extra} needs the {package!r} package, which is not "
+            f"installed: pip install 'provmark[{extra}]' ({exc})"
+        ) from None
+    found = getattr(mod, "__version__", None)
+    if not isinstance(found, str):
+        found = None
+        for dist in (*distributions, package):
+            try:
+                found = importlib.metadata.version(dist)
+                break
+            except importlib.metadata.PackageNotFoundError:
+                continue
+    if found is None:
+        return mod  # a vendored or source install: nothing to compare
+    check_version(package, found, minimum=minimum, below=below, extra=extra)
+    return mod
+
+
+def check_version(package: str, found: str, *, minimum: str, below: str, extra: str) -> None:
+    try:
+        have = version_tuple(found)
+    except ValueError:
+        return
+    if not version_tuple(minimum) <= have < version_tuple(below):
+        raise ConfigError(
+            f"provmark.integrations.{extra} supports {package}>={minimum},<{below}; "
+            f"{package} {found} is installed: pip install '{package}>={minimum},<{below}'"
+        )
+
+
+def policy_failure(pm: CaptureTarget, what: str, exc: BaseException | None = None) -> None:
+    """An integration could not record something: strict raises, best_effort counts and logs."""
+    pm.capture_failures += 1
+    detail = f"{what}: {type(exc).__name__}: {exc}" if exc is not None else what
+    if pm.policy == "strict":
+        if isinstance(exc, CaptureError):
+            raise exc
+        raise CaptureError(f"provenance not captured: {detail}") from exc
+    log.error("provmark: provenance not captured (best_effort): %s", detail)
+
+
+class Hook:
+    """Called around every record a :class:`~provmark.Provmark` emits (see :func:`add_hook`).
+
+    ``before`` may add tags/extra to the outcome (they are signed with the record);
+    ``after`` gets the new record id. An exception in either follows the capture
+    failure policy.
+    """
+
+    def before(self, outcome: Outcome) -> None:
+        return None
+
+    def after(self, outcome: Outcome, record_id: str) -> None:
+        return None
+
+
+class EmitHooks:
+    """Stands in for ``pm.emit`` while hooks are installed; ``Recording`` and ``capture``
+    call ``pm.emit``, so every record of that instance passes through here."""
+
+    def __init__(self, pm: CaptureTarget, inner: Callable[[Outcome], str]) -> None:
+        self.pm = pm
+        self.inner = inner
+        self.hooks: tuple[Hook, ...] = ()
+        self.lock = threading.Lock()
+
+    def __call__(self, outcome: Outcome) -> str:
+        for hook in self.hooks:
+            try:
+                hook.before(outcome)
+            except Exception as exc:
+                policy_failure(self.pm, f"{type(hook).__name__}.before", exc)
+        record_id = self.inner(outcome)
+        if record_id:
+            for hook in self.hooks:
+                try:
+                    hook.after(outcome, record_id)
+                except Exception as exc:
+                    policy_failure(self.pm, f"{type(hook).__name__}.after", exc)
+        return record_id
+
+
+def add_hook(pm: CaptureTarget, hook: Hook) -> None:
+    current = vars(pm).get("emit")
+    if not isinstance(current, EmitHooks):
+        current = EmitHooks(pm, pm.emit)
+        pm.emit = current  # type: ignore[method-assign]
+    with current.lock:
+        current.hooks = (*current.hooks, hook)
+
+
+def remove_hook(pm: CaptureTarget, hook: Hook) -> None:
+    current = vars(pm).get("emit")
+    if not isinstance(current, EmitHooks):
+        return
+    with current.lock:
+        current.hooks = tuple(h for h in current.hooks if h is not hook)
+        if not current.hooks:
+            del vars(pm)["emit"]  # the class's own emit again
+
+
+def same_model(requested: str | None, served: str | None) -> bool:
+    """Whether ``served`` is ``requested`` or a pinned snapshot of it (``gpt-4o`` ->
+    ``gpt-4o-2024-08-06``), as opposed to another model that answered instead."""
+    if not requested or not served:
+        return True
+    r, s = requested.lower(), served.lower()
+    if s == r or s.startswith((r + "-", r + "@", r + ":")):
+        return True
+    return s.rsplit("/", 1)[-1] == r.rsplit("/", 1)[-1]
+
+
+_HASHED_PARAMS = frozenset(
+    {"tools", "functions", "response_format", "logit_bias", "prediction", "json_schema"}
+)
+
+
+def clean_params(
+    values: Mapping[str, Any], skip: frozenset[str], hashed: frozenset[str] = _HASHED_PARAMS
+) -> dict[str, Any]:
+    """Request parameters fit for a record: JSON values only; bulky ones as a SHA-256."""
+    params: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in skip or value is None or _is_sentinel(value):
+            continue
+        value = plain(value)
+        if key in hashed:
+            try:
+                params[f"{key}_sha256"] = hashlib.sha256(canonical_bytes(value)).hexdigest()
+            except CanonicalizationError:
+                continue
+            continue
+        try:
+            canonical_bytes(value)
+        except CanonicalizationError:
+            continue  # not JSON (a callable, a tensor...): not a parameter worth signing
+        params[key] = value
+    return params
+
+
+def plain(value: Any) -> Any:
+    """Pydantic models and dataclass-like objects as plain JSON-shaped values."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        try:
+            return dump(mode="json", exclude_none=True)
+        except TypeError:
+            return dump()
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def _is_sentinel(value: Any) -> bool:
+    # openai's NOT_GIVEN / omit and similar "no value" markers
+    return type(value).__name__ in ("NotGiven", "Omit", "_NotGiven", "Unset", "UnsetType")
+
+
+def text_or_json(values: list[Any]) -> Any:
+    """One text -> the text (so ``pm.verify(text)`` works); several -> the JSON list."""
+    if len(values) == 1 and isinstance(values[0], str):
+        return values[0]
+    return values

@@ -1,0 +1,331 @@
+"""What happens to sensitive values of a captured record before it is signed.
+
+:class:`Privacy` runs inside ``Provmark._prepare`` (the writer thread, or the
+caller's thread just before the durable journal line):
+
+1. The raw input becomes ``input.snapshot`` after redaction by the policy (built-in
+   detectors, keyed HMAC placeholders); the error message is redacted the same way.
+2. Where the policy says ``encrypt`` (by default: ``input.snapshot``, the whole
+   original prompt) the original value is encrypted for the record's *subject*
+   (the actor's ``user_id``, else the ``tenant`` tag, else ``"*"``) and the record
+   gets a reference ``{"$encrypted": path, "hmac": "hmac-sha256:<hex>"}`` in
+   ``extra["$encrypted"]``. The record (and so its signature and log proofs) never
+   depends on the plaintext; the HMAC lets an auditor check a decrypted value.
+3. Ciphertexts are written to the vault before the records that reference them:
+   at once (durable mode), or by :class:`VaultedStore` just before each batch.
+
+Records given to ``Provmark.ingest`` were built elsewhere and are stored as given.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, cast
+
+from ..canonical import Fragment, to_json_value
+from ..crypto.fieldenc import LocalMasterKey, MasterKey, encode_value
+from ..crypto.keystore import KeyStore
+from ..errors import ConfigError, KeyStoreError
+from ..record import MAX_EXTRA_BYTES, MAX_SNAPSHOT_CHARS
+from ..redaction import HMAC_PREFIX, Action, Policy, Redactor
+from ..store.base import Entry, SealFn, Store, StoredCheckpoint
+from .base import UNATTRIBUTED, Plaintext, Vault
+
+__all__ = [
+    "ENCRYPTED_KEY",
+    "Privacy",
+    "TextRedactor",
+    "VaultedStore",
+    "default_policy",
+    "writer_store",
+]
+
+log = logging.getLogger("provmark.privacy")
+
+#: Key in ``extra`` listing a record's encrypted fields.
+ENCRYPTED_KEY = "$encrypted"
+MAX_ERROR_CHARS = 2048
+_FAILED = "[REDACTION FAILED]"
+_TOP = ("input.snapshot", "error.message")
+
+
+class _HasText(Protocol):
+    @property
+    def text(self) -> str: ...
+
+
+class TextRedactor(Protocol):
+    """Anything with ``redact_text(text).text`` (a :class:`Redactor`, or your own)."""
+
+    def redact_text(self, text: str) -> _HasText: ...
+
+
+def default_policy() -> Policy:
+    """Built-in detectors everywhere; the whole original prompt is also encrypted."""
+    return Policy(fields={"input.snapshot": Action.ENCRYPT})
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(to_json_value(value), ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _secret(keystore: KeyStore, name: str, why: str) -> bytes:
+    try:
+        value = keystore.secret(name)
+    except (KeyStoreError, OSError, ValueError) as exc:
+        raise ConfigError(
+            f"{why} needs the key store secret {name!r} ({exc}); set "
+            f"PROVMARK_SECRET_{name.upper()} (32 random bytes, base64) or make the key "
+            "folder writable, or turn the feature off (redact=False / encrypt=False)"
+        ) from None
+    if len(value) < 16:
+        raise ConfigError(f"key store secret {name!r} is {len(value)} bytes; 32 are needed")
+    return value
+
+
+class Privacy:
+    """Redaction and field encryption for one ``Provmark`` (thread-safe)."""
+
+    def __init__(
+        self,
+        *,
+        redactor: TextRedactor | None,
+        policy: Policy,
+        hmac_key: bytes,
+        vault: Vault | None,
+        subject_key: bytes | None,
+        subject_tag: str = "tenant",
+        direct: bool = False,
+    ) -> None:
+        self.redactor = redactor
+        self.policy = policy
+        self.vault = vault
+        self.subject_tag = subject_tag
+        self.direct = direct
+        self.hmac_key = hmac_key
+        self._hasher = Redactor(Policy(default=Action.HASH, detectors=()), hmac_key)
+        self._subject_key = subject_key
+        self._pending: list[Plaintext] = []
+        self._lock = threading.Lock()
+        self._structured = isinstance(redactor, Redactor)
+
+    @classmethod
+    def configure(
+        cls,
+        store: Store,
+        keystore: KeyStore,
+        *,
+        redact: bool = True,
+        redaction_policy: Policy | Mapping[str, Any] | None = None,
+        redactor: TextRedactor | None = None,
+        encrypt: bool = True,
+        master_key: MasterKey | None = None,
+        vault: Vault | None = None,
+        subject_tag: str = "tenant",
+        durable: bool = False,
+    ) -> Privacy | None:
+        """Build from ``provmark.open`` options; ``None`` when privacy is off (``redact=False``)."""
+        if not redact:
+            if redactor is not None or redaction_policy is not None:
+                raise ConfigError("redact=False contradicts redactor= / redaction_policy=")
+            return None
+        if isinstance(redaction_policy, Mapping):
+            redaction_policy = Policy.from_dict(redaction_policy)
+        policy = redaction_policy if redaction_policy is not None else default_policy()
+        key = _secret(keystore, "redaction", "redaction (on by default)")
+        text_redactor: TextRedactor = redactor if redactor is not None else Redactor(policy, key)
+        wants_vault = encrypt and any(
+            a is Action.ENCRYPT for a in (policy.default, *policy.fields.values())
+        )
+        chosen: Vault | None = vault
+        if wants_vault and chosen is None:
+            from .vault import vault_for
+
+            master = master_key or LocalMasterKey(
+                _secret(keystore, "master", "field encryption (on by default)")
+            )
+            chosen = vault_for(store, master)
+            if chosen is None:
+                log.warning("provmark: no vault for %r; encrypt fields are hashed only", store)
+        subject_key = _secret(keystore, "actor", "field encryption") if chosen else None
+        return cls(
+            redactor=text_redactor,
+            policy=policy,
+            hmac_key=key,
+            vault=chosen if encrypt else None,
+            subject_key=subject_key,
+            subject_tag=subject_tag,
+            direct=durable,
+        )
+
+    # ------------------------------------------------------------ helpers
+    @property
+    def encrypting(self) -> bool:
+        return self.vault is not None
+
+    def hash_subject(self, subject: str) -> str:
+        """The stored form of a subject: the same HMAC as ``Provmark.hash_user_id``."""
+        if subject.startswith(HMAC_PREFIX):
+            return subject
+        if self._subject_key is None:
+            raise ConfigError("subjects are only hashed when field encryption is on")
+        return HMAC_PREFIX + hmac.digest(self._subject_key, subject.encode(), "sha256").hex()
+
+    def hmac_value(self, value: Any) -> str:
+        """``hmac-sha256:<hex>`` of a value, as the ``hmac`` of an encrypted-field reference."""
+        return cast(str, self._hasher.redact_document({"v": value}).doc["v"])
+
+    def redact_text(self, text: str) -> str:
+        return text if self.redactor is None else self.redactor.redact_text(text).text
+
+    def subject_of(self, draft: Mapping[str, Any]) -> str:
+        actor = draft.get("actor") or {}
+        tags = draft.get("tags") or {}
+        return str(actor.get("user_id") or tags.get(self.subject_tag) or UNATTRIBUTED)
+
+    # ------------------------------------------------------------ capture
+    def protect(self, draft: dict[str, Any]) -> None:
+        """Redact and seal one draft in place. Never lets PII through: on any failure the
+        affected text is replaced by ``[REDACTION FAILED]`` and the error logged."""
+        inp = draft.get("input")
+        raw = inp.pop("__raw__", None) if inp else None
+        err = draft.get("error")
+        captured = isinstance(draft.get("context"), Fragment)
+        message = err.get("message") if captured and isinstance(err, dict) else None
+        if raw is None and not message:
+            return
+        try:
+            self._protect(draft, raw, message)
+        except Exception as exc:
+            log.error(
+                "provmark: redaction of record %s failed (%s); its text fields are withheld",
+                draft.get("record_id"),
+                type(exc).__name__,
+            )
+            if raw is not None and inp is not None:
+                inp["snapshot"] = _FAILED
+            if message:
+                draft["error"]["message"] = _FAILED
+            if self.direct:
+                raise
+
+    def _protect(self, draft: dict[str, Any], raw: Any, message: str | None) -> None:
+        record_id = str(draft["record_id"])
+        values: dict[str, Any] = {}
+        if raw is not None:
+            values["input.snapshot"] = raw if isinstance(raw, str) else json.loads(_json_text(raw))
+        if message:
+            values["error.message"] = message
+        sealed: list[tuple[str, Any]] = []
+        if self._structured:
+            texts, sealed = self._by_policy(values)
+        else:
+            texts = {p: self.redact_text(v if isinstance(v, str) else _json_text(v)) for p, v in values.items()}
+            if "input.snapshot" in values:
+                sealed.append(("input.snapshot", values["input.snapshot"]))
+        if "input.snapshot" in values:
+            if "input.snapshot" in texts:
+                draft["input"]["snapshot"] = texts["input.snapshot"][:MAX_SNAPSHOT_CHARS]
+            else:
+                draft["input"].pop("snapshot", None)
+        if message:
+            if "error.message" in texts:
+                draft["error"]["message"] = texts["error.message"][:MAX_ERROR_CHARS]
+            else:
+                draft["error"].pop("message", None)
+        if sealed and self.vault is not None:
+            self._seal(draft, record_id, sealed)
+
+    def _by_policy(self, values: dict[str, Any]) -> tuple[dict[str, str], list[tuple[str, Any]]]:
+        """Apply the policy; an ``encrypt`` top field keeps a redacted copy in the record."""
+        doc: dict[str, Any] = {}
+        for path, value in values.items():
+            top, leaf = path.split(".")
+            doc.setdefault(top, {})[leaf] = value
+        assert isinstance(self.redactor, Redactor)
+        red = self.redactor.redact_document(doc)
+        texts: dict[str, str] = {}
+        for path, original in values.items():
+            top, leaf = path.split(".")
+            out = red.doc.get(top, {}).get(leaf, _MISSING)
+            if out is _MISSING:
+                continue  # dropped
+            if isinstance(out, dict) and out.get("$encrypted") == path:
+                text = original if isinstance(original, str) else _json_text(original)
+                texts[path] = self.redactor.redact_text(text).text
+            elif isinstance(out, str):
+                texts[path] = out
+            else:
+                texts[path] = _json_text(out)
+        return texts, [(item.path, item.value) for item in red.to_encrypt]
+
+    def _seal(self, draft: dict[str, Any], record_id: str, sealed: list[tuple[str, Any]]) -> None:
+        subject = self.hash_subject(self.subject_of(draft))
+        refs = [{"$encrypted": path, "hmac": self.hmac_value(value)} for path, value in sealed]
+        extra = draft.get("extra") or {}
+        grown = {**extra, ENCRYPTED_KEY: refs}
+        if len(json.dumps(to_json_value(grown), ensure_ascii=False).encode()) > MAX_EXTRA_BYTES:
+            log.warning("provmark: record %s: extra is full; originals not encrypted", record_id)
+            return
+        items = [Plaintext(record_id, path, subject, encode_value(value)) for path, value in sealed]
+        assert self.vault is not None
+        if self.direct:
+            self.vault.put(items)  # before the journal line: a record never outlives its ciphertext
+        else:
+            with self._lock:
+                self._pending.extend(items)
+        draft["extra"] = grown
+
+    def flush(self) -> None:
+        """Write every pending ciphertext (called just before each batch of records)."""
+        with self._lock:
+            items, self._pending = self._pending, []
+        if not items or self.vault is None:
+            return
+        try:
+            self.vault.put(items)
+        except BaseException:
+            with self._lock:
+                self._pending[:0] = items  # retried with the batch
+            raise
+
+    def close(self) -> None:
+        if self.vault is not None:
+            self.vault.close()
+
+
+class _Missing:
+    pass
+
+
+_MISSING = _Missing()
+
+
+class VaultedStore:
+    """The store as the writer sees it: pending ciphertexts are written before each batch."""
+
+    def __init__(self, store: Store, privacy: Privacy) -> None:
+        self._store = store
+        self._privacy = privacy
+
+    def append(self, entries: Sequence[Entry], seal: SealFn) -> StoredCheckpoint:
+        self._privacy.flush()
+        return self._store.append(entries, seal)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def __repr__(self) -> str:
+        return f"VaultedStore({self._store!r})"
+
+
+def writer_store(store: Store, privacy: Privacy | None) -> Store:
+    """What to hand the writer: the store itself, or a :class:`VaultedStore` around it."""
+    if privacy is None or privacy.vault is None or privacy.direct:
+        return store
+    return cast(Store, VaultedStore(store, privacy))
+
