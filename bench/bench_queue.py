@@ -29,6 +29,7 @@ import nats
 import psycopg
 
 import provmark
+from provmark.audit import audit
 from provmark.queue import wait_drained
 from provmark.queue.jetstream import NatsQueue
 from provmark.record import new_record_id, now_utc
@@ -128,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--records", type=int, default=50_000)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=1, help="worker processes draining")
     ap.add_argument("--timeout", type=float, default=120.0, help="bound on each drain")
     args = ap.parse_args(argv)
     tag = uuid.uuid4().hex[:8]
@@ -156,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         secs, lat = publish_async(q, batches, args.clients)
         row(f"publish {b}/batch, {args.clients} asyncio", n, secs, lat_note(lat))
         backlog = q.pending()
-        proc = worker(q, db, home, 2000)
+        procs = [worker(q, db, home, 2000) for _ in range(args.workers)]
         try:
             spawned = time.perf_counter()
             while count(db) == 0 and time.perf_counter() - spawned < args.timeout:
@@ -165,9 +167,10 @@ def main(argv: list[str] | None = None) -> int:
             wait_drained(q, args.timeout)
             done = time.perf_counter()
         finally:
-            stop(proc)
+            for proc in procs:
+                stop(proc)
         stored = count(db)
-        row("worker drains backlog", stored, done - first,
+        row(f"{args.workers} worker(s) drain backlog", stored, done - first,
             f"lag {backlog} msgs -> 0 in {done - spawned:.1f} s incl. worker start")  # fmt: skip
         proc = worker(q, db, home, 2000)
         try:
@@ -179,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             stop(proc)
         row("live: publish + worker", count(db) - stored, secs, "first publish -> lag 0")
+        with provmark.open(db, home=home) as pm:
+            report = audit(pm)
+        print(f"audit: ok={report.ok}, records={report.records}, tree={report.tree_size}")
     finally:
         q.close()
         asyncio.run(delete_streams([stream, stream + "_DEAD"]))

@@ -174,8 +174,9 @@ def run_backend(name: str, db: str, folder: Path, args: argparse.Namespace) -> d
     port = _free_port()
     state = str(folder / f"{name}-state.db")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROVMARK_")}
-    cmd = [sys.executable, "-m", "provmark.cli", "serve", "--db", db, "--home", str(folder / "home"),
-           "--state", state, "--port", str(port), "--no-webhooks", "--log-level", "warning",
+    cmd = [sys.executable, "-m", "provmark.cli", "serve", "--db", db,
+           "--home", str(folder / "home"), "--state", state, "--port", str(port),
+           "--no-webhooks", "--log-level", "warning",
            "--batch-size", str(args.writer_batch), "--workers", str(args.workers)]  # fmt: skip
     log = open(folder / f"{name}-server.log", "wb")  # noqa: SIM115 - closed below
     server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -270,12 +271,14 @@ def main() -> None:
                     results.append(run_backend("postgres", pg[1], folder, args))
                 finally:
                     _drop(pg[0])
-    print(f"{'backend':<9} {'records':>8} {'rec/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'verify/s':>9} {'v p99 ms':>9}  (batch {args.batch}, {args.clients} clients)")  # fmt: skip
+    head = f"{'backend':<9} {'records':>8} {'rec/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+    head += f"{'verify/s':>9} {'v p99 ms':>9}  (batch {args.batch}, {args.clients} clients, "
+    print(head + f"{args.workers} server processes)")
     for r in results:
-        print(f"{r['backend']:<9} {r['records']:>8} {r['records_per_s']:>9.0f} {r['request_p50_ms']:>8.1f} "
-              f"{r['request_p99_ms']:>8.1f} {r['verify_per_s']:>9.0f} {r['verify_p99_ms']:>9.1f}"
-              + (f"  errors: {r['errors']}" if r["errors"] else ""))  # fmt: skip
+        line = f"{r['backend']:<9} {r['records']:>8} {r['records_per_s']:>9.0f} "
+        line += f"{r['request_p50_ms']:>8.1f} {r['request_p99_ms']:>8.1f} "
+        line += f"{r['verify_per_s']:>9.0f} {r['verify_p99_ms']:>9.1f}"
+        print(line + (f"  errors: {r['errors']}" if r["errors"] else ""))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 

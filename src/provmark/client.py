@@ -644,7 +644,10 @@ def _journal_for(store: Store) -> Path:
     path = getattr(store, "path", None)
     if isinstance(path, Path):
         return path.with_name(path.name + ".journal")
-    return default_home() / "journal.jsonl"
+    import hashlib
+
+    log_id = hashlib.sha256(store.origin.encode()).hexdigest()[:16]  # one journal per log
+    return default_home() / f"journal-{log_id}.jsonl"
 
 
 def _json_text(value: Any) -> str:

@@ -166,7 +166,7 @@ class Writer:
                 self._cond.wait(0.1)  # back-pressure: block, never drop
             self._queue.append(draft)
             self._submitted += 1
-            if len(self._queue) >= self.batch_size:
+            if len(self._queue) == self.batch_size:  # a full batch is ready: wake the writer once
                 self._cond.notify_all()
             return self._submitted
 

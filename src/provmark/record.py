@@ -286,17 +286,17 @@ class Record(RecordV1):
     @model_validator(mode="before")
     @classmethod
     def _versioned(cls, data: Any) -> Any:
-        """No version given: the lowest one that holds the record. ``output`` defaults to
-        ``outputs[0]``."""
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        if "schema_version" not in data:
-            data["schema_version"] = "2" if data.get("outputs") else "1"
-        outputs = data.get("outputs")
-        if outputs and isinstance(outputs, list) and data.get("output") is None:
-            data["output"] = outputs[0]
+        """No version given: the lowest one that holds the record."""
+        if isinstance(data, dict) and "schema_version" not in data:
+            data = {**data, "schema_version": "2" if data.get("outputs") else "1"}
         return data
+
+    @model_validator(mode="after")
+    def _primary(self) -> Record:
+        """``output`` defaults to ``outputs[0]`` (validated there, so errors name outputs)."""
+        if self.outputs and self.output is None:
+            object.__setattr__(self, "output", self.outputs[0])  # frozen model, still building
+        return self
 
     @field_validator("schema_version")
     @classmethod

@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,9 +55,7 @@ def _rfc3161() -> Any:
     try:
         import rfc3161_client
     except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ConfigError(
-            f"trusted timestamps need the rfc3161-client package (pip install rfc3161-client): {exc}"
-        ) from None
+        raise ConfigError(f"trusted timestamps need the rfc3161-client package: {exc}") from None
     return rfc3161_client
 
 
@@ -68,6 +67,7 @@ class TimestampInfo:
     tsa: str  # subject of the signing certificate
     serial: int
     policy: str
+    latest: str  # gen_time + accuracy (+1 s when none is stated): existed by then at the latest
 
     def to_json(self) -> dict[str, Any]:
         return {"gen_time": self.gen_time, "tsa": self.tsa, "serial": self.serial}
@@ -121,7 +121,11 @@ def _signer_subject(resp: Any) -> str:
     infos = list(resp.signed_data.signer_infos)
     for der in resp.signed_data.certificates:
         cert = x509.load_der_x509_certificate(der)
-        if infos and cert.issuer == infos[0].issuer and cert.serial_number == infos[0].serial_number:
+        if (
+            infos
+            and cert.issuer == infos[0].issuer
+            and cert.serial_number == infos[0].serial_number
+        ):
             return cert.subject.rfc4514_string()
     return "unknown TSA"
 
@@ -134,7 +138,9 @@ def verify_timestamp(
     resp = _parse(response)
     if resp.status not in (0, 1):
         text = "; ".join(resp.status_string) or "no reason given"
-        raise VerificationError(CHECK, f"the TSA refused the request (status {resp.status}: {text})")
+        raise VerificationError(
+            CHECK, f"the TSA refused the request (status {resp.status}: {text})"
+        )
     imprint = resp.tst_info.message_imprint
     if imprint.hash_algorithm != SHA256_OID:
         raise VerificationError(
@@ -160,6 +166,16 @@ def verify_timestamp(
         tsa=_signer_subject(resp),
         serial=int(info.serial_number),
         policy=info.policy.dotted_string,
+        latest=_iso(info.gen_time + _accuracy(info.accuracy)),
+    )
+
+
+def _accuracy(acc: Any) -> timedelta:
+    """The TSA's stated accuracy; 1 s when it states none (genTime is often truncated)."""
+    if acc is None:
+        return timedelta(seconds=1)
+    return timedelta(
+        seconds=acc.seconds or 0, milliseconds=acc.millis or 0, microseconds=acc.micros or 0
     )
 
 

@@ -105,7 +105,9 @@ class Handler(BaseHTTPRequestHandler):
         stop = {"index": 0, "delta": {}, "finish_reason": "stop"}
         events.append({**base, "object": "chat.completion.chunk", "choices": [stop]})
         if (body.get("stream_options") or {}).get("include_usage"):
-            events.append({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+            events.append(
+                {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}
+            )
         for event in events:
             self.chunk(f"data: {json.dumps(event)}\n\n".encode())
         self.chunk(b"data: [DONE]\n\n")
@@ -135,7 +137,9 @@ def redacting_pm(db_path: Path, home: Path) -> Iterator[provmark.Provmark]:
 
 
 def client(server: str, pm: Any, **options: Any) -> Any:
-    return pm_openai.instrument(openai.OpenAI(base_url=server, api_key="sk-test", max_retries=0), pm, **options)
+    return pm_openai.instrument(
+        openai.OpenAI(base_url=server, api_key="sk-test", max_retries=0), pm, **options
+    )
 
 
 def sha(text: str) -> str:
@@ -164,7 +168,9 @@ def test_sync_chat_records_everything_and_verifies(server: str, redacting_pm: An
     assert r.model.name == "acme-chat" and r.model.provider.startswith("127.0.0.1:")
     assert r.params == {"temperature": 0.2, "top_p": 0.9, "max_tokens": 64, "seed": 11}
     assert r.input.seed == "11"
-    assert r.input.sha256 == hashlib.sha256(provmark.canonical.canonical_bytes(MESSAGES)).hexdigest()
+    assert (
+        r.input.sha256 == hashlib.sha256(provmark.canonical.canonical_bytes(MESSAGES)).hexdigest()
+    )
     assert "jo@example.com" not in (r.input.snapshot or "")
     assert "[EMAIL:" in (r.input.snapshot or "") and "You are terse." in (r.input.snapshot or "")
     assert r.output is not None and r.output.sha256 == sha(text)
@@ -202,7 +208,9 @@ def test_async_chat_and_streams(server: str, pm: Any) -> None:
     r = pm.verify(streamed).record
     assert r.params == {"temperature": 0.0}
     assert r.usage.input_tokens == 7 and r.extra["stream_chunks"] >= 5
-    assert r.extra["system_fingerprint"] == "fp_local_1" and r.extra["response_id"].startswith("resp-")
+    assert r.extra["system_fingerprint"] == "fp_local_1" and r.extra["response_id"].startswith(
+        "resp-"
+    )
 
 
 def test_sync_stream_and_early_close(server: str, pm: Any) -> None:

@@ -54,16 +54,17 @@ def test_capture_find_get_verify_bundle(server: Server, dev_token: str, tmp_path
 
         with pm.acting_for("ann@example.com"):
             out = summarize("the article")
-        with pm.record(model=model, input="prompt two") as rec:
+        with pm.record(model=model, input="prompt two for ann@example.com") as rec:
             rec.set_output("second output")
         pm.flush()
         v = pm.verify(out)
         assert v.record.model.name == name and v.record.actor.user_id
         assert v.record.actor.user_id.startswith("hmac-sha256:")  # developer: sanitized view
-        assert [c.name for c in v.checks][0] == "output_hash" and all(c.ok for c in v.checks)
+        assert v.checks[0].name == "output_hash" and all(c.ok for c in v.checks)
         page = pm.find(model=name)
         assert {r.record_id for r in page.records} == {v.record_id, rec.record_id}
-        assert pm.get(rec.record_id or "").input.snapshot == "[redacted]"
+        shown = pm.get(rec.record_id or "").input.snapshot or ""
+        assert shown.startswith("prompt two for [EMAIL") and "ann@" not in shown
         assert pm.find(output="second output").records[0].record_id == rec.record_id
         with pytest.raises(provmark.VerificationError) as err:
             pm.verify(out + " (edited)")
@@ -74,7 +75,7 @@ def test_capture_find_get_verify_bundle(server: Server, dev_token: str, tmp_path
             pm.get("01a2b3c4-0000-7000-8000-000000000000")
     auditor = provmark.open(server.url, token=server.token("auditor"), journal_dir=tmp_path / "a")
     with auditor:
-        assert auditor.get(rec.record_id or "").input.snapshot == "prompt two"
+        assert auditor.get(rec.record_id or "").input.snapshot == "prompt two for ann@example.com"
         bundle = auditor.bundle(v.record_id)
         assert provmark.verify_bundle(bundle).record_id == v.record_id
 

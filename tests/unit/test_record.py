@@ -14,9 +14,9 @@ from provmark.canonical import canonical_bytes
 from provmark.errors import RecordError, SchemaVersionError
 from provmark.record import (
     RecordV1,
-    json_schema,
     is_record_id,
     is_slug,
+    json_schema,
     log_entry,
     new_record_id,
     record_from_payload,

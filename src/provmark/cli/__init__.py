@@ -11,9 +11,35 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ProvmarkError, VerificationError
-from . import demo, export, keys, privacy, records, serve, tokens, webhooks, worker
+from . import (
+    demo,
+    export,
+    governance,
+    keys,
+    privacy,
+    records,
+    serve,
+    softbind,
+    tokens,
+    trust,
+    webhooks,
+    worker,
+)
 
-GROUPS = [records, keys, demo, worker, serve, tokens, webhooks, export, privacy]
+GROUPS = [
+    records,
+    keys,
+    demo,
+    worker,
+    serve,
+    tokens,
+    webhooks,
+    export,
+    privacy,
+    governance,
+    trust,
+    softbind,
+]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

@@ -16,6 +16,7 @@ from ..crypto.keys import PublicKey, key_id_for, load_public_key
 from ..errors import ConfigError, VerificationError
 from ..record import Record
 from ..verify import Check, Verified, parse_checkpoint_body
+from . import trust as trust_cli
 from .common import Progress, add_db, open_from, print_json
 
 
@@ -27,6 +28,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--bundle", metavar="PATH", help="verify offline against a *.provmark.json bundle"
     )
     p.add_argument(
+        "--archive",
+        metavar="PATH",
+        help="verify offline against a provmark archive (root folder/URL or a manifest)",
+    )
+    p.add_argument(
         "--key", action="append", default=[], metavar="PEM", help="pin a record public key"
     )
     p.add_argument("--keyset", metavar="JSON", help="pin the public keys of a keyset.json export")
@@ -36,6 +42,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--trusted-checkpoint", metavar="NOTE", help="older checkpoint: require consistency"
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument(
+        "--fuzzy",
+        action="store_true",
+        help="also find edited, quoted or re-encoded copies (a lead, not a proof)",
+    )
+    trust_cli.add_verify_options(p)
     add_db(p)
     p.set_defaults(func=cmd_verify)
 
@@ -140,22 +152,44 @@ def _trusted(args: argparse.Namespace) -> tuple[int, bytes] | None:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     content, label = _read_content(args)
-    if args.bundle:
+    if args.fuzzy:
+        from .softbind import verify_fuzzy
+
+        return verify_fuzzy(args, content, label)
+    if args.archive:
+        from ..governance.archive_format import pins_from, verify_in_archive
+
+        if args.bundle or args.trusted_checkpoint:
+            raise ConfigError("--archive verifies alone: not with --bundle/--trusted-checkpoint")
+        result = verify_in_archive(
+            args.archive,
+            digest_output(content).sha256,
+            pins=pins_from(_pinned_keys(args), args.log_key),
+            record_id=args.record,
+        )
+    elif args.bundle:
         if args.trusted_checkpoint:
             raise ConfigError("--trusted-checkpoint needs the log (a store), not a bundle")
         sha = digest_output(content).sha256
+        bundle = load_bundle(args.bundle)
         result = verify_bundle(
-            load_bundle(args.bundle),
+            bundle,
             content_sha256=sha,
             keys=_pinned_keys(args),
             log_key=args.log_key,
         )
+        result = trust_cli.check_bundle(args, bundle, result)
     else:
         with open_from(args) as pm:
+            policy = trust_cli.policy_for(args, pm)  # witnesses, timestamps, revocations
+            trusted = _trusted(args)
             try:
-                result = pm.verify(
-                    content, record_id=args.record, trusted_checkpoint=_trusted(args)
-                )
+                if policy is None:
+                    result = pm.verify(content, record_id=args.record, trusted_checkpoint=trusted)
+                else:
+                    result = policy.verify(
+                        pm, content, record_id=args.record, trusted_checkpoint=trusted
+                    )
             except VerificationError as exc:
                 if exc.check != "output_hash" or not isinstance(content, Path):
                     raise

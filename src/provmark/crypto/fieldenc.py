@@ -100,7 +100,9 @@ class LocalMasterKey:
 
     def unwrap(self, wrapped: bytes, context: bytes) -> bytes:
         if len(wrapped) < 1 + NONCE_BYTES + 16 or wrapped[0] != FORMAT_V1:
-            raise KeyStoreError(f"wrapped data key is not in a known format (master {self._key_id})")
+            raise KeyStoreError(
+                f"wrapped data key is not in a known format (master {self._key_id})"
+            )
         nonce = wrapped[1 : 1 + NONCE_BYTES]
         try:
             return self._aead.decrypt(nonce, wrapped[1 + NONCE_BYTES :], context)

@@ -107,14 +107,14 @@ class Pkcs11Token:
         p11 = _lib()
         with self.lock:
             try:
-                priv = self._session.get_key(
-                    object_class=p11.ObjectClass.PRIVATE_KEY, label=label
-                )
+                priv = self._session.get_key(object_class=p11.ObjectClass.PRIVATE_KEY, label=label)
                 pub = self._session.get_key(object_class=p11.ObjectClass.PUBLIC_KEY, label=label)
             except p11.exceptions.NoSuchKey:
                 return None
             except p11.exceptions.MultipleObjectsReturned:
-                raise KeyStoreError(f"token {self.label!r}: several keys labelled {label!r}") from None
+                raise KeyStoreError(
+                    f"token {self.label!r}: several keys labelled {label!r}"
+                ) from None
         return priv, pub
 
     def generate(self, label: str, alg: str) -> tuple[Any, Any]:

@@ -114,7 +114,7 @@ class RevocationList:
                 raise ConfigError(f"{self.path}: unreadable revocation list ({exc})") from None
             items = data.get("revocations") if isinstance(data, dict) else None
             if not isinstance(items, list):
-                raise ConfigError(f"{self.path}: want {{\"revocations\": [...]}}")
+                raise ConfigError(f'{self.path}: want {{"revocations": [...]}}')
             for i, item in enumerate(items):
                 rev = Revocation.from_json(item, f"{self.path}: revocations[{i}]")
                 self._by_key[rev.key_id] = rev

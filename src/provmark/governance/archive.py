@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ..audit import AuditReport, audit
 from ..errors import ConfigError, VerificationError
 from ..log.merkle import inclusion_proof
-from ..record import now_utc, output_hashes
+from ..record import now_utc, output_hashes, slug_for
 from ..store.base import StoredRecord
 from .archive_format import (
     ArchiveCheck,
@@ -91,7 +91,7 @@ def _rows(pm: Provmark, records: Sequence[StoredRecord], size: int) -> dict[str,
         outs = output_hashes(data)
         cols["index"].append(r.index)
         cols["record_id"].append(r.record_id)
-        cols["slug"].append(_slug(r.record_id))
+        cols["slug"].append(slug_for(r.record_id))
         cols["generated_at"].append(data.get("generated_at"))
         cols["model"].append((data.get("model") or {}).get("name"))
         cols["operation"].append(data.get("operation"))
@@ -104,12 +104,6 @@ def _rows(pm: Provmark, records: Sequence[StoredRecord], size: int) -> dict[str,
         cols["leaf_hash"].append(r.leaf_hash())
         cols["proof"].append(inclusion_proof(r.index, size, pm.store))
     return cols
-
-
-def _slug(record_id: str) -> str:
-    from ..record import slug_for
-
-    return slug_for(record_id)
 
 
 def create_archive(
@@ -400,7 +394,7 @@ def restore_archive(
                     )
                 )
     if wanted:
-        found = {r.record_id for r in rows} | {_slug(r.record_id) for r in rows}
+        found = {r.record_id for r in rows} | {slug_for(r.record_id) for r in rows}
         missing = sorted(wanted - found)
         if missing:
             raise ConfigError(f"record: {missing[0]!r} is not in the archive at {path}")

@@ -289,6 +289,17 @@ class Pins:
     log_key: NoteVerifier | None = None
 
 
+def pins_from(keys: Sequence[PublicKey] | None, log_key: str | None) -> Pins:
+    """Pins from ``--key``/``--keyset`` keys and a ``--log-key`` verifier key string."""
+    verifier = None
+    if log_key:
+        try:
+            verifier = parse_verifier_key(log_key)
+        except ProvmarkError as exc:
+            raise ConfigError(f"--log-key: {exc}") from None
+    return Pins(keys=keys, log_key=verifier)
+
+
 class OpenedArchive:
     """A manifest whose signature checked out, and the trust to verify its rows with."""
 
@@ -427,9 +438,8 @@ class OpenedArchive:
     def find_output(self, sha256: str, record_id: str | None = None) -> Verified | None:
         """Verify the row whose outputs include ``sha256`` (or the row ``record_id``)."""
         for entry in self.manifest.files:
-            cols = read_table(
-                self.read_file(entry), str(entry["path"]), ["index", "record_id", "slug", "outputs"]
-            )
+            data = self.read_file(entry)  # read and hash once
+            cols = read_table(data, str(entry["path"]), ["record_id", "slug", "outputs"])
             for i, outs in enumerate(cols["outputs"]):
                 if record_id is not None and record_id not in (
                     cols["record_id"][i],
@@ -438,7 +448,8 @@ class OpenedArchive:
                     continue
                 if record_id is None and sha256 not in (outs or []):
                     continue
-                row = next(r for r in self.rows(entry) if r["index"] == cols["index"][i])
+                full = read_table(data, str(entry["path"]))
+                row = {name: values[i] for name, values in full.items()}
                 verified = self.verify_row(row, None)
                 _check_output(verified, sha256)
                 how = "pinned log key" if self.pinned else "the archive's own log key (not pinned)"

@@ -11,6 +11,7 @@ replaces the target, keeping the replaced file. PostgreSQL: see docs/operations.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -134,6 +135,28 @@ def check_backup(path: str | os.PathLike[str]) -> dict[str, Any]:
     return manifest
 
 
+def _audit_copy(
+    candidate: Path, home: str | os.PathLike[str] | None, manifest: dict[str, Any]
+) -> Any:
+    """Audit the copy to restore, then leave it one closed, self-contained file."""
+    from ..client import open as open_store
+    from .archive import audit_with_archives
+
+    with open_store(candidate, home=home) as pm:
+        if pm.store.origin != manifest.get("origin"):
+            raise VerificationError("backup", "the backup's log origin differs from its sidecar")
+        result = audit_with_archives(pm)
+    del pm
+    gc.collect()  # parts of a Provmark may hold their own connection until collected
+    db = sqlite3.connect(candidate)
+    try:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.execute("PRAGMA journal_mode=DELETE")
+    finally:
+        db.close()
+    return result
+
+
 def restore_backup(
     path: str | os.PathLike[str],
     target: str | os.PathLike[str],
@@ -144,7 +167,6 @@ def restore_backup(
 ) -> dict[str, Any]:
     """Check, audit and put a backup in place of ``target``; the old file is kept beside it."""
     from ..client import open as open_store
-    from .archive import audit_with_archives
 
     manifest = check_backup(path)
     dest = Path(target)
@@ -156,12 +178,7 @@ def restore_backup(
     try:
         candidate = work / dest.name
         shutil.copyfile(path, candidate)
-        with open_store(candidate, home=home) as pm:
-            if pm.store.origin != manifest.get("origin"):
-                raise VerificationError(
-                    "backup", "the backup's log origin differs from its sidecar"
-                )
-            result = audit_with_archives(pm)
+        result = _audit_copy(candidate, home, manifest)
         if not result.report.ok:
             raise VerificationError(
                 "audit",

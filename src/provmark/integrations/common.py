@@ -7,17 +7,20 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.metadata
+import json
 import logging
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
 from ..canonical import canonical_bytes
 from ..capture.core import Outcome, Recording
 from ..errors import CanonicalizationError, CaptureError, ConfigError
+from ..record import slug_for
 
 log = logging.getLogger("provmark.integrations")
 
@@ -231,3 +234,86 @@ def text_or_json(values: list[Any]) -> Any:
     if len(values) == 1 and isinstance(values[0], str):
         return values[0]
     return values
+
+
+def record_rows(pm: Any, record_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """One summary row per record (what run tables and ``records.jsonl`` hold)."""
+    rows = []
+    for record_id in record_ids:
+        r = pm.get(record_id)
+        rows.append(
+            {
+                "record_id": r.record_id,
+                "slug": r.slug,
+                "generated_at": r.generated_at,
+                "operation": r.operation,
+                "status": r.status,
+                "model": r.model.name,
+                "model_digest": r.model.digest,
+                "output_sha256": r.output.sha256 if r.output else None,
+                "log_index": r.log.index if r.log else None,
+            }
+        )
+    return rows
+
+
+def write_run_files(
+    pm: Any, record_ids: Sequence[str], new_ids: Sequence[str], folder: Path, bundles: bool
+) -> list[dict[str, Any]]:
+    """``records.jsonl`` (every id of the run) and ``bundles/<slug>.provmark.json`` (new ids)
+    in ``folder``; returns the rows."""
+    rows = record_rows(pm, record_ids)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "records.jsonl", "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+    if bundles:
+        (folder / "bundles").mkdir(exist_ok=True)
+        for record_id in new_ids:
+            bundle = pm.bundle(record_id)
+            slug = slug_for(record_id)
+            text = json.dumps(bundle, indent=2, ensure_ascii=False) + "\n"
+            (folder / "bundles" / f"{slug}.provmark.json").write_text(text, encoding="utf-8")
+    return rows
+
+
+class RunRecords(Hook):
+    """Tags each record with the run active when it is captured and remembers its id,
+    so a tracker integration can log the run's records (see mlflow/wandb ``autolog``)."""
+
+    tag_prefix = ""
+
+    def __init__(self, pm: CaptureTarget) -> None:
+        self.pm = pm
+        self.lock = threading.Lock()
+        self.ids: dict[str, list[str]] = {}
+        self.logged: dict[str, int] = {}
+
+    def active_run(self) -> dict[str, str] | None:
+        """Tags naming the active run (the first value is its id), or None."""
+        raise NotImplementedError
+
+    def before(self, outcome: Outcome) -> None:
+        tags = self.active_run()
+        if tags:
+            outcome.tags.update(tags)
+
+    def after(self, outcome: Outcome, record_id: str) -> None:
+        run_id = outcome.tags.get(self.tag_prefix + "run_id")
+        if run_id:
+            with self.lock:
+                self.ids.setdefault(run_id, []).append(record_id)
+
+    def pending(self) -> list[tuple[str, list[str], list[str]]]:
+        """(run id, all its record ids, those not logged yet) for runs with new records."""
+        with self.lock:
+            out = []
+            for run_id, ids in self.ids.items():
+                done = self.logged.get(run_id, 0)
+                if len(ids) > done:
+                    out.append((run_id, list(ids), ids[done:]))
+            return out
+
+    def mark_logged(self, run_id: str, count: int) -> None:
+        with self.lock:
+            self.logged[run_id] = max(self.logged.get(run_id, 0), count)

@@ -14,7 +14,6 @@ Everything here is on by default in ``provmark.open``; see ``docs/privacy.md``::
 from __future__ import annotations
 
 from .base import (
-    ERASED_TEXT,
     UNATTRIBUTED,
     AccessEntry,
     AccessRequest,
@@ -32,7 +31,6 @@ from .views import ROLES, RecordView
 
 __all__ = [
     "ENCRYPTED_KEY",
-    "ERASED_TEXT",
     "ROLES",
     "UNATTRIBUTED",
     "AccessDenied",

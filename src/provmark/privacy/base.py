@@ -14,7 +14,6 @@ from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
-    "ERASED_TEXT",
     "UNATTRIBUTED",
     "AccessEntry",
     "AccessRequest",
@@ -28,8 +27,6 @@ __all__ = [
 
 #: The subject of records that name neither a user nor a tenant.
 UNATTRIBUTED = "*"
-#: What an auditor sees in place of a value whose subject was erased.
-ERASED_TEXT = "[ERASED]"
 
 
 class Status(StrEnum):

@@ -31,7 +31,8 @@ from ..crypto.fieldenc import LocalMasterKey, MasterKey, encode_value
 from ..crypto.keystore import KeyStore
 from ..errors import ConfigError, KeyStoreError
 from ..record import MAX_EXTRA_BYTES, MAX_SNAPSHOT_CHARS
-from ..redaction import HMAC_PREFIX, Action, Policy, Redactor
+from ..redaction import HMAC_PREFIX, MASKED, Action, Policy, Redactor
+from ..redaction.policy import TERMINAL_ACTIONS
 from ..store.base import Entry, SealFn, Store, StoredCheckpoint
 from .base import UNATTRIBUTED, Plaintext, Vault
 
@@ -67,6 +68,19 @@ class TextRedactor(Protocol):
 def default_policy() -> Policy:
     """Built-in detectors everywhere; the whole original prompt is also encrypted."""
     return Policy(fields={"input.snapshot": Action.ENCRYPT})
+
+
+def _effective(policy: Policy, path: str) -> Action:
+    """The action a scalar at ``path`` gets, as ``Redactor.redact_document`` decides it."""
+    parts = path.split(".")
+    inherited = policy.default
+    for i in range(1, len(parts) + 1):
+        explicit = policy.action_for(parts[:i])
+        action = explicit if explicit is not None else inherited
+        if action in TERMINAL_ACTIONS and (explicit is not None or i == len(parts)):
+            return action
+        inherited = action
+    return inherited
 
 
 def _json_text(value: Any) -> str:
@@ -111,7 +125,10 @@ class Privacy:
         self._subject_key = subject_key
         self._pending: list[Plaintext] = []
         self._lock = threading.Lock()
-        self._structured = isinstance(redactor, Redactor)
+        self._actions = {path: _effective(policy, path) for path in _TOP}
+        self._nested = isinstance(redactor, Redactor) and any(
+            p.count(".") >= 2 or "**" in p for p in policy.fields
+        )
 
     @classmethod
     def configure(
@@ -176,7 +193,11 @@ class Privacy:
         return HMAC_PREFIX + hmac.digest(self._subject_key, subject.encode(), "sha256").hex()
 
     def hmac_value(self, value: Any) -> str:
-        """``hmac-sha256:<hex>`` of a value, as the ``hmac`` of an encrypted-field reference."""
+        """``hmac-sha256:<hex>`` of a value, as the ``hmac`` of an encrypted-field reference
+        (the same bytes the redactor's ``hash``/``encrypt`` actions HMAC)."""
+        if isinstance(value, str):
+            data = value.encode("utf-8", "surrogatepass")
+            return HMAC_PREFIX + hmac.digest(self.hmac_key, data, "sha256").hex()
         return cast(str, self._hasher.redact_document({"v": value}).doc["v"])
 
     def redact_text(self, text: str) -> str:
@@ -214,61 +235,57 @@ class Privacy:
                 raise
 
     def _protect(self, draft: dict[str, Any], raw: Any, message: str | None) -> None:
-        record_id = str(draft["record_id"])
-        values: dict[str, Any] = {}
-        if raw is not None:
-            values["input.snapshot"] = raw if isinstance(raw, str) else json.loads(_json_text(raw))
-        if message:
-            values["error.message"] = message
         sealed: list[tuple[str, Any]] = []
-        if self._structured:
-            texts, sealed = self._by_policy(values)
-        else:
-            texts = {p: self.redact_text(v if isinstance(v, str) else _json_text(v)) for p, v in values.items()}
-            if "input.snapshot" in values:
-                sealed.append(("input.snapshot", values["input.snapshot"]))
-        if "input.snapshot" in values:
-            if "input.snapshot" in texts:
-                draft["input"]["snapshot"] = texts["input.snapshot"][:MAX_SNAPSHOT_CHARS]
-            else:
+        if raw is not None:
+            value = raw if isinstance(raw, str) else json.loads(_json_text(raw))
+            text, seal = self._render("input.snapshot", value)
+            if text is None:
                 draft["input"].pop("snapshot", None)
+            else:
+                draft["input"]["snapshot"] = text[:MAX_SNAPSHOT_CHARS]
+            sealed += seal
         if message:
-            if "error.message" in texts:
-                draft["error"]["message"] = texts["error.message"][:MAX_ERROR_CHARS]
-            else:
+            text, seal = self._render("error.message", message)
+            if text is None:
                 draft["error"].pop("message", None)
-        if sealed and self.vault is not None:
-            self._seal(draft, record_id, sealed)
-
-    def _by_policy(self, values: dict[str, Any]) -> tuple[dict[str, str], list[tuple[str, Any]]]:
-        """Apply the policy; an ``encrypt`` top field keeps a redacted copy in the record."""
-        doc: dict[str, Any] = {}
-        for path, value in values.items():
-            top, leaf = path.split(".")
-            doc.setdefault(top, {})[leaf] = value
-        assert isinstance(self.redactor, Redactor)
-        red = self.redactor.redact_document(doc)
-        texts: dict[str, str] = {}
-        for path, original in values.items():
-            top, leaf = path.split(".")
-            out = red.doc.get(top, {}).get(leaf, _MISSING)
-            if out is _MISSING:
-                continue  # dropped
-            if isinstance(out, dict) and out.get("$encrypted") == path:
-                text = original if isinstance(original, str) else _json_text(original)
-                texts[path] = self.redactor.redact_text(text).text
-            elif isinstance(out, str):
-                texts[path] = out
             else:
-                texts[path] = _json_text(out)
-        return texts, [(item.path, item.value) for item in red.to_encrypt]
+                draft["error"]["message"] = text[:MAX_ERROR_CHARS]
+            sealed += seal
+        if sealed and self.vault is not None:
+            self._seal(draft, str(draft["record_id"]), sealed)
+
+    def _render(self, path: str, value: Any) -> tuple[str | None, list[tuple[str, Any]]]:
+        """The text the signed record keeps at ``path`` and the values to encrypt.
+
+        An ``encrypt`` field keeps a redacted copy: developers still read the prompt
+        with its PII replaced, an auditor gets the exact original from the vault."""
+        action = self._actions[path]
+        if action is Action.DROP:
+            return None, []
+        if action is Action.MASK:
+            return MASKED, []
+        if action is Action.HASH:
+            return self.hmac_value(value), []
+        text = value if isinstance(value, str) else _json_text(value)
+        if action is Action.ENCRYPT:
+            return self.redact_text(text), [(path, value)]
+        if isinstance(value, str) or not self._nested:
+            return (text if action is Action.KEEP else self.redact_text(text)), []
+        # A structured input with rules below the field (messages.*.content, ...).
+        assert isinstance(self.redactor, Redactor)
+        top, leaf = path.split(".")
+        red = self.redactor.redact_document({top: {leaf: value}})
+        out = red.doc[top][leaf]
+        return (out if isinstance(out, str) else _json_text(out)), [
+            (item.path, item.value) for item in red.to_encrypt
+        ]
 
     def _seal(self, draft: dict[str, Any], record_id: str, sealed: list[tuple[str, Any]]) -> None:
         subject = self.hash_subject(self.subject_of(draft))
         refs = [{"$encrypted": path, "hmac": self.hmac_value(value)} for path, value in sealed]
         extra = draft.get("extra") or {}
         grown = {**extra, ENCRYPTED_KEY: refs}
-        if len(json.dumps(to_json_value(grown), ensure_ascii=False).encode()) > MAX_EXTRA_BYTES:
+        if extra and len(json.dumps(to_json_value(grown)).encode()) > MAX_EXTRA_BYTES:
             log.warning("provmark: record %s: extra is full; originals not encrypted", record_id)
             return
         items = [Plaintext(record_id, path, subject, encode_value(value)) for path, value in sealed]
@@ -298,13 +315,6 @@ class Privacy:
             self.vault.close()
 
 
-class _Missing:
-    pass
-
-
-_MISSING = _Missing()
-
-
 class VaultedStore:
     """The store as the writer sees it: pending ciphertexts are written before each batch."""
 
@@ -328,4 +338,3 @@ def writer_store(store: Store, privacy: Privacy | None) -> Store:
     if privacy is None or privacy.vault is None or privacy.direct:
         return store
     return cast(Store, VaultedStore(store, privacy))
-

@@ -285,9 +285,7 @@ def _changed(before: Any, after: Any, path: str = "") -> list[str]:
     return [] if before == after else [path or "$"]
 
 
-def _with_revealed(
-    rec: Record, found: Mapping[tuple[str, str], Revealed], pm: Provmark
-) -> Record:
+def _with_revealed(rec: Record, found: Mapping[tuple[str, str], Revealed], pm: Provmark) -> Record:
     refs = rec.extra.get(ENCRYPTED_KEY)
     if not isinstance(refs, list) or not refs:
         return rec
@@ -318,8 +316,10 @@ def _with_revealed(
             message = str(got.value)
         elif path.startswith("input.snapshot."):
             nested.append((path[len("input.snapshot.") :], got.value))
-    if nested and snapshot is not None and not any(
-        r.get("$encrypted") == "input.snapshot" for r in refs if isinstance(r, dict)
+    if (
+        nested
+        and snapshot is not None
+        and not any(r.get("$encrypted") == "input.snapshot" for r in refs if isinstance(r, dict))
     ):
         snapshot = _fill(snapshot, nested)
     update: dict[str, Any] = {
@@ -353,4 +353,3 @@ def _fill(snapshot: str, nested: list[tuple[str, Any]]) -> str:
 
 def _json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
-

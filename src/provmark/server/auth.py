@@ -5,10 +5,12 @@ A token is ``pmk_<token id>_<secret>``; only its SHA-256 is stored (the secret i
 once, by ``provmark tokens create``. Roles (design section 5):
 
 ``ingest``     may only ``POST /v1/records`` (services that capture).
-``developer``  reads the sanitized view (input snapshot, actor user id and error
-               message replaced), verifies, reads proofs and checkpoints, and may
+``developer``  reads the sanitized view (the privacy layer's ``pm.view("developer")``:
+               PII detectors over free text, user ids hashed), verifies, reads proofs
+               and checkpoints, and may
                ``POST /v1/records`` (so one token serves an app that captures and checks).
-``auditor``    reads everything; every such read is written to the audit log.
+``auditor``    reads everything (encrypted fields decrypted, each decryption logged in
+               the vault); every such read is also written to the server's audit log.
 ``admin``      manages tokens and webhooks and reads the audit log; reads records
                through the sanitized view like a developer.
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +11,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..client import Provmark
+from ..privacy.views import RecordView, sanitizer
+from ..record import Record
+from ..redaction import Redactor
 from ..store.base import StoredRecord
 from .auth import ANONYMOUS_LOCAL, AuditLog, Principal, TokenStore
 from .delivery import WebhookService
@@ -20,7 +21,7 @@ from .metrics import Metrics
 from .problems import Problem
 from .settings import Settings
 from .state import StateDB
-from .views import shown, stored_json
+from .views import HASH_PREFIX, split, stored_json
 from .webhooks import WebhookStore
 
 log = logging.getLogger("provmark.server")
@@ -41,19 +42,44 @@ class ServerContext:
     metrics: Metrics
     service: WebhookService | None = None
     queue: Any = None
-    actor_key: bytes = b""
+    developer_redactor: Redactor | None = None
 
-    def hash_user(self, user_id: str) -> str:
-        """The same value as ``Provmark.hash_user_id`` (key loaded once, not per record)."""
-        if not self.actor_key:
-            self.actor_key = self.pm.keystore.secret("actor")
-        digest = hmac.new(self.actor_key, user_id.encode(), hashlib.sha256).hexdigest()
-        return "hmac-sha256:" + digest
+    def records(self, request: Request, who: Principal) -> RecordView:
+        """The privacy layer's view for this caller: auditors read decrypted records (each
+        decryption logged in the vault), developers and admins the sanitized view."""
+        role = "auditor" if who.full_view else who.role
+        principal = f"token:{who.token_id}" + (f" ({who.name})" if who.name else "")
+        return self.pm.view(
+            role, principal=principal, reason=request.headers.get("x-provmark-reason")
+        )
+
+    def sanitize_json(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The developer view of a record's payload fields (``pm.view("developer")``'s rules)."""
+        if self.developer_redactor is None:
+            self.developer_redactor = sanitizer(self.pm)
+        clean: dict[str, Any] = self.developer_redactor.redact_document(data).doc
+        actor = clean.get("actor")
+        if isinstance(actor, dict) and actor.get("user_id"):
+            user = str(actor["user_id"])
+            if not user.startswith(HASH_PREFIX):
+                actor["user_id"] = self.pm.hash_user_id(user)
+        return clean
 
     def view(self, record: StoredRecord | dict[str, Any], who: Principal) -> dict[str, Any]:
-        """The record as ``who`` may see it (see ``views``)."""
+        """A record JSON object (or stored record) as ``who`` may see it."""
         data = stored_json(record) if isinstance(record, StoredRecord) else record
-        return shown(data, who.full_view, self.hash_user)
+        if who.full_view:
+            return {**data, "view": "full"}
+        body, rest = split(data)
+        return {**self.sanitize_json(body), **rest, "view": "sanitized"}
+
+    def shown(self, record: Record, who: Principal) -> dict[str, Any]:
+        """A record (already this caller's view) as the API returns it."""
+        return {
+            "slug": record.slug,
+            **record.model_dump(mode="json", exclude_none=True),
+            "view": "full" if who.full_view else "sanitized",
+        }
 
     def audit_read(self, request: Request, who: Principal, action: str, target: str) -> None:
         """Log a full-data read (auditor); ``X-Provmark-Reason`` says why, when given."""

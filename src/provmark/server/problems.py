@@ -24,6 +24,7 @@ from ..errors import (
     StoreError,
     VerificationError,
 )
+from ..privacy.errors import AccessDenied
 
 log = logging.getLogger("provmark.server")
 
@@ -188,6 +189,10 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(KeyStoreError)
     async def _keys(request: Request, exc: KeyStoreError) -> JSONResponse:
         return problem_response(request, 500, "key-error", str(exc))
+
+    @app.exception_handler(AccessDenied)
+    async def _denied(request: Request, exc: AccessDenied) -> JSONResponse:
+        return problem_response(request, 403, "forbidden", str(exc))
 
     @app.exception_handler(ProvmarkError)
     async def _provmark(request: Request, exc: ProvmarkError) -> JSONResponse:

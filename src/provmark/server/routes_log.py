@@ -25,12 +25,12 @@ from starlette.datastructures import UploadFile
 
 from ..errors import VerificationError
 from ..log.merkle import consistency_proof
+from ..privacy.views import RecordView
 from ..verify import Verified, parse_checkpoint_body, verify_evidence
 from .auth import Principal
 from .context import Reader, ServerContext, get_context
 from .problems import Problem
 from .routes_records import _HEX64, read_body
-from .views import record_json
 
 log = logging.getLogger("provmark.server")
 router = APIRouter(tags=["verification and log"])
@@ -248,7 +248,7 @@ def verify_sha(
 
 
 def _answer(
-    ctx: ServerContext, who: Principal, sha: str, options: dict[str, Any]
+    ctx: ServerContext, view: RecordView, who: Principal, sha: str, options: dict[str, Any]
 ) -> dict[str, Any]:
     names = [*CHECKS, "consistency"] if options.get("trusted_checkpoint") else list(CHECKS)
     try:
@@ -296,7 +296,7 @@ def _answer(
     out["content_sha256"] = sha
     out["checks"] = [{"check": c.name, "result": "pass", "detail": c.detail} for c in v.checks]
     out["checkpoint"] = v.checkpoint
-    out["record"] = ctx.view(record_json(v.payload, v.signature, v.index, v.leaf_hash), who)
+    out["record"] = ctx.shown(view.get(v.record_id), who)
     return out
 
 
@@ -311,7 +311,8 @@ async def verify(
 ) -> dict[str, Any]:
     ctx = get_context(request)
     sha, options = await _content(request, ctx.settings.max_body_bytes)
-    answer = await run_in_threadpool(_answer, ctx, who, sha, options)
+    view = ctx.records(request, who)
+    answer = await run_in_threadpool(_answer, ctx, view, who, sha, options)
     if answer["verified"]:
         await run_in_threadpool(ctx.audit_read, request, who, "record.verify", answer["record_id"])
     return answer

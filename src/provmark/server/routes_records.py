@@ -21,15 +21,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from ..client import _time_arg
 from ..errors import ConfigError, NotFoundError, RecordError, VerificationError
+from ..privacy.errors import AccessDenied
 from ..record import slug_for, validate_record
-from ..store.base import Query as StoreQuery
 from ..store.base import StoredRecord
 from ..verify import parse_checkpoint_body
 from .context import Reader, ServerContext, Writer, get_context
 from .problems import Problem
-from .views import sensitive_fields
 
 router = APIRouter(tags=["records"])
 
@@ -244,9 +242,9 @@ def get_record(
     who: Reader,
 ) -> dict[str, Any]:
     ctx = get_context(request)
-    stored = _stored(ctx, record_id)
-    ctx.audit_read(request, who, "record.read", stored.record_id)
-    return ctx.view(stored, who)
+    record = ctx.records(request, who).get(record_id)
+    ctx.audit_read(request, who, "record.read", record.record_id)
+    return ctx.shown(record, who)
 
 
 @router.get("/v1/records", summary="Records matching every filter, newest first, cursor-paginated")
@@ -295,20 +293,18 @@ def list_records(
             )
         tags[key] = value
     try:
-        page = ctx.pm.store.find(
-            StoreQuery(
-                output=output,
-                model=model,
-                actor=actor,
-                operation=operation,
-                status=status,
-                since=_time_arg("since", since),
-                until=_time_arg("until", until),
-                tags=tags,
-                limit=limit,
-                cursor=cursor,
-                order=order,
-            )
+        page = ctx.records(request, who).find(
+            output=output,
+            model=model,
+            actor=actor,
+            operation=operation,
+            status=status,
+            since=since,
+            until=until,
+            tags=tags,
+            limit=limit,
+            cursor=cursor,
+            order=order,
         )
     except ConfigError as exc:
         name = next(
@@ -317,7 +313,7 @@ def list_records(
         )
         field = f"query.{name}" if name else "query"
         raise Problem(422, "invalid-parameter", str(exc), field=field, reason=str(exc)) from None
-    records = [ctx.view(r, who) for r in page.records]
+    records = [ctx.shown(r, who) for r in page.records]
     if records:
         ctx.audit_read(request, who, "record.list", ",".join(r["record_id"] for r in records))
     out: dict[str, Any] = {
@@ -382,19 +378,16 @@ def get_bundle(
 ) -> JSONResponse:
     ctx = get_context(request)
     stored = _stored(ctx, record_id)
-    if not who.full_view:
-        fields = sensitive_fields(json.loads(stored.payload))
-        if fields:
-            raise Problem(
-                403,
-                "bundle-needs-auditor",
-                "a bundle carries the signed record verbatim and this one holds "
-                f"{', '.join(fields)}; only an auditor may fetch it "
-                "(developers: use POST /v1/verify)",
-                field=fields[0],
-                reason="would reveal data the sanitized view hides",
-            )
-    bundle = ctx.pm.bundle(stored.record_id)
+    try:
+        bundle = ctx.records(request, who).bundle(stored.record_id)
+    except AccessDenied as exc:
+        raise Problem(
+            403,
+            "bundle-needs-auditor",
+            f"{exc} (a bundle carries the signed record verbatim; developers: POST /v1/verify)",
+            field="path.record_id",
+            reason="the bundle would reveal data the sanitized view hides",
+        ) from None
     ctx.audit_read(request, who, "record.bundle", stored.record_id)
     slug = slug_for(stored.record_id)
     return JSONResponse(

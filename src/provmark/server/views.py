@@ -1,27 +1,15 @@
-"""How records are shown to each role: the full view and the sanitized view.
+"""Record JSON as the API shows it, and the sanitized view of a raw record object.
 
-The sanitized view (developers, admins) replaces, wherever they appear:
-
-* ``input.snapshot``  -> ``"[redacted]"``
-* ``actor.user_id``   -> ``hmac-sha256:<hex>``, keyed with the store's ``actor`` secret,
-  the same value ``provmark.open(..., hash_user_ids=True)`` stores, so equal users stay
-  matchable; ids that are already hashed are left alone
-* ``error.message``   -> ``"[redacted]"`` (``error.type`` stays)
-
-and says so in ``"view": "sanitized"`` and ``"redacted": [field, ...]``. A sanitized
-record's signature no longer matches its bytes, so it is for reading, not for
-verifying: ``POST /v1/verify`` checks the stored bytes on the server.
-
-Bundles carry the signed bytes verbatim (a changed byte breaks the signature), so
-a developer gets the bundle of a record only when sanitizing would change nothing;
-otherwise the answer is 403 naming the fields (ask an auditor, or verify with
-``POST /v1/verify``).
+Routes read through the privacy layer's role views (``pm.view(role, ...)``); these
+helpers serve code that holds stored bytes instead (the verify answer, the web UI):
+``record_json`` turns signed bytes into the API's record object, and
+``ServerContext.view`` applies the same sanitizer as ``pm.view("developer")``
+(``provmark.privacy.views.sanitizer``: PII detectors over free text, user ids hashed).
 """
 
 from __future__ import annotations
 
 import base64
-import copy
 import json
 from collections.abc import Callable
 from typing import Any
@@ -31,16 +19,14 @@ from ..store.base import StoredRecord
 
 REDACTED = "[redacted]"
 HASH_PREFIX = "hmac-sha256:"
-
-HashUser = Callable[[str], str]
+_NOT_PAYLOAD = ("slug", "signature", "log", "view")
 
 
 def record_json(
     payload: bytes, signature: dict[str, str], index: int, leaf_hash: bytes
 ) -> dict[str, Any]:
-    """A record as the API returns it: ``slug``, the signed payload's fields exactly as
-    stored (so RFC 8785 of them minus ``slug``/``signature``/``log``/``view`` is the
-    signed payload), its ``signature`` and its ``log`` position."""
+    """``slug``, the signed payload's fields exactly as stored (RFC 8785 of them without
+    ``slug``/``signature``/``log``/``view`` is the signed payload), ``signature``, ``log``."""
     data = json.loads(payload)
     return {
         "slug": slug_for(str(data.get("record_id", ""))),
@@ -54,39 +40,39 @@ def stored_json(stored: StoredRecord) -> dict[str, Any]:
     return record_json(stored.payload, stored.signature, stored.index, stored.leaf_hash())
 
 
-def sensitive_fields(data: dict[str, Any]) -> list[str]:
-    """The fields of a record (JSON object) that the sanitized view replaces."""
+def split(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(payload fields, the rest: slug, signature, log, view)."""
+    body = {k: v for k, v in data.items() if k not in _NOT_PAYLOAD}
+    rest = {k: data[k] for k in _NOT_PAYLOAD if k in data}
+    return body, rest
+
+
+def changed_paths(before: Any, after: Any, path: str = "") -> list[str]:
+    """Dotted paths where two JSON values differ."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        out: list[str] = []
+        for key in sorted(set(before) | set(after)):
+            sub = f"{path}.{key}" if path else key
+            out += changed_paths(before.get(key), after.get(key), sub)
+        return out
+    return [] if before == after else [path or "<record>"]
+
+
+def sensitive_fields(
+    data: dict[str, Any], sanitize: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+) -> list[str]:
+    """The fields the sanitized view would change. With ``sanitize`` (for example
+    ``ServerContext.sanitize_json``) exactly; without it, the fields that may carry
+    personal data whatever the detectors find: snapshot, user id, error message."""
+    body, _ = split(data)
+    if sanitize is not None:
+        return changed_paths(body, sanitize(body))
     found = []
-    inp = data.get("input") or {}
-    if inp.get("snapshot") not in (None, REDACTED):
+    if (body.get("input") or {}).get("snapshot") not in (None, REDACTED):
         found.append("input.snapshot")
-    actor = data.get("actor") or {}
-    user = actor.get("user_id")
+    user = (body.get("actor") or {}).get("user_id")
     if user and not str(user).startswith(HASH_PREFIX):
         found.append("actor.user_id")
-    err = data.get("error") or {}
-    if err.get("message") not in (None, REDACTED):
+    if (body.get("error") or {}).get("message") not in (None, REDACTED):
         found.append("error.message")
     return found
-
-
-def sanitize(data: dict[str, Any], hash_user: HashUser) -> dict[str, Any]:
-    """A sanitized copy of a record JSON object (see the module doc)."""
-    fields = sensitive_fields(data)
-    out = copy.deepcopy(data)
-    for name in fields:
-        part, key = name.split(".")
-        if name == "actor.user_id":
-            out[part][key] = hash_user(str(out[part][key]))
-        else:
-            out[part][key] = REDACTED
-    out["view"] = "sanitized"
-    out["redacted"] = fields
-    return out
-
-
-def shown(data: dict[str, Any], full: bool, hash_user: HashUser) -> dict[str, Any]:
-    """The record JSON for a caller: full (auditors) or sanitized."""
-    if full:
-        return {**data, "view": "full"}
-    return sanitize(data, hash_user)

@@ -80,7 +80,9 @@ class HammingIndex:
         qs: list[I64] = []
         rows: list[I64] = []
         if self._built:
-            groups = [(r, np.flatnonzero(radius // PIECES == r)) for r in set((radius // PIECES).tolist())]
+            groups = [
+                (r, np.flatnonzero(radius // PIECES == r)) for r in set((radius // PIECES).tolist())
+            ]
             for piece in range(PIECES):
                 pieces = (queries >> np.uint64(PIECE_BITS * piece)) & np.uint64(0xFFFF)
                 for r, sel in groups:

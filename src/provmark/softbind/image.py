@@ -97,6 +97,18 @@ def sniff_image(head: bytes) -> str | None:
     return None
 
 
+def require() -> None:
+    """Import Pillow and ImageHash now, with a clear error when they are missing."""
+    _pil()
+    try:
+        import imagehash  # noqa: F401
+        import scipy.fftpack  # noqa: F401  (imagehash imports it on the first pHash)
+    except ImportError:
+        raise ConfigError(
+            "image fingerprints need ImageHash: pip install 'provmark[softbind]'"
+        ) from None
+
+
 def _pil() -> Any:
     try:
         from PIL import Image

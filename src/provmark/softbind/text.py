@@ -202,7 +202,14 @@ def parts(segs: list[Segment], keyed: Keyed) -> list[Part]:
             if len(group) >= 2 and len(words) >= MIN_PART_WORDS:
                 data = b"p\x00" + " ".join(words).encode()
                 out.append(
-                    Part(keyed.int64(data), PARAGRAPH, p_no, len(words), group[0].start, group[-1].end)
+                    Part(
+                        keyed.int64(data),
+                        PARAGRAPH,
+                        p_no,
+                        len(words),
+                        group[0].start,
+                        group[-1].end,
+                    )
                 )
     for i, s in enumerate(segs):
         if len(s.words) >= MIN_PART_WORDS:

@@ -69,12 +69,8 @@ _LOCK_SQL = (
     " SET LOCAL idle_in_transaction_session_timeout = '15s';"
     f" SELECT pg_advisory_xact_lock({migrations.LOCK_CLASS}, hashtext(current_schema()))"
 )
-_KEEPALIVES = {
-    "keepalives": "1",
-    "keepalives_idle": "10",
-    "keepalives_interval": "3",
-    "keepalives_count": "3",
-}
+_KEEPALIVES = {"keepalives": "1", "keepalives_idle": "10", "keepalives_interval": "3",
+               "keepalives_count": "3"}  # fmt: skip
 
 
 def _row(row: tuple[Any, ...]) -> StoredRecord:
@@ -159,8 +155,7 @@ class PostgresStore:
                 f"cannot connect to {self.url}: {_why(dsn, connect_timeout)}"
             ) from None
         try:
-            self.schema_version = self._init_schema(origin, migrate)
-            self.origin = self._meta("origin")
+            self.schema_version, self.origin = self._init_schema(origin, migrate)
         except BaseException:
             self._pool.close()
             raise
@@ -169,8 +164,8 @@ class PostgresStore:
         return f"PostgresStore({self.url!r})"
 
     # ------------------------------------------------------------ schema
-    def _init_schema(self, origin: str | None, migrate: bool) -> int:
-        def run(conn: psycopg.Connection[Any]) -> int:
+    def _init_schema(self, origin: str | None, migrate: bool) -> tuple[int, str]:
+        def run(conn: psycopg.Connection[Any]) -> tuple[int, str]:
             version = migrations.current(conn)
             migrations.check(version, self.url)
             if version < migrations.latest():
@@ -186,15 +181,10 @@ class PostgresStore:
                 " ON CONFLICT (key) DO NOTHING",
                 (chosen, now_utc()),
             )
-            return version
+            row = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
+            return version, str(row[0]) if row else chosen
 
         return self._run(run, retry=False)
-
-    def _meta(self, key: str) -> str:
-        rows = self._query("SELECT value FROM meta WHERE key = %s", (key,))
-        if not rows:
-            raise StoreError(f"{self.url}: meta key {key!r} is missing")
-        return str(rows[0][0])
 
     # ------------------------------------------------------------ plumbing
     def _run(self, fn: Callable[[psycopg.Connection[Any]], T], *, retry: bool = True) -> T:
@@ -247,13 +237,7 @@ class PostgresStore:
             f"{_LOCK_SQL}; SELECT max(idx) FROM nodes WHERE level = 0;"
             f" SELECT record_id FROM records WHERE record_id = ANY('{{{ids}}}'::uuid[])".encode()
         )
-        results = []
-        while True:
-            if cur.description is not None:
-                results.append(cur.fetchall())
-            if not cur.nextset():
-                break
-        _, (size_row, *_), id_rows = results
+        _, (size_row, *_), id_rows = [r.fetchall() for r in cur.results() if r.description]
         size = 0 if size_row[0] is None else int(size_row[0]) + 1
         existing = {str(r[0]) for r in id_rows}
         rng = self._range
@@ -291,27 +275,20 @@ class PostgresStore:
         # batches go faster as pipelined INSERTs (one round trip for everything).
         rows = sum(len(data) for _, _, data in tables)
         small = self._write == "executemany" or rows <= self.pipeline_rows
-        with conn.cursor() as cur:
-            if small:
-                with conn.pipeline():
-                    for table, columns, data in tables:
-                        if not data:
-                            continue
-                        names = ", ".join(name for name, _ in columns)
-                        marks = ", ".join(["%s"] * len(columns))
-                        sql = f"INSERT INTO {table} ({names}) VALUES ({marks})"
-                        cur.executemany(sql.encode(), data)
-                    cur.execute(_CHECKPOINT_SQL, (cp.size, cp.root, cp.note, cp.created_at))
-                return
+        with conn.cursor() as cur, conn.pipeline() if small else contextlib.nullcontext():
             for table, columns, data in tables:
-                if not data:
-                    continue
                 names = ", ".join(name for name, _ in columns)
-                sql = f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)"
-                with cur.copy(sql.encode()) as copy:
-                    copy.set_types([kind for _, kind in columns])
-                    for r in data:
-                        copy.write_row(r)
+                if small and data:
+                    marks = ", ".join(["%s"] * len(columns))
+                    cur.executemany(
+                        f"INSERT INTO {table} ({names}) VALUES ({marks})".encode(), data
+                    )
+                elif data:
+                    sql = f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)"
+                    with cur.copy(sql.encode()) as copy:
+                        copy.set_types([kind for _, kind in columns])
+                        for r in data:
+                            copy.write_row(r)
             cur.execute(_CHECKPOINT_SQL, (cp.size, cp.root, cp.note, cp.created_at))
 
     def put_public_keys(self, keys: Sequence[PublicKey]) -> None:
@@ -360,13 +337,9 @@ class PostgresStore:
     def find(self, query: Query) -> Page[StoredRecord]:
         where: list[str] = []
         args: list[Any] = []
-        for column, value in (
-            ("output_sha256", query.output),
-            ("model", query.model),
-            ("actor", query.actor),
-            ("operation", query.operation),
-            ("status", query.status),
-        ):
+        columns = ("output_sha256", "model", "actor", "operation", "status")
+        values = (query.output, query.model, query.actor, query.operation, query.status)
+        for column, value in zip(columns, values, strict=True):
             if value is not None:
                 where.append(f"{column} = %s")
                 args.append(value)

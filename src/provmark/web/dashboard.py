@@ -40,7 +40,7 @@ class Row:
     """The few fields of one record the dashboard counts."""
 
     at: datetime
-    model: str
+    model: tuple[str, str | None]  # name, version
     operation: str
     status: str
 
@@ -50,11 +50,10 @@ def row_of(payload: bytes) -> Row | None:
     try:
         data = json.loads(payload)
         model = data.get("model") or {}
-        name = str(model.get("name", "?"))
         version = model.get("version")
         return Row(
             at=parse_time(str(data["generated_at"])),
-            model=f"{name} {version}" if version else name,
+            model=(str(model.get("name", "?")), None if version is None else str(version)),
             operation=str(data.get("operation", "?")),
             status=str(data.get("status", "ok")),
         )
@@ -65,12 +64,18 @@ def row_of(payload: bytes) -> Row | None:
 def aggregate(
     rows: list[Row], *, now: datetime, window: int, bucket: int, truncated: bool
 ) -> dict[str, Any]:
-    """Per-bucket counts and totals of the rows generated in ``(now - window, now]``."""
-    start = now - timedelta(seconds=window)
+    """Per-bucket counts and totals of the rows of the last ``window`` seconds.
+
+    Buckets start on whole multiples of ``bucket`` (whole minutes, quarter hours...);
+    the last one holds ``now``.
+    """
+    epoch = now.timestamp()
+    end = datetime.fromtimestamp(epoch - epoch % bucket + bucket, UTC)
+    start = end - timedelta(seconds=window)
     n = window // bucket
     counts = [0] * n
     errors = [0] * n
-    by_model: Counter[str] = Counter()
+    by_model: Counter[tuple[str, str | None]] = Counter()
     by_operation: Counter[str] = Counter()
     by_status: Counter[str] = Counter()
     for row in rows:
@@ -101,7 +106,10 @@ def aggregate(
         "series": series,
         "records": sum(counts),
         "truncated": truncated,
-        "by_model": [{"model": k, "count": v} for k, v in by_model.most_common()],
+        "by_model": [
+            {"name": name, "version": version, "count": v}
+            for (name, version), v in by_model.most_common()
+        ],
         "by_operation": [{"operation": k, "count": v} for k, v in by_operation.most_common()],
         "by_status": dict(by_status),
         "peak_per_minute": max((s["per_minute"] for s in series), default=0),
@@ -176,7 +184,7 @@ def activity(
         if cached is not None:
             return cached
     moment = now or datetime.now(UTC)
-    rows, truncated = window_rows(pm, moment - timedelta(seconds=span), limit)
+    rows, truncated = window_rows(pm, moment - timedelta(seconds=span + bucket), limit)
     answer = {
         "window": window,
         **aggregate(rows, now=moment, window=span, bucket=bucket, truncated=truncated),

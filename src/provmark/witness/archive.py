@@ -142,7 +142,9 @@ class TrustArchive:
         found = row.fetchone()
         return ArchivedCheckpoint(found[0], found[1]) if found else None
 
-    def checkpoints(self, *, min_size: int = 0, newest_first: bool = True) -> list[ArchivedCheckpoint]:
+    def checkpoints(
+        self, *, min_size: int = 0, newest_first: bool = True
+    ) -> list[ArchivedCheckpoint]:
         order = "DESC" if newest_first else "ASC"
         rows = self._db.execute(
             f"SELECT size, note FROM checkpoints WHERE size >= ? ORDER BY size {order}",

@@ -215,9 +215,7 @@ def require_cosignatures(
     if minimum < 0:
         raise ConfigError(f"--min must be at least 0, not {minimum}")
     if minimum > len(cosigners):
-        raise ConfigError(
-            f"--min {minimum} is more than the {len(cosigners)} witness keys given"
-        )
+        raise ConfigError(f"--min {minimum} is more than the {len(cosigners)} witness keys given")
     body, valid = open_cosignatures(note_text, cosigners, now=now)
     if len(valid) < minimum:
         _, sigs = parse_note(note_text)
@@ -228,10 +226,11 @@ def require_cosignatures(
             - {f"{s.name}+{s.key_id:08x}" for s in sigs if s.name == origin}
         )
         have = ", ".join(c.name for c in valid) or "none"
-        extra = f"; cosigned by keys not in the witness list: {', '.join(unknown)}" if unknown else ""
+        extra = (
+            f"; cosigned by keys not in the witness list: {', '.join(unknown)}" if unknown else ""
+        )
         raise VerificationError(
             CHECK,
-            f"{len(valid)} of the required {minimum} witness cosignatures "
-            f"(valid: {have}){extra}",
+            f"{len(valid)} of the required {minimum} witness cosignatures (valid: {have}){extra}",
         )
     return valid

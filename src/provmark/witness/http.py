@@ -79,7 +79,9 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet; errors go in replies
         pass
 
-    def _reply(self, status: int, body: str, content_type: str = "text/plain; charset=utf-8") -> None:
+    def _reply(
+        self, status: int, body: str, content_type: str = "text/plain; charset=utf-8"
+    ) -> None:
         data = body.encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", content_type)

@@ -216,7 +216,7 @@ class TrustPolicy:
             except VerificationError:
                 continue
             how = f"checkpoint of size {cp.size} cosigned by {k} witness(es) ({_describe(cosigs)})"
-            return epoch_to_rfc3339(at), how
+            return epoch_to_rfc3339(at + 1), how  # whole seconds: signed before at + 1
         return None
 
     def _stamped_by(
@@ -237,9 +237,9 @@ class TrustPolicy:
                 cp = self._included(pm, trust, rec, note)
             except VerificationError:
                 continue
-            how = f"checkpoint of size {cp.size} time-stamped by {info.tsa}"
-            if best is None or info.gen_time < best[0]:
-                best = (info.gen_time, how)
+            how = f"checkpoint of size {cp.size} time-stamped by {info.tsa} at {info.gen_time}"
+            if best is None or info.latest < best[0]:
+                best = (info.latest, how)
         return best
 
     def _existed_by(
@@ -291,7 +291,7 @@ class TrustPolicy:
             if at is None:
                 return None
             how = f"checkpoint of size {verified.tree_size} cosigned ({_describe(cosigs)})"
-            return epoch_to_rfc3339(at), how
+            return epoch_to_rfc3339(at + 1), how
 
         self._check_revocation(verified, existed_by)
         return verified

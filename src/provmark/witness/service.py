@@ -205,7 +205,8 @@ class Witness:
         try:
             open_note(note, verifiers)
         except VerificationError as exc:
-            raise WitnessRefusal(403, f"checkpoint not signed by the log's key: {exc.detail}")
+            detail = exc.detail
+            raise WitnessRefusal(403, f"checkpoint not signed by the log's key: {detail}") from None
         if old_size < 0 or old_size > checkpoint.size:
             raise WitnessRefusal(
                 400, f"old size {old_size} is larger than the checkpoint size {checkpoint.size}"
@@ -247,8 +248,12 @@ class Witness:
                 verify_consistency(old_size, cp.size, root, cp.root_hash, proof)
             except VerificationError as exc:
                 self._refuse(
-                    cp, 422, f"not consistent with size {old_size}: {exc.detail}", old_size,
-                    proof, note,
+                    cp,
+                    422,
+                    f"not consistent with size {old_size}: {exc.detail}",
+                    old_size,
+                    proof,
+                    note,
                 )
         now = int(time.time())
         self._db.execute(

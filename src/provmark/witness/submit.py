@@ -98,7 +98,9 @@ class WitnessGroup:
         if not witnesses:
             raise ConfigError("no witnesses to ask")
         self.witnesses = list(witnesses)
-        self._clients = {w.key.vkey(): WitnessClient(w.url or "", timeout=timeout) for w in witnesses}
+        self._clients = {
+            w.key.vkey(): WitnessClient(w.url or "", timeout=timeout) for w in witnesses
+        }
         self._pool = ThreadPoolExecutor(max_workers=len(witnesses), thread_name_prefix="witness")
 
     def close(self) -> None:
@@ -136,9 +138,13 @@ class WitnessGroup:
         retry: dict[str, tuple[int, list[bytes]]] = {}
         for w in self.witnesses:
             result = answers.get(w.key.vkey())
-            if isinstance(result, WitnessRefusal) and result.status == 409 and result.size is not None:
-                if result.size <= cp.size:  # our record of its size was stale: once more
-                    retry[w.key.vkey()] = (result.size, pm.consistency_proof(result.size, cp.size))
+            if (
+                isinstance(result, WitnessRefusal)
+                and result.status == 409
+                and result.size is not None
+                and result.size <= cp.size  # our record of its size was stale: once more
+            ):
+                retry[w.key.vkey()] = (result.size, pm.consistency_proof(result.size, cp.size))
         answers.update(self._ask(retry, cp.note))
         lines = []
         for w in self.witnesses:

@@ -1,0 +1,638 @@
+"""Soft binding: recall@1 per edit, false matches, lookup latency at 1M fingerprints, cost.
+
+    python bench/bench_softbind.py [--texts 10000] [--images 600] [--queries 1000]
+                                   [--scale 1000000] [--quick]
+
+Everything is made here, with no download:
+
+* texts: a word-level Markov chain trained on the Python documentation that ships
+  with Python (``pydoc_data.topics``), 80-400 words in 1-4 paragraphs;
+* images: scikit-image's bundled sample photos (whole, and cut into 160 px
+  tiles) plus generated scenes (shapes, text cards, blobs, smooth noise).
+
+The first ``--texts`` / ``--images`` are recorded with ``pm.record`` and
+fingerprinted; edited copies are looked up with ``fuzzy_verify`` (the path
+``provmark verify --fuzzy`` takes). recall@1 = the best match is the source
+record. False matches = content never recorded that gets any match. Then
+``--scale`` synthetic text and image fingerprints (random signatures, band keys,
+part hashes and pHash/dHash codes) are added to a copy of the store and the
+lookups are timed again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import random
+import re
+import shutil
+import sqlite3
+import sys
+import tempfile
+import textwrap
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageEnhance, ImageFont, PngImagePlugin
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import percentiles, save, table  # noqa: E402
+
+import provmark  # noqa: E402
+from provmark.softbind import Fingerprinter, fuzzy_verify  # noqa: E402
+from provmark.softbind import image as sbimage  # noqa: E402
+from provmark.softbind.lookup import match_image, match_text  # noqa: E402
+
+Doc = list[list[str]]  # paragraphs of sentences
+
+# ---------------------------------------------------------------- text corpus
+
+
+def markov() -> tuple[dict[str, list[str]], list[str], list[str]]:
+    import pydoc_data.topics
+
+    source = " ".join(pydoc_data.topics.topics.values())
+    tokens = [t.lower() for t in re.findall(r"[A-Za-z][A-Za-z'-]*|[.,;:?!]", source)]
+    follow: dict[str, list[str]] = defaultdict(list)
+    for a, b in zip(tokens, tokens[1:], strict=False):
+        follow[a].append(b)
+    starts = [b for a, b in zip(tokens, tokens[1:], strict=False) if a == "." and b.isalpha()]
+    vocab = sorted({t for t in tokens if t.isalpha()})
+    return dict(follow), starts, vocab
+
+
+def sentence(chain: dict[str, list[str]], starts: list[str], rng: random.Random) -> str:
+    words = [rng.choice(starts)]
+    while True:
+        nxt = rng.choice(chain.get(words[-1]) or starts)
+        n = sum(1 for w in words if w.isalpha())
+        if nxt in ".?!":
+            if n >= 6:
+                words.append(nxt)
+                break
+            continue
+        if n >= 30:
+            words.append(".")
+            break
+        if not (nxt in ",;:" and words[-1] in ",;:"):
+            words.append(nxt)
+    text = " ".join(words)
+    text = re.sub(r" ([.,;:?!])", r"\1", text)
+    return text[0].upper() + text[1:]
+
+
+def document(chain: dict[str, list[str]], starts: list[str], rng: random.Random) -> Doc:
+    target = rng.randint(80, 400)
+    paras: Doc = []
+    words = 0
+    while words < target:
+        para = []
+        for _ in range(rng.randint(2, 6)):
+            s = sentence(chain, starts, rng)
+            para.append(s)
+            words += len(s.split())
+            if words >= target:
+                break
+        paras.append(para)
+    return paras
+
+
+def render(doc: Doc) -> str:
+    return "\n\n".join(" ".join(p) for p in doc)
+
+
+# ---------------------------------------------------------------- text edits
+
+
+def typos(rate: float) -> Any:
+    def edit(doc: Doc, text: str, rng: random.Random, vocab: list[str]) -> str:
+        def one(m: re.Match[str]) -> str:
+            w = m.group()
+            if rng.random() >= rate:
+                return w
+            i = rng.randrange(len(w))
+            op = rng.randrange(4)
+            c = rng.choice("abcdefghijklmnopqrstuvwxyz")
+            if op == 0:
+                return w[:i] + c + w[i + 1 :]
+            if op == 1:
+                return w[:i] + w[i + 1 :]
+            if op == 2:
+                return w[:i] + c + w[i:]
+            j = min(i + 1, len(w) - 1)
+            return w[:i] + w[j] + w[i] + w[j + 1 :] if j > i else w
+
+        return re.sub(r"[A-Za-z]{2,}", one, text)
+
+    return edit
+
+
+def delete_sentences(doc: Doc, text: str, rng: random.Random, vocab: list[str]) -> str:
+    flat = [(i, s) for i, p in enumerate(doc) for s in p]
+    drop = set(rng.sample(range(len(flat)), max(1, len(flat) // 5)))
+    kept: Doc = [[] for _ in doc]
+    for k, (i, s) in enumerate(flat):
+        if k not in drop:
+            kept[i].append(s)
+    return render([p for p in kept if p])
+
+
+def reorder(doc: Doc, text: str, rng: random.Random, vocab: list[str]) -> str:
+    flat = [s for p in doc for s in p]
+    rng.shuffle(flat)
+    out, k = [], 0
+    for p in doc:
+        out.append(flat[k : k + len(p)])
+        k += len(p)
+    return render(out)
+
+
+def quote(share: float) -> Any:
+    def edit(doc: Doc, text: str, rng: random.Random, vocab: list[str]) -> str:
+        toks = list(re.finditer(r"\S+", text))
+        n = max(1, round(share * len(toks)))
+        start = rng.randrange(len(toks) - n + 1)
+        return text[toks[start].start() : toks[start + n - 1].end()]
+
+    return edit
+
+
+def swaps(rate: float) -> Any:
+    def edit(doc: Doc, text: str, rng: random.Random, vocab: list[str]) -> str:
+        return re.sub(
+            r"[A-Za-z]+", lambda m: rng.choice(vocab) if rng.random() < rate else m.group(), text
+        )
+
+    return edit
+
+
+def reformat(doc: Doc, text: str, rng: random.Random, vocab: list[str]) -> str:
+    """Re-wrapped lines, changed case, non-breaking and doubled spaces: same words."""
+    paras = []
+    for p in doc:
+        words = [w.upper() if rng.random() < 0.1 else w for w in " ".join(p).split()]
+        wrapped = textwrap.fill(" ".join(words), width=rng.randint(40, 80))
+        paras.append(wrapped.replace(" ", "\u00a0", 3).replace(", ", ",  "))
+    return "\r\n\r\n".join(paras)
+
+
+TEXT_EDITS: dict[str, Any] = {
+    "reformat (case, spacing, NFKC)": reformat,
+    "typos 1%": typos(0.01),
+    "typos 3%": typos(0.03),
+    "typos 5%": typos(0.05),
+    "sentence deletion 20%": delete_sentences,
+    "sentence reordering": reorder,
+    "quote 30%": quote(0.3),
+    "word swaps 5%": swaps(0.05),
+    "word swaps 10%": swaps(0.10),
+}
+
+# ---------------------------------------------------------------- images
+
+
+def sample_images() -> list[Image.Image]:
+    import skimage
+
+    folder = Path(skimage.__file__).parent / "data"
+    skip = {"chessboard_RGB.png", "motorcycle_right.png", "no_time_for_that_tiny.gif"}
+    out = []
+    for path in sorted(folder.glob("*")):
+        if path.suffix not in (".png", ".jpg") or path.name in skip:
+            continue
+        im = Image.open(path)
+        im = im.convert("RGB")
+        if min(im.size) < 100:
+            continue
+        out.append(im)
+        w, h = im.size
+        for x in range(0, w - 159, 160):
+            for y in range(0, h - 159, 160):
+                tile = im.crop((x, y, x + 160, y + 160))
+                if np.asarray(tile.convert("L"), dtype=np.float32).std() > 20:
+                    out.append(tile)
+    return out
+
+
+def generated(i: int) -> Image.Image:
+    rng = random.Random(i)
+    w, h = rng.choice([(256, 256), (320, 240), (240, 320), (384, 288)])
+    kind = i % 4
+    if kind == 3:  # smooth noise field in random colours
+        from scipy.ndimage import gaussian_filter
+
+        nr = np.random.default_rng(i)
+        field = gaussian_filter(nr.normal(size=(h, w)), sigma=rng.uniform(4, 20))
+        field = (field - field.min()) / (np.ptp(field) + 1e-9)
+        c0, c1 = nr.integers(0, 256, 3), nr.integers(0, 256, 3)
+        rgb = (c0[None, None, :] * (1 - field[..., None]) + c1 * field[..., None]).astype(np.uint8)
+        return Image.fromarray(rgb, "RGB")
+    if kind == 2:  # blobs
+        from skimage.data import binary_blobs
+
+        mask = binary_blobs(
+            length=max(w, h), blob_size_fraction=rng.uniform(0.05, 0.2), rng=i
+        )[:h, :w]
+        c0 = np.array([rng.randrange(256) for _ in range(3)], dtype=np.uint8)
+        c1 = np.array([rng.randrange(256) for _ in range(3)], dtype=np.uint8)
+        return Image.fromarray(np.where(mask[..., None], c1, c0).astype(np.uint8), "RGB")
+    img = Image.new("RGB", (w, h), tuple(rng.randrange(256) for _ in range(3)))
+    draw = ImageDraw.Draw(img)
+    if kind == 1:  # a text card
+        font = ImageFont.load_default(size=rng.randint(14, 28))
+        y = rng.randint(5, 30)
+        while y < h - 20:
+            words = " ".join(rng.choice(["model", "record", "signed", "log", "image", "proof",
+                                         "audit", "verify", "output", "key"]) for _ in range(4))
+            draw.text((rng.randint(2, 30), y), words, fill=tuple(rng.randrange(256) for _ in range(3)),
+                      font=font)
+            y += rng.randint(22, 40)
+        return img
+    for _ in range(rng.randint(4, 14)):  # shapes
+        x0, y0 = rng.randrange(w), rng.randrange(h)
+        x1, y1 = x0 + rng.randint(10, w // 2), y0 + rng.randint(10, h // 2)
+        c = tuple(rng.randrange(256) for _ in range(3))
+        r = rng.random()
+        if r < 0.4:
+            draw.ellipse([x0, y0, x1, y1], fill=c)
+        elif r < 0.8:
+            draw.rectangle([x0, y0, x1, y1], fill=c)
+        else:
+            draw.polygon([(rng.randrange(w), rng.randrange(h)) for _ in range(3)], fill=c)
+    return img
+
+
+def png(im: Image.Image, meta: bool = False) -> bytes:
+    buf = io.BytesIO()
+    info = None
+    if meta:
+        info = PngImagePlugin.PngInfo()
+        info.add_text("parameters", "prompt: a provenance benchmark image, steps 30, seed 1")
+    im.save(buf, "PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def jpeg(im: Image.Image, q: int) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=q)
+    return buf.getvalue()
+
+
+def crop(im: Image.Image, keep: float, rng: random.Random) -> Image.Image:
+    w, h = im.size
+    cw, ch = round(w * keep), round(h * keep)
+    x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+    return im.crop((x, y, x + cw, y + ch))
+
+
+IMAGE_EDITS: dict[str, Any] = {
+    "stripped metadata": lambda im, rng: png(im),
+    "resize 50%": lambda im, rng: png(im.resize((im.size[0] // 2, im.size[1] // 2))),
+    "JPEG quality 60": lambda im, rng: jpeg(im, 60),
+    "brightness +20%": lambda im, rng: png(ImageEnhance.Brightness(im).enhance(1.2)),
+    "brightness -20%": lambda im, rng: png(ImageEnhance.Brightness(im).enhance(0.8)),
+    "crop 10% (90% of each side)": lambda im, rng: png(crop(im, 0.9, rng)),
+    "crop 5% (95% of each side)": lambda im, rng: png(crop(im, 0.95, rng)),
+    "resize 50% + JPEG 60": lambda im, rng: jpeg(im.resize((im.size[0] // 2, im.size[1] // 2)), 60),
+}
+
+# ---------------------------------------------------------------- runs
+
+
+def lookup(pm: Any, fp: Fingerprinter, content: Any) -> tuple[Any, int]:
+    t = time.perf_counter_ns()
+    result = fuzzy_verify(pm, content, fingerprinter=fp)
+    return result, time.perf_counter_ns() - t
+
+
+def recall_row(name: str, results: list[tuple[Any, str, int]]) -> dict[str, Any]:
+    hits = sum(1 for r, want, _ in results if r.best is not None and r.best.record_id == want)
+    found = sum(1 for r, _, _ in results if r.matches)
+    lat = percentiles([ns for _, _, ns in results])
+    return {
+        "edit": name,
+        "queries": len(results),
+        "recall@1": round(hits / len(results), 4),
+        "any match": round(found / len(results), 4),
+        "p50 ms": lat["p50_us"] / 1000,
+        "p99 ms": lat["p99_us"] / 1000,
+    }
+
+
+def false_row(name: str, results: list[tuple[Any, int]]) -> dict[str, Any]:
+    false = sum(1 for r, _ in results if r.matches)
+    lat = percentiles([ns for _, ns in results])
+    return {
+        "unrelated content": name,
+        "queries": len(results),
+        "false matches": false,
+        "rate": round(false / len(results), 5),
+        "p99 ms": lat["p99_us"] / 1000,
+    }
+
+
+def capture(pm: Any, fp: Fingerprinter, outputs: list[Any], media: str) -> tuple[list[str], list[float]]:
+    model = provmark.Model("bench/softbind", version="1")
+    ids = []
+    for i, out in enumerate(outputs):
+        with pm.record(model=model, input=f"prompt {i}", media_type=media) as rec:
+            rec.set_output(out)
+        assert rec.record_id is not None
+        ids.append(rec.record_id)
+    pm.flush()
+    costs = []
+    for rid, out in zip(ids, outputs, strict=True):
+        t = time.perf_counter_ns()
+        done = fp.add(rid, out, media)
+        assert done.stored, done.detail
+        costs.append((time.perf_counter_ns() - t) / 1e6)
+    fp.flush()
+    return ids, costs
+
+
+def run_text(pm: Any, fp: Fingerprinter, n: int, queries: int, unrelated: int) -> dict[str, Any]:
+    chain, starts, vocab = markov()
+    rng = random.Random(12)
+    t0 = time.perf_counter()
+    docs = [document(chain, starts, rng) for _ in range(n + unrelated)]
+    texts = [render(d) for d in docs]
+    print(f"  generated {len(texts):,} texts in {time.perf_counter() - t0:.1f}s, "
+          f"{np.mean([len(t.split()) for t in texts]):.0f} words on average", file=sys.stderr)
+    ids, costs = capture(pm, fp, texts[:n], "text/plain")
+    rows = []
+    for name, edit in TEXT_EDITS.items():
+        erng = random.Random(name)
+        picks = erng.sample(range(n), min(queries, n))
+        results = []
+        for i in picks:
+            q = edit(docs[i], texts[i], erng, vocab)
+            r, ns = lookup(pm, fp, q)
+            results.append((r, ids[i], ns))
+        rows.append(recall_row(name, results))
+        print("  " + str(rows[-1]), file=sys.stderr)
+    false = [
+        false_row("new texts, whole", [lookup(pm, fp, t) for t in texts[n:]]),
+        false_row(
+            "new texts, 30% excerpts",
+            [lookup(pm, fp, quote(0.3)(d, t, random.Random(k), vocab))
+             for k, (d, t) in enumerate(zip(docs[n:], texts[n:], strict=True))],
+        ),
+    ]
+    c = percentiles([int(x * 1e6) for x in costs])
+    return {
+        "recall": rows,
+        "false": false,
+        "cost": {"p50_ms": c["p50_us"] / 1000, "p99_ms": c["p99_us"] / 1000},
+        "texts": texts,
+        "docs": docs,
+        "ids": ids,
+        "vocab": vocab,
+    }
+
+
+def run_images(pm: Any, fp: Fingerprinter, n: int, queries: int) -> dict[str, Any]:
+    pool = sample_images()
+    need = max(0, n + n // 2 - len(pool))
+    pool += [generated(i) for i in range(need)]
+    random.Random(5).shuffle(pool)
+    stored, unrelated = pool[:n], pool[n:]
+    print(f"  {len(pool)} images ({len(pool) - need} from scikit-image, {need} generated), "
+          f"{len(stored)} recorded, {len(unrelated)} unrelated", file=sys.stderr)
+    outputs = [png(im, meta=True) for im in stored]
+    ids, costs = capture(pm, fp, outputs, "image/png")
+    rows = []
+    for name, edit in IMAGE_EDITS.items():
+        erng = random.Random(name)
+        picks = erng.sample(range(n), min(queries, n))
+        results = []
+        for i in picks:
+            r, ns = lookup(pm, fp, edit(stored[i], erng))
+            results.append((r, ids[i], ns))
+        rows.append(recall_row(name, results))
+        print("  " + str(rows[-1]), file=sys.stderr)
+    jrng = random.Random(9)
+    false = [
+        false_row("images never recorded", [lookup(pm, fp, png(im)) for im in unrelated]),
+        false_row(
+            "never recorded, cropped 10%",
+            [lookup(pm, fp, png(crop(im, 0.9, jrng))) for im in unrelated],
+        ),
+    ]
+    c = percentiles([int(x * 1e6) for x in costs])
+    return {
+        "recall": rows,
+        "false": false,
+        "cost": {"p50_ms": c["p50_us"] / 1000, "p99_ms": c["p99_us"] / 1000},
+        "stored": stored,
+        "unrelated": unrelated,
+        "ids": ids,
+    }
+
+
+# ---------------------------------------------------------------- 1M fingerprints
+
+
+def add_synthetic(path: Path, count: int) -> float:
+    """``count`` random text and ``count`` random image fingerprints, inserted in key order."""
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(7)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=OFF")
+    (first,) = db.execute("SELECT coalesce(max(id), 0) + 1 FROM softbind_items").fetchone()
+    text_ids = np.arange(first, first + count, dtype=np.int64)
+    image_ids = text_ids + count
+    step = 100_000
+    db.execute("BEGIN")
+    for s in range(0, count, step):
+        ids = text_ids[s : s + step]
+        sigs = rng.integers(0, 2**32, size=(ids.size, 128), dtype=np.uint64).astype("<u4")
+        parts = rng.integers(-(2**63), 2**63 - 1, size=(ids.size, 15), dtype=np.int64)
+        db.executemany(
+            "INSERT INTO softbind_items (id, record_id, kind, media_type, size, shingles, signature,"
+            " parts, cost_us, created_at) VALUES (?, ?, 'text', 'text/plain', 250, 240, ?, ?, 0, 0)",
+            ((int(i), f"synthetic-{i}", sigs[k].tobytes(), parts[k].tobytes())
+             for k, i in enumerate(ids)),
+        )
+        iids = image_ids[s : s + step]
+        db.executemany(
+            "INSERT INTO softbind_items (id, record_id, kind, media_type, size, parts, cost_us,"
+            " created_at) VALUES (?, ?, 'image', 'image/png', 65536, x'', 0, 0)",
+            ((int(i), f"synthetic-{i}") for i in iids),
+        )
+    codes = rng.integers(-(2**63), 2**63 - 1, size=(count * 2, 2), dtype=np.int64)
+    items = np.repeat(image_ids, 2)
+    regions = np.tile(np.array([0, 1]), count)
+    db.executemany(
+        "INSERT INTO softbind_codes VALUES (?, ?, ?, ?)",
+        zip(items.tolist(), regions.tolist(), codes[:, 0].tolist(), codes[:, 1].tolist(),
+            strict=True),
+    )
+    for table_name, per in (("softbind_bands", 32), ("softbind_parts", 15)):
+        keys = rng.integers(-(2**63), 2**63 - 1, size=count * per, dtype=np.int64)
+        owners = np.repeat(text_ids, per)
+        order = np.argsort(keys)
+        keys, owners = keys[order], owners[order]
+        for s in range(0, keys.size, 2_000_000):
+            k, o = keys[s : s + 2_000_000].tolist(), owners[s : s + 2_000_000].tolist()
+            if table_name == "softbind_bands":
+                db.executemany("INSERT OR IGNORE INTO softbind_bands VALUES (?, ?)",
+                               zip(k, o, strict=True))
+            else:
+                db.executemany("INSERT OR IGNORE INTO softbind_parts VALUES (?, ?, 0, 2, 12)",
+                               zip(k, o, strict=True))
+    db.execute("COMMIT")
+    db.execute("ANALYZE")
+    db.close()
+    return time.perf_counter() - t0
+
+
+def run_scale(db: Path, home: Path, count: int, text: dict[str, Any], images: dict[str, Any],
+              queries: int) -> dict[str, Any]:
+    big = db.with_name("scale.db")
+    shutil.copy(db, big)
+    build = add_synthetic(big, count)
+    size_mb = big.stat().st_size / 1e6
+    print(f"  added {count:,} text + {count:,} image fingerprints in {build:.0f}s "
+          f"(file {size_mb:,.0f} MB)", file=sys.stderr)
+    rows = []
+    with provmark.open(big, home=home) as pm:
+        fp = Fingerprinter.for_provmark(pm)
+        try:
+            t0 = time.perf_counter()
+            fp.store.code_hits([])  # nothing: no load
+            fp.store._sync_codes()  # noqa: SLF001 - the first image lookup loads the codes
+            load = time.perf_counter() - t0
+            rng = random.Random(3)
+            for name in ("typos 3%", "quote 30%", "word swaps 10%"):
+                edit = TEXT_EDITS[name]
+                lat, full, hits = [], [], 0
+                for i in rng.sample(range(len(text["ids"])), queries):
+                    q = edit(text["docs"][i], text["texts"][i], rng, text["vocab"])
+                    t = time.perf_counter_ns()
+                    status, _, matches = match_text(fp.store, fp.keyed, q)
+                    lat.append(time.perf_counter_ns() - t)
+                    hits += bool(matches) and matches[0].record_id == text["ids"][i]
+                    t = time.perf_counter_ns()
+                    fuzzy_verify(pm, q, fingerprinter=fp)
+                    full.append(time.perf_counter_ns() - t)
+                rows.append(_scale_row(f"text, {name}", lat, full, hits / queries))
+            for name in ("JPEG quality 60", "crop 10% (90% of each side)"):
+                edit = IMAGE_EDITS[name]
+                lat, full, hits = [], [], 0
+                picks = rng.sample(range(len(images["ids"])), min(queries, len(images["ids"])))
+                for i in picks:
+                    data = edit(images["stored"][i], rng)
+                    _, probes = sbimage.query_probes(data, fp.keyed)
+                    t = time.perf_counter_ns()
+                    fp.store.code_hits(probes)
+                    lat.append(time.perf_counter_ns() - t)
+                    t = time.perf_counter_ns()
+                    _, _, matches = match_image(fp.store, fp.keyed, data)
+                    full.append(time.perf_counter_ns() - t)
+                    hits += bool(matches) and matches[0].record_id == images["ids"][i]
+                rows.append(_scale_row(f"image, {name}", lat, full, hits / len(picks)))
+            false = 0
+            for t in text["texts"][len(text["ids"]) :][:queries]:
+                false += bool(match_text(fp.store, fp.keyed, t)[2])
+            for im in images["unrelated"][:queries]:
+                false += bool(match_image(fp.store, fp.keyed, png(im))[2])
+            n_false = min(queries, len(text["texts"]) - len(text["ids"])) + min(
+                queries, len(images["unrelated"]))
+        finally:
+            fp.close()
+    big.unlink()
+    for extra in (big.with_name(big.name + "-wal"), big.with_name(big.name + "-shm")):
+        extra.unlink(missing_ok=True)
+    return {"rows": rows, "build_s": build, "file_mb": size_mb, "load_codes_s": load,
+            "false_matches": false, "false_queries": n_false}
+
+
+def _scale_row(name: str, lat: list[int], full: list[int], recall: float) -> dict[str, Any]:
+    a, b = percentiles(lat), percentiles(full)
+    return {
+        "lookup": name,
+        "recall@1": round(recall, 4),
+        "index p50 ms": a["p50_us"] / 1000,
+        "index p99 ms": a["p99_us"] / 1000,
+        "end-to-end p50 ms": b["p50_us"] / 1000,
+        "end-to-end p99 ms": b["p99_us"] / 1000,
+    }
+
+
+def storage(db: Path) -> dict[str, float]:
+    con = sqlite3.connect(db)
+    try:
+        sizes = dict(con.execute(
+            "SELECT name, sum(pgsize) FROM dbstat WHERE name LIKE '%softbind%' GROUP BY name"))
+        kinds = dict(con.execute("SELECT kind, count(*) FROM softbind_items GROUP BY kind"))
+    finally:
+        con.close()
+    return {"bytes_total": float(sum(sizes.values())), **{f"items_{k}": float(v)
+                                                          for k, v in kinds.items()}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--texts", type=int, default=10_000)
+    ap.add_argument("--unrelated-texts", type=int, default=2_000)
+    ap.add_argument("--images", type=int, default=600)
+    ap.add_argument("--queries", type=int, default=1_000, help="queries per edit type")
+    ap.add_argument("--scale", type=int, default=1_000_000, help="synthetic fingerprints per kind")
+    ap.add_argument("--scale-queries", type=int, default=300)
+    ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    a = ap.parse_args()
+    if a.quick:
+        a.texts, a.unrelated_texts, a.images, a.queries = 500, 200, 120, 100
+        a.scale, a.scale_queries = 20_000, 50
+    with tempfile.TemporaryDirectory() as d:
+        db, home = Path(d) / "softbind.db", Path(d) / "home"
+        with provmark.open(db, home=home, batch_size=2048) as pm:
+            fp = Fingerprinter.for_provmark(pm)
+            print("texts ...", file=sys.stderr)
+            text = run_text(pm, fp, a.texts, a.queries, a.unrelated_texts)
+            print("images ...", file=sys.stderr)
+            images = run_images(pm, fp, a.images, a.queries)
+            fp.close()
+        sizes = storage(db)
+        print(f"scale: {a.scale:,} synthetic fingerprints per kind ...", file=sys.stderr)
+        scale = run_scale(db, home, a.scale, text, images, a.scale_queries)
+    text_bytes = sizes["bytes_total"] / max(1.0, sizes.get("items_text", 0) + sizes.get(
+        "items_image", 0))
+    cost_rows = [
+        {"kind": "text", "fingerprint p50 ms": text["cost"]["p50_ms"],
+         "fingerprint p99 ms": text["cost"]["p99_ms"]},
+        {"kind": "image", "fingerprint p50 ms": images["cost"]["p50_ms"],
+         "fingerprint p99 ms": images["cost"]["p99_ms"]},
+    ]
+    print(table(f"Text: recall@1 per edit ({a.texts:,} texts recorded)", text["recall"]))
+    print()
+    print(table("Text: false matches", text["false"]))
+    print()
+    print(table(f"Images: recall@1 per edit ({a.images:,} images recorded)", images["recall"]))
+    print()
+    print(table("Images: false matches", images["false"]))
+    print()
+    print(table(f"Lookup with {a.scale:,} text + {a.scale:,} image fingerprints stored",
+                scale["rows"]))
+    print(f"false matches at scale: {scale['false_matches']} of {scale['false_queries']}; "
+          f"build {scale['build_s']:.0f}s, file {scale['file_mb']:,.0f} MB, "
+          f"image codes loaded in {scale['load_codes_s']:.2f}s")
+    print()
+    print(table("Capture cost (compute + buffered write, per output)", cost_rows))
+    print(f"storage: {sizes['bytes_total'] / 1e6:.1f} MB for {int(sizes.get('items_text', 0)):,} "
+          f"texts + {int(sizes.get('items_image', 0)):,} images (~{text_bytes:,.0f} bytes each)")
+    path = save("softbind", {
+        "text_recall": text["recall"], "text_false": text["false"],
+        "image_recall": images["recall"], "image_false": images["false"],
+        "scale": scale, "cost": cost_rows, "storage": sizes,
+        "params": {k: v for k, v in vars(a).items()},
+    })
+    print(f"saved {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,475 @@
+"""Where fingerprints live: the :class:`FingerprintStore` protocol and its SQLite tables.
+
+The SQLite implementation keeps its own tables (``softbind_*``) in the provmark
+store's file and uses its own connection, so the record tables and their
+writer are untouched:
+
+``softbind_meta``   key id of the soft-binding key and the fingerprint parameters
+``softbind_items``  one row per fingerprinted output: record id, kind, sizes, MinHash
+                    signature (text), capture cost in microseconds
+``softbind_bands``  LSH band key -> item (text near-duplicates)
+``softbind_parts``  keyed hash of a document / paragraph / sentence / pixel buffer -> item
+``softbind_codes``  pHash + dHash of an image region -> item
+
+Image codes are searched in memory (:class:`~provmark.softbind.hamming.HammingIndex`),
+loaded once and topped up with rows added since, by any process.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import ConfigError, StoreError
+from . import image as img
+from . import text as txt
+from .hamming import HammingIndex
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS softbind_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS softbind_items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    record_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    media_type TEXT,
+    size INTEGER NOT NULL,
+    shingles INTEGER,
+    width INTEGER,
+    height INTEGER,
+    signature BLOB,
+    parts BLOB NOT NULL,
+    cost_us INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    UNIQUE (record_id, kind)
+);
+CREATE TABLE IF NOT EXISTS softbind_bands (
+    key INTEGER NOT NULL, item INTEGER NOT NULL, PRIMARY KEY (key, item)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS softbind_parts (
+    hash INTEGER NOT NULL, item INTEGER NOT NULL, ord INTEGER NOT NULL,
+    kind INTEGER NOT NULL, words INTEGER NOT NULL,
+    PRIMARY KEY (hash, item, ord)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS softbind_codes (
+    item INTEGER NOT NULL, region INTEGER NOT NULL, phash INTEGER NOT NULL, dhash INTEGER NOT NULL,
+    PRIMARY KEY (item, region)
+) WITHOUT ROWID;
+"""
+TABLES = ("softbind_items", "softbind_bands", "softbind_parts", "softbind_codes")
+PARAMS = f"{txt.PARAMS}; {img.PARAMS}"
+
+
+def _signed(u: int) -> int:
+    return u - (1 << 64) if u >= 1 << 63 else u
+
+
+@dataclass(frozen=True)
+class Item:
+    """Everything stored for one fingerprinted output."""
+
+    record_id: str
+    kind: str  # "text" | "image"
+    media_type: str | None
+    size: int  # words (text) or pixels (image)
+    cost_us: int
+    shingles: int | None = None
+    width: int | None = None
+    height: int | None = None
+    signature: bytes | None = None  # MinHash, 128 x uint32 little-endian
+    bands: list[int] = field(default_factory=list)
+    parts: list[tuple[int, int, int, int]] = field(default_factory=list)  # hash, kind, ord, words
+    codes: list[img.Code] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PartHit:
+    hash: int
+    item: int
+    ordinal: int
+    kind: int
+    words: int
+
+
+@dataclass(frozen=True)
+class TextItem:
+    item: int
+    record_id: str
+    shingles: int
+    words: int
+    signature: np.ndarray[Any, np.dtype[np.uint32]]
+
+
+@dataclass(frozen=True)
+class CodeHit:
+    probe: int
+    item: int
+    region: int
+    phash_distance: int
+    dhash_distance: int
+
+
+class FingerprintStore(Protocol):
+    def check(self, key_id: str) -> None:
+        """Refuse fingerprints made with another key or other parameters."""
+
+    def put(self, items: Sequence[Item]) -> None: ...
+
+    def band_hits(self, keys: Sequence[int]) -> dict[int, int]:
+        """item -> number of LSH bands shared."""
+
+    def part_hits(self, hashes: Sequence[int]) -> list[PartHit]: ...
+
+    def text_items(self, ids: Iterable[int]) -> dict[int, TextItem]: ...
+
+    def code_hits(self, probes: Sequence[img.Probe]) -> list[CodeHit]: ...
+
+    def records(self, ids: Iterable[int]) -> dict[int, str]: ...
+
+    def items_of(self, record_id: str) -> list[dict[str, Any]]: ...
+
+    def remove(self, record_id: str) -> int: ...
+
+    def record_ids(self) -> Iterator[str]: ...
+
+    def clear(self) -> int: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+class SQLiteFingerprintStore:
+    """Fingerprint tables inside a provmark SQLite file, on a connection of their own."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise StoreError(f"{self.path}: no such provmark database")
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            tables = {
+                r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            if "records" not in tables or "meta" not in tables:
+                raise StoreError(f"{self.path}: not a provmark database")
+            if "softbind_items" not in tables:
+                self._create()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot open fingerprints ({exc})") from None
+        self._index = HammingIndex()
+        self._code_item = np.empty(0, dtype=np.int64)
+        self._code_region = np.empty(0, dtype=np.int8)
+        self._code_dhash = np.empty(0, dtype=np.uint64)
+        self._loaded_item = 0
+
+    def __repr__(self) -> str:
+        return f"SQLiteFingerprintStore({str(self.path)!r})"
+
+    def _create(self) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in SCHEMA.split(";"):
+                if stmt.strip():
+                    db.execute(stmt)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    # ------------------------------------------------------------ write
+    def check(self, key_id: str) -> None:
+        with self._lock:
+            meta = dict(self._db.execute("SELECT key, value FROM softbind_meta").fetchall())
+            if not meta:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO softbind_meta VALUES ('key_id', ?), ('params', ?)",
+                    (key_id, PARAMS),
+                )
+                meta = dict(self._db.execute("SELECT key, value FROM softbind_meta").fetchall())
+            if meta.get("key_id") != key_id:
+                raise ConfigError(
+                    f"{self.path}: its fingerprints were made with another soft-binding key "
+                    f"(key id {meta.get('key_id')}, this one is {key_id}); use the same "
+                    "PROVMARK_HOME or secret, or clear them with 'provmark fingerprint clear'"
+                )
+            if meta.get("params") != PARAMS:
+                raise ConfigError(
+                    f"{self.path}: fingerprints made with other parameters ({meta.get('params')}); "
+                    "clear them with 'provmark fingerprint clear' and add them again"
+                )
+
+    def put(self, items: Sequence[Item]) -> None:
+        if not items:
+            return
+        now = time.time()
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for it in items:
+                    self._delete(it.record_id, it.kind)  # a re-add replaces
+                    packed = np.array([p[0] for p in it.parts], dtype=np.int64).tobytes()
+                    cur = db.execute(
+                        "INSERT INTO softbind_items (record_id, kind, media_type, size, shingles,"
+                        " width, height, signature, parts, cost_us, created_at)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        (
+                            it.record_id,
+                            it.kind,
+                            it.media_type,
+                            it.size,
+                            it.shingles,
+                            it.width,
+                            it.height,
+                            it.signature,
+                            packed,
+                            it.cost_us,
+                            now,
+                        ),
+                    )
+                    item = cur.lastrowid
+                    db.executemany(
+                        "INSERT OR IGNORE INTO softbind_bands VALUES (?, ?)",
+                        [(k, item) for k in it.bands],
+                    )
+                    db.executemany(
+                        "INSERT OR IGNORE INTO softbind_parts VALUES (?, ?, ?, ?, ?)",
+                        [(h, item, o, k, w) for h, k, o, w in it.parts],
+                    )
+                    db.executemany(
+                        "INSERT INTO softbind_codes VALUES (?, ?, ?, ?)",
+                        [(item, c.region, _signed(c.phash), _signed(c.dhash)) for c in it.codes],
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def _delete(self, record_id: str, kind: str | None = None) -> int:
+        db = self._db
+        sql = "SELECT id, signature, parts FROM softbind_items WHERE record_id = ?"
+        args: tuple[str, ...] = (record_id,)
+        if kind is not None:
+            sql += " AND kind = ?"
+            args = (record_id, kind)
+        rows = db.execute(sql, args).fetchall()
+        for item, signature, packed in rows:
+            if signature is not None:
+                sig = np.frombuffer(signature, dtype="<u4")
+                db.executemany(
+                    "DELETE FROM softbind_bands WHERE key = ? AND item = ?",
+                    [(k, item) for k in txt.band_keys(sig)],
+                )
+            hashes = np.frombuffer(packed, dtype=np.int64).tolist()
+            db.executemany(
+                "DELETE FROM softbind_parts WHERE hash = ? AND item = ?",
+                [(h, item) for h in hashes],
+            )
+            db.execute("DELETE FROM softbind_codes WHERE item = ?", (item,))
+            db.execute("DELETE FROM softbind_items WHERE id = ?", (item,))
+        return len(rows)
+
+    def remove(self, record_id: str) -> int:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                n = self._delete(record_id)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return n
+
+    def clear(self) -> int:
+        """Drop every fingerprint (and the key binding): for a new key or new parameters."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                (n,) = self._db.execute("SELECT count(*) FROM softbind_items").fetchone()
+                for table in (*TABLES, "softbind_meta"):
+                    self._db.execute(f"DELETE FROM {table}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._index = HammingIndex()
+            self._code_item = np.empty(0, dtype=np.int64)
+            self._loaded_item = 0
+            return int(n)
+
+    # ------------------------------------------------------------ read
+    def band_hits(self, keys: Sequence[int]) -> dict[int, int]:
+        if not keys:
+            return {}
+        marks = ",".join("?" * len(keys))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT item, count(*) FROM softbind_bands WHERE key IN ({marks}) GROUP BY item",
+                list(keys),
+            ).fetchall()
+        return {int(i): int(n) for i, n in rows}
+
+    def part_hits(self, hashes: Sequence[int]) -> list[PartHit]:
+        out: list[PartHit] = []
+        unique = list(dict.fromkeys(hashes))
+        with self._lock:
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                out += [
+                    PartHit(*row)
+                    for row in self._db.execute(
+                        "SELECT hash, item, ord, kind, words FROM softbind_parts"
+                        f" WHERE hash IN ({marks})",
+                        chunk,
+                    )
+                ]
+        return out
+
+    def text_items(self, ids: Iterable[int]) -> dict[int, TextItem]:
+        wanted = list(ids)
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, record_id, shingles, size, signature FROM softbind_items"
+                f" WHERE id IN ({marks}) AND kind = 'text'",
+                wanted,
+            ).fetchall()
+        return {
+            r[0]: TextItem(r[0], r[1], r[2] or 0, r[3], np.frombuffer(r[4], dtype="<u4"))
+            for r in rows
+        }
+
+    def records(self, ids: Iterable[int]) -> dict[int, str]:
+        wanted = list(ids)
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT id, record_id FROM softbind_items WHERE id IN ({marks})", wanted
+            ).fetchall()
+        return {int(i): str(r) for i, r in rows}
+
+    def _sync_codes(self) -> None:
+        rows = self._db.execute(
+            "SELECT item, region, phash, dhash FROM softbind_codes WHERE item > ? ORDER BY item",
+            (self._loaded_item,),
+        ).fetchall()
+        if not rows:
+            return
+        arr = np.array(rows, dtype=np.int64)
+        self._code_item = np.concatenate([self._code_item, arr[:, 0]])
+        self._code_region = np.concatenate([self._code_region, arr[:, 1].astype(np.int8)])
+        self._code_dhash = np.concatenate([self._code_dhash, arr[:, 3].view(np.uint64)])
+        self._index.add(arr[:, 2].view(np.uint64))
+        self._loaded_item = int(arr[-1, 0])
+
+    def code_hits(self, probes: Sequence[img.Probe]) -> list[CodeHit]:
+        if not probes:
+            return []
+        with self._lock:
+            self._sync_codes()
+            queries = np.array([p.phash for p in probes], dtype=np.uint64)
+            radius = np.array([p.radius for p in probes], dtype=np.int64)
+            q, rows, dist = self._index.search(queries, radius)
+            if q.size == 0:
+                return []
+            targets = np.array([p.target for p in probes], dtype=np.int8)
+            dq = np.array([p.dhash for p in probes], dtype=np.uint64)
+            dmax = np.array([p.max_dhash for p in probes], dtype=np.int64)
+            ddist = np.bitwise_count(self._code_dhash[rows] ^ dq[q]).astype(np.int64)
+            keep = (self._code_region[rows] == targets[q]) & (ddist <= dmax[q])
+            return [
+                CodeHit(int(a), int(b), int(c), int(d), int(e))
+                for a, b, c, d, e in zip(
+                    q[keep],
+                    self._code_item[rows[keep]],
+                    self._code_region[rows[keep]],
+                    dist[keep],
+                    ddist[keep],
+                    strict=True,
+                )
+            ]
+
+    # ------------------------------------------------------------ maintenance
+    def items_of(self, record_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, kind, media_type, size, shingles, width, height, length(parts) / 8,"
+                " cost_us, created_at FROM softbind_items WHERE record_id = ? ORDER BY id",
+                (record_id,),
+            ).fetchall()
+        keys = (
+            "item",
+            "kind",
+            "media_type",
+            "size",
+            "shingles",
+            "width",
+            "height",
+            "parts",
+            "cost_us",
+            "created_at",
+        )
+        return [{k: v for k, v in zip(keys, r, strict=True) if v is not None} for r in rows]
+
+    def record_ids(self) -> Iterator[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT DISTINCT record_id FROM softbind_items").fetchall()
+        for (rid,) in rows:
+            yield str(rid)
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            out: dict[str, Any] = {"params": PARAMS, "kinds": {}}
+            meta = dict(self._db.execute("SELECT key, value FROM softbind_meta").fetchall())
+            out["key_id"] = meta.get("key_id")
+            for kind, n in self._db.execute(
+                "SELECT kind, count(*) FROM softbind_items GROUP BY kind ORDER BY kind"
+            ):
+                costs = [
+                    c
+                    for (c,) in self._db.execute(
+                        "SELECT cost_us FROM softbind_items WHERE kind = ? ORDER BY cost_us",
+                        (kind,),
+                    )
+                ]
+                out["kinds"][kind] = {
+                    "items": n,
+                    "cost_p50_ms": costs[len(costs) // 2] / 1000,
+                    "cost_p99_ms": costs[min(len(costs) - 1, int(len(costs) * 0.99))] / 1000,
+                }
+            out["rows"] = {
+                t: self._db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES
+            }
+            try:
+                sizes = dict(
+                    self._db.execute(
+                        "SELECT name, sum(pgsize) FROM dbstat WHERE name LIKE 'softbind%'"
+                        " OR name LIKE 'sqlite_autoindex_softbind%' GROUP BY name"
+                    ).fetchall()
+                )
+                out["bytes"] = int(sum(sizes.values()))
+            except sqlite3.DatabaseError:  # dbstat not compiled in
+                out["bytes"] = None
+            return out
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

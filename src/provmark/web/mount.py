@@ -1,0 +1,119 @@
+"""``mount(app)``: serve the web UI at ``/``, its files under ``/ui/``, its JSON under ``/v1/ui/``.
+
+The files are plain HTML, CSS and JavaScript modules shipped inside the package
+(``static/``): nothing is fetched from another host, no build step, no CDN. They
+are read once when the app is built and answered with a strong ``ETag``. Every
+UI response carries a Content-Security-Policy that allows this origin only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from importlib.resources import files
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.routing import APIRoute
+
+from .dashboard import DashboardCache
+
+ASSET_PREFIX = "/ui"
+MEDIA_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+@dataclass(frozen=True)
+class Asset:
+    body: bytes
+    media_type: str
+    etag: str
+
+
+@dataclass
+class WebState:
+    """What the UI keeps per app (on ``app.state.provmark_web``)."""
+
+    assets: dict[str, Asset]
+    cache: DashboardCache = field(default_factory=DashboardCache)
+    started_at: str = field(
+        default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    )
+
+
+def load_assets() -> dict[str, Asset]:
+    """Every file of ``static/`` by name (the folder is flat)."""
+    found: dict[str, Asset] = {}
+    for item in files("provmark.web").joinpath("static").iterdir():
+        name = item.name
+        suffix = name[name.rfind(".") :] if "." in name else ""
+        if not item.is_file() or suffix not in MEDIA_TYPES:
+            continue
+        body = item.read_bytes()
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        found[name] = Asset(body, MEDIA_TYPES[suffix], etag)
+    if "index.html" not in found:
+        raise RuntimeError("provmark.web: static/index.html is missing from the package")
+    return found
+
+
+def _answer(request: Request, asset: Asset, cache: str) -> Response:
+    headers = {**SECURITY_HEADERS, "ETag": asset.etag, "Cache-Control": cache}
+    if request.headers.get("if-none-match") == asset.etag:
+        return Response(status_code=304, headers=headers)
+    return Response(asset.body, media_type=asset.media_type, headers=headers)
+
+
+def mount(app: FastAPI) -> None:
+    """Serve the web UI on ``app`` (built by ``provmark.server.create_app``).
+
+    Replaces the placeholder page at ``/``; adds ``/ui/<file>`` and the ``/v1/ui/...``
+    endpoints. Calling it twice on one app does nothing the second time.
+    """
+    if getattr(app.state, "provmark_web", None) is not None:
+        return
+    from . import routes
+
+    state = WebState(assets=load_assets())
+    app.state.provmark_web = state
+    app.router.routes = [
+        r
+        for r in app.router.routes
+        if not (isinstance(r, APIRoute) and r.path == "/" and "GET" in r.methods)
+    ]
+    app.include_router(routes.router)
+
+    @app.get("/", include_in_schema=False)
+    def ui_index(request: Request) -> Response:
+        # no-cache: revalidated on every load, so a new version is picked up at once
+        return _answer(request, state.assets["index.html"], "no-cache")
+
+    @app.get(ASSET_PREFIX, include_in_schema=False)
+    def ui_root() -> RedirectResponse:
+        return RedirectResponse("/", status_code=308)
+
+    @app.get(ASSET_PREFIX + "/{name}", include_in_schema=False)
+    def ui_asset(request: Request, name: str) -> Response:
+        asset = state.assets.get(name)
+        if asset is None or name == "index.html":
+            from ..server.problems import Problem
+
+            raise Problem(404, "not-found", f"no UI file {name!r}")
+        return _answer(request, asset, "no-cache")

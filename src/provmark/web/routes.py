@@ -1,0 +1,382 @@
+"""JSON endpoints the web UI needs beyond the public API, under ``/v1/ui/``.
+
+They use the server's own auth dependencies, so tokens, roles, the sanitized view
+and the audit log work exactly as in the API:
+
+``GET  /v1/ui/session``                     who the token is (any role; ingest may not read)
+``GET  /v1/ui/dashboard?window=1h``         records per bucket, totals, checkpoint, failures
+``GET  /v1/ui/checkpoints?limit=``          signed checkpoints, newest first
+``GET  /v1/ui/records/{id}/checks``         every check of the stored record but the content
+``GET  /v1/ui/records/{id}/lineage``        ancestors and descendants (see ``lineage``)
+``GET  /v1/ui/records/{id}/export/{fmt}``   PROV / in-toto / OpenLineage of the record and
+                                            its ancestors, as a download
+``POST /v1/ui/c2pa``                        the C2PA manifest of an uploaded file, and the
+                                            record it names, verified
+
+They are left out of the OpenAPI document: they serve the UI and may change with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from starlette.datastructures import UploadFile
+
+from .. import __version__
+from ..errors import VerificationError
+from ..record import slug_for
+from ..server.auth import ROLES, Principal
+from ..server.context import Reader, ServerContext, get_context, require
+from ..server.problems import Problem
+from ..server.views import record_json, sensitive_fields
+from ..store.base import StoredRecord
+from .dashboard import WINDOWS, activity, checkpoint_status
+from .lineage import MAX_DEPTH, lineage_graph
+
+router = APIRouter(include_in_schema=False)
+
+RECORD_CHECKS = ("record_signature", "key_validity", "checkpoint_signature", "inclusion_proof")
+
+# format -> (file name suffix, label)
+EXPORTS: dict[str, tuple[str, str]] = {
+    "prov-json": (".prov.json", "W3C PROV-JSON"),
+    "prov-jsonld": (".prov.jsonld", "W3C PROV JSON-LD"),
+    "prov-o": (".prov.ttl", "W3C PROV-O (Turtle)"),
+    "prov-n": (".provn", "W3C PROV-N"),
+    "in-toto": (".intoto.jsonl", "in-toto statements (DSSE)"),
+    "openlineage": (".openlineage.jsonl", "OpenLineage run events"),
+}
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def web_state(request: Request) -> Any:
+    return request.app.state.provmark_web
+
+
+def _stored(ctx: ServerContext, record_id: str) -> StoredRecord:
+    stored = ctx.pm.store.get(record_id)
+    if stored is None:
+        raise Problem(
+            404,
+            "not-found",
+            f"no record {record_id!r} (give a record id or a slug pm-YYYYMMDD-xxxxxx)",
+            field="path.record_id",
+            reason="no such record",
+        )
+    return stored
+
+
+def _counter(metric: Any) -> dict[str, float]:
+    """label value -> count of a one-label prometheus Counter."""
+    out: dict[str, float] = {}
+    for family in metric.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total") and sample.labels:
+                out[next(iter(sample.labels.values()))] = sample.value
+    return out
+
+
+def checks_answer(names: list[str], passed: list[Any], failed: VerificationError | None) -> list[Any]:
+    """Every check as pass / fail (with the reason) / not_run, in order."""
+    out: list[dict[str, str]] = [
+        {"check": c.name, "result": "pass", "detail": c.detail} for c in passed
+    ]
+    if failed is None:
+        return out
+    done = {c["check"] for c in out}
+    out.append({"check": failed.check, "result": "fail", "detail": failed.detail})
+    out += [
+        {"check": n, "result": "not_run", "detail": f"not run: {failed.check} failed"}
+        for n in names
+        if n not in done and n != failed.check
+    ]
+    return out
+
+
+@router.get("/v1/ui/session")
+def session(
+    request: Request,
+    who: Principal = Depends(require(*ROLES)),  # noqa: B008
+) -> dict[str, Any]:
+    ctx = get_context(request)
+    readers = ("developer", "auditor", "admin")
+    return {
+        "role": who.role,
+        "name": who.name,
+        "token_id": who.token_id,
+        "view": "full" if who.full_view else "sanitized",
+        "can_read": who.allowed(readers),
+        "auth": ctx.settings.auth,
+        "origin": ctx.pm.store.origin,
+        "version": __version__,
+    }
+
+
+@router.get("/v1/ui/dashboard")
+def dashboard(
+    request: Request,
+    who: Reader,
+    window: str = Query("1h", description=f"one of {', '.join(WINDOWS)}"),
+) -> dict[str, Any]:
+    if window not in WINDOWS:
+        raise Problem(
+            422,
+            "invalid-parameter",
+            f"window must be one of {', '.join(WINDOWS)}, not {window!r}",
+            field="query.window",
+            reason="unknown window",
+        )
+    ctx = get_context(request)
+    pm = ctx.pm
+    answer = dict(activity(pm, window, web_state(request).cache))
+    stats = pm.stats()
+    from datetime import UTC, datetime
+
+    answer["checkpoint"] = checkpoint_status(pm, datetime.now(UTC))
+    answer["totals"] = {"records": stats.get("records", 0), "tree_size": stats.get("tree_size", 0)}
+    verification = _counter(ctx.metrics.verification_failures)
+    outcomes = _counter(ctx.metrics.verifications)
+    answer["failures"] = {
+        "since": web_state(request).started_at,
+        "capture": int(stats.get("capture_failures", 0)) + int(stats.get("rejected", 0)),
+        "writer_retries": int(stats.get("writer_failures", 0)),
+        "ingest_rejected": int(sum(_counter(ctx.metrics.ingest_rejected).values())),
+        "error_records": int(answer["by_status"].get("error", 0)),
+        "verifications": {k: int(v) for k, v in outcomes.items()},
+        "verification_failures": {k: int(v) for k, v in sorted(verification.items())},
+    }
+    answer["pending"] = int(stats.get("pending", 0))
+    return answer
+
+
+@router.get("/v1/ui/checkpoints")
+def checkpoints(
+    request: Request,
+    who: Reader,
+    limit: int = Query(500, ge=1, le=5000),
+) -> dict[str, Any]:
+    import base64
+
+    ctx = get_context(request)
+    found = ctx.pm.store.checkpoints(limit)
+    return {
+        "origin": ctx.pm.store.origin,
+        "log_key": ctx.pm.log_verifier.key_string(),
+        "checkpoints": [
+            {
+                "size": cp.size,
+                "created_at": cp.created_at,
+                "root": base64.b64encode(cp.root).decode(),
+            }
+            for cp in found
+        ],
+        "complete": len(found) < limit,
+    }
+
+
+def _record_checks(ctx: ServerContext, stored: StoredRecord) -> dict[str, Any]:
+    from ..verify import verify_evidence
+
+    pm = ctx.pm
+    checkpoint = pm.store.latest_checkpoint()
+    try:
+        ev = pm.evidence(stored, checkpoint)
+        v = verify_evidence(ev, pm.trust())
+    except VerificationError as exc:
+        return {
+            "verified": False,
+            "failed_check": exc.check,
+            "reason": exc.detail,
+            "checks": checks_answer(list(RECORD_CHECKS), [], exc),
+        }
+    return {
+        "verified": True,
+        "tree_size": v.tree_size,
+        "checkpoint": v.checkpoint,
+        "checks": checks_answer(list(RECORD_CHECKS), v.checks, None),
+    }
+
+
+@router.get("/v1/ui/records/{record_id}/checks")
+def record_checks(request: Request, record_id: str, who: Reader) -> dict[str, Any]:
+    """Signature, key window, checkpoint and inclusion proof of the stored record."""
+    ctx = get_context(request)
+    stored = _stored(ctx, record_id)
+    return {"record_id": stored.record_id, **_record_checks(ctx, stored)}
+
+
+@router.get("/v1/ui/records/{record_id}/lineage")
+def record_lineage(
+    request: Request,
+    record_id: str,
+    who: Reader,
+    depth: int = Query(3, ge=1, le=MAX_DEPTH),
+) -> dict[str, Any]:
+    ctx = get_context(request)
+    return lineage_graph(ctx.pm.store, record_id, depth=depth)
+
+
+@router.get("/v1/ui/records/{record_id}/export/{fmt}")
+def record_export(request: Request, record_id: str, fmt: str, who: Reader) -> Response:
+    """The record and its ancestors in an open standard; records are exported as stored,
+    so (like bundles) only an auditor gets records holding data the sanitized view hides."""
+    from ..export import get_exporter, lineage
+
+    ctx = get_context(request)
+    if fmt not in EXPORTS:
+        raise Problem(
+            404,
+            "not-found",
+            f"unknown export format {fmt!r}; choose one of {', '.join(EXPORTS)}",
+            field="path.fmt",
+            reason="unknown format",
+        )
+    stored = _stored(ctx, record_id)
+    chain = lineage(ctx.pm.store, stored.record_id)
+    if not who.full_view:
+        hidden = sorted({f for s in chain for f in sensitive_fields(json.loads(s.payload))})
+        if hidden:
+            raise Problem(
+                403,
+                "export-needs-auditor",
+                "an export carries the records as stored and these hold "
+                f"{', '.join(hidden)}; only an auditor may export them",
+                field=hidden[0],
+                reason="would reveal data the sanitized view hides",
+            )
+
+    def resolve(ref: str) -> Any:
+        found = ctx.pm.store.get(ref)
+        return found.record() if found is not None else None
+
+    try:
+        exporter = get_exporter(
+            fmt, signer=ctx.pm.signer if fmt == "in-toto" else None, resolve=resolve
+        )
+        result = exporter.export(chain)
+        body = result if isinstance(result, bytes) else b"".join(result)
+    except ImportError as exc:
+        raise Problem(
+            501,
+            "export-unavailable",
+            f"this server cannot export {fmt}: {exc} (install provmark[standards])",
+        ) from None
+    ctx.audit_read(request, who, "record.export", ",".join(s.record_id for s in chain))
+    suffix = EXPORTS[fmt][0]
+    return Response(
+        body,
+        media_type=exporter.media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{slug_for(stored.record_id)}{suffix}"'
+        },
+    )
+
+
+def _c2pa_answer(
+    ctx: ServerContext, who: Principal, path: Path, sidecar: Path | None
+) -> dict[str, Any]:
+    try:
+        from ..export import c2pa as c2pa_export
+    except ImportError as exc:
+        raise Problem(
+            501,
+            "c2pa-unavailable",
+            f"this server cannot read C2PA manifests: {exc} (install provmark[standards])",
+        ) from None
+    try:
+        report = c2pa_export.read(path, sidecar=sidecar)
+    except VerificationError as exc:
+        return {"found": False, "reason": exc.detail.replace(str(path.parent) + os.sep, "")}
+    manifest = report.to_json()
+    manifest["sidecar"] = report.sidecar is not None
+    names = ["c2pa_manifest", "c2pa_record", *RECORD_CHECKS]
+    where = "embedded" if report.embedded else "sidecar"
+    answer: dict[str, Any] = {"found": True, "manifest": manifest}
+    if not report.ok:
+        codes = ", ".join(f["code"] for f in report.failures) or report.state
+        failed = VerificationError("c2pa_manifest", f"{report.state} manifest ({codes})")
+        return {**answer, "verified": False, "checks": checks_answer(names, [], failed)}
+    from ..verify import Check
+
+    first = Check("c2pa_manifest", True, f"{report.state} C2PA manifest ({where})")
+    try:
+        v = c2pa_export.check_record(report, ctx.pm)
+    except VerificationError as exc:
+        return {**answer, "verified": False, "checks": checks_answer(names, [first], exc)}
+    linked = Check("c2pa_record", True, f"names record {v.record.slug}, whose log leaf it matches")
+    answer.update(
+        verified=True,
+        record_id=v.record_id,
+        checks=checks_answer(names, [first, linked, *v.checks], None),
+        record=ctx.view(record_json(v.payload, v.signature, v.index, v.leaf_hash), who),
+    )
+    return answer
+
+
+async def _save(upload: UploadFile, folder: Path, fallback: str, limit: int) -> Path:
+    name = _SAFE_NAME.sub("_", Path(upload.filename or fallback).name).lstrip(".") or fallback
+    target = folder / name
+    size = 0
+    with target.open("wb") as out:
+        while chunk := await upload.read(1 << 20):
+            size += len(chunk)
+            if size > limit:
+                raise Problem(
+                    413,
+                    "body-too-large",
+                    f"the upload is over the limit of {limit} bytes",
+                    field="body.file",
+                    reason=f"over {limit} bytes",
+                )
+            out.write(chunk)
+    return target
+
+
+@router.post("/v1/ui/c2pa")
+async def c2pa_manifest(request: Request, who: Reader) -> dict[str, Any]:
+    """The C2PA manifest of an uploaded file (embedded, or a ``sidecar`` .c2pa upload)."""
+    ctx = get_context(request)
+    limit = ctx.settings.max_body_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise Problem(
+            413, "body-too-large", f"the body is over {limit} bytes", field="body", reason="size"
+        )
+    form = await request.form()
+    upload, side = form.get("file"), form.get("sidecar")
+    if not isinstance(upload, UploadFile):
+        raise Problem(
+            422,
+            "invalid-parameter",
+            "send the file as a multipart field 'file'",
+            field="body.file",
+            reason="missing",
+        )
+    with tempfile.TemporaryDirectory(prefix="provmark-ui-") as tmp:
+        folder = Path(tmp)
+        path = await _save(upload, folder, "upload", limit)
+        sidecar = None
+        if isinstance(side, UploadFile):
+            sidecar = await _save(side, folder, "upload.c2pa", limit)
+            if sidecar == path:
+                raise Problem(
+                    422,
+                    "invalid-parameter",
+                    "the sidecar has the same name as the file",
+                    field="body.sidecar",
+                    reason="same name as file",
+                )
+        await form.close()
+        answer = await run_in_threadpool(_c2pa_answer, ctx, who, path, sidecar)
+    if answer.get("verified"):
+        ctx.audit_read(request, who, "record.verify", answer["record_id"])
+    return answer

@@ -1,0 +1,135 @@
+// Record detail: integrity (checked by the server and again in this browser), the
+// lineage graph, exports as downloads, and every field in readable and stored form.
+
+import {api, download, recordPath, uiRecordPath, ApiError, query} from './api.js';
+import {h, clear, message, panel, checksTable, humanTime, ago, copyButton} from './dom.js';
+import {lineageGraph} from './lineage.js';
+import {fieldSections} from './fields.js';
+import {browserChecks} from './browser_verify.js';
+
+const EXPORTS = [
+  ['bundle', 'Offline bundle', '.provmark.json', 'verifiable with no server: provmark verify FILE --bundle'],
+  ['prov-json', 'W3C PROV-JSON', '.prov.json', 'the record and its ancestors'],
+  ['prov-o', 'W3C PROV-O (Turtle)', '.prov.ttl', 'the record and its ancestors'],
+  ['in-toto', 'in-toto (DSSE)', '.intoto.jsonl', 'signed attestation statements'],
+  ['openlineage', 'OpenLineage', '.openlineage.jsonl', 'run events for lineage tools'],
+];
+
+function exportsPanel(record, session) {
+  const status = h('div', {'aria-live': 'polite', class: 'inline-status'});
+  const hidden = record.view === 'sanitized' ? record.redacted || [] : [];
+  const buttons = EXPORTS.map(([fmt, label, suffix, what]) => {
+    const path = fmt === 'bundle' ? `${recordPath(record.record_id)}/bundle` : `${uiRecordPath(record.record_id)}/export/${fmt}`;
+    const button = h('button', {type: 'button', class: 'download', dataset: {format: fmt}, disabled: hidden.length > 0,
+      'aria-describedby': hidden.length ? 'exports-why' : null},
+    h('span', {class: 'label'}, label), h('span', {class: 'small muted'}, ` ${record.slug}${suffix}`));
+    button.addEventListener('click', async () => {
+      clear(status).append(`Preparing ${label}…`);
+      try {
+        const name = await download(path, `${record.slug}${suffix}`);
+        clear(status).append(message('ok', `Downloaded ${name}.`));
+      } catch (err) {
+        clear(status).append(message('error', err instanceof ApiError ? err.text : String(err)));
+      }
+    });
+    return h('li', {}, button, h('span', {class: 'small muted'}, ` ${what}`));
+  });
+  return panel('Exports',
+    hidden.length ? h('p', {id: 'exports-why', class: 'message info'},
+      `Exports and bundles carry the signed record as stored, including ${hidden.join(', ')}, which your role (${session.role}) may not see. Ask an auditor.`) : null,
+    h('ul', {class: 'downloads'}, buttons),
+    status);
+}
+
+async function integrityPanel(record, alive) {
+  const server = h('div', {}, h('p', {class: 'muted'}, 'Checking…'));
+  const local = h('div', {}, h('p', {class: 'muted'}, 'Checking…'));
+  const section = panel('Integrity',
+    h('div', {class: 'two'},
+      h('div', {}, h('h3', {}, 'Checked by the server'), server),
+      h('div', {}, h('h3', {}, 'Checked in this browser'), local)));
+  const id = record.record_id;
+  const serverJob = api(`${uiRecordPath(id)}/checks`).then((answer) => {
+    if (!alive()) return;
+    clear(server).append(
+      h('p', {class: `verdict ${answer.verified ? 'ok' : 'bad'}`, id: 'server-verdict'},
+        answer.verified ? 'Intact: signed, and included in the signed log.' : `Not intact: ${answer.reason}`),
+      checksTable(answer.checks, 'Server checks of the stored record'));
+  }).catch((err) => alive() && clear(server).append(message('error', err.text || String(err))));
+  const localJob = (async () => {
+    let proof = null;
+    try {
+      proof = await api(`${recordPath(id)}/proof`);
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 409)) throw err;
+    }
+    const keys = (await api('/.well-known/provmark/keys')).keys;
+    const checks = await browserChecks(record, proof, keys);
+    if (!alive()) return;
+    const failed = checks.some((c) => c.result === 'fail');
+    clear(local).append(
+      h('p', {class: `verdict ${failed ? 'bad' : 'ok'}`, id: 'browser-verdict'},
+        failed ? 'A check failed in this browser.' : 'No check failed in this browser.'),
+      checksTable(checks, 'Checks recomputed in this browser'),
+      proof ? h('details', {class: 'alt'}, h('summary', {}, `Inclusion proof (${proof.proof.length} hashes, tree size ${proof.tree_size})`),
+        h('pre', {class: 'note'}, proof.checkpoint), copyButton(proof.checkpoint, 'signed checkpoint'),
+        h('ol', {start: 0, class: 'proof'}, proof.proof.map((p) => h('li', {}, h('code', {}, p))))) : null);
+  })().catch((err) => alive() && clear(local).append(message('error', err.text || String(err))));
+  return {section, done: Promise.all([serverJob, localJob])};
+}
+
+function lineagePanel(record, alive) {
+  const body = h('div', {}, h('p', {class: 'muted'}, 'Loading the lineage…'));
+  const depth = h('select', {id: 'lineage-depth'}, [1, 2, 3, 4, 6].map((d) => h('option', {value: d, selected: d === 3}, `${d}`)));
+  async function load() {
+    try {
+      const data = await api(`${uiRecordPath(record.record_id)}/lineage${query({depth: depth.value})}`);
+      if (!alive()) return;
+      clear(body).append(lineageGraph(data));
+    } catch (err) {
+      if (alive()) clear(body).append(message('error', err.text || String(err)));
+    }
+  }
+  depth.addEventListener('change', load);
+  const section = panel('Lineage',
+    h('div', {class: 'controls'}, h('label', {for: 'lineage-depth'}, 'Steps to follow each way'), depth),
+    body);
+  return {section, done: load()};
+}
+
+export async function render(main, {arg, session, alive}) {
+  document.title = 'Record · provmark';
+  let record;
+  try {
+    record = await api(recordPath(arg));
+  } catch (err) {
+    main.append(h('h1', {tabindex: -1}, 'Record'), message('error', err.status === 404 ? `No record “${arg}” in this store.` : err.text || String(err)));
+    return null;
+  }
+  if (!alive()) return null;
+  document.title = `${record.slug} · provmark`;
+  const model = [record.model?.name, record.model?.version].filter(Boolean).join(' ');
+  const integrity = await integrityPanel(record, alive);
+  const lineage = lineagePanel(record, alive);
+  main.append(
+    h('nav', {class: 'crumbs', 'aria-label': 'Breadcrumb'}, h('a', {href: '#/search'}, 'Search'), ' / ', record.slug),
+    h('div', {class: 'page-head'},
+      h('h1', {tabindex: -1}, 'Record ', h('span', {class: 'slug'}, record.slug)),
+      h('span', {class: `badge ${record.status === 'ok' ? 'ok' : 'bad'}`}, `status ${record.status}`),
+      h('span', {class: `badge ${record.view === 'full' ? 'muted' : 'info'}`, id: 'view-badge'}, `${record.view} view`)),
+    h('p', {class: 'lead'},
+      h('strong', {}, record.operation), ' by ', h('strong', {}, model || 'unknown model'),
+      `, ${humanTime(record.generated_at)} (${ago(record.generated_at)})`,
+      record.output?.sha256 ? [' · output ', h('code', {class: 'hash'}, record.output.sha256)] : ''),
+    record.view === 'sanitized' && record.redacted?.length
+      ? message('info', `Sanitized view: ${record.redacted.join(', ')} ${record.redacted.length > 1 ? 'are' : 'is'} hidden from your role.`) : null,
+    integrity.section,
+    lineage.section,
+    exportsPanel(record, session),
+    panel('Fields', h('p', {class: 'small muted'}, 'Every field of the record: a readable form, and the stored form where it differs (hashes in full).'),
+      ...fieldSections(record),
+      h('details', {class: 'alt'}, h('summary', {}, 'The record as JSON'),
+        h('pre', {class: 'json'}, JSON.stringify(record, null, 2)), copyButton(JSON.stringify(record, null, 2), 'record JSON'))));
+  await Promise.all([integrity.done, lineage.done]);
+  return null;
+}
