@@ -71,6 +71,7 @@ class Journal:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._fh = open(self.path, "ab")  # noqa: SIM115 - lives as long as the journal
         self.pending = 0

@@ -77,7 +77,7 @@ export function rateChart(series, {title, description, bucketSeconds}) {
 export function sizeChart(points, {title, description}) {
   const W = 960;
   const H = 240;
-  const m = {top: 16, right: 24, bottom: 40, left: 64};
+  const m = {top: 16, right: 44, bottom: 40, left: 64};
   const iw = W - m.left - m.right;
   const ih = H - m.top - m.bottom;
   const times = points.map((p) => parseTime(p.created_at).getTime());

@@ -43,6 +43,11 @@ export function svg(tag, attrs, ...children) {
   return append(el, children);
 }
 
+/** Append children, skipping null / undefined / false (Element.append would print them). */
+export function add(el, ...children) {
+  return append(el, children);
+}
+
 export function clear(el) {
   while (el.firstChild) el.firstChild.remove();
   return el;

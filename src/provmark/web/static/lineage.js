@@ -79,7 +79,7 @@ export function lineageGraph(data) {
         svg('title', {}, label),
         svg('rect', {width: NW, height: NH, rx: 8}),
         svg('text', {x: 12, y: 22, class: 'n1'}, 'external input'),
-        svg('text', {x: 12, y: 42, class: 'n2'}, clip(node.id, 28))));
+        svg('text', {x: 12, y: 42, class: 'n2'}, clip(node.id, 25))));
       continue;
     }
     const cls = node.id === data.root ? 'root' : node.depth < 0 ? 'ancestor' : 'descendant';

@@ -190,7 +190,11 @@ export function parseCheckpoint(note) {
 
 /** {name, keyId, publicKey (32 bytes)} from "name+hexid+base64(0x01 || key)". */
 export function parseVerifierKey(text) {
-  const [name, id, encoded] = text.split('+');
+  const first = text.indexOf('+');
+  const second = text.indexOf('+', first + 1);
+  const name = text.slice(0, first);
+  const id = text.slice(first + 1, second);
+  const encoded = text.slice(second + 1);
   const raw = b64decode(encoded);
   if (raw[0] !== 1 || raw.length !== 33) throw new Error('not an Ed25519 note verifier key');
   return {name, keyId: parseInt(id, 16), publicKey: raw.slice(1)};

@@ -5,7 +5,7 @@ import {api, query} from './api.js';
 import {h, clear, message, panel, number, duration, humanTime, CHECK_NAMES, shortTime, parseTime} from './dom.js';
 import {rateChart, totalsTable} from './charts.js';
 
-const WINDOWS = [['15m', '15 minutes'], ['1h', '1 hour'], ['6h', '6 hours'], ['24h', '24 hours'], ['7d', '7 days']];
+const WINDOWS = [['15m', '15 minutes'], ['1h', 'hour'], ['6h', '6 hours'], ['24h', '24 hours'], ['7d', '7 days']];
 const REFRESH_MS = 15000;
 
 function card(title, value, ...detail) {
@@ -104,7 +104,7 @@ export async function render(main, {params, alive}) {
   if (!WINDOWS.some(([w]) => w === win)) win = '1h';
   const body = h('div', {'aria-live': 'off'});
   const status = h('div', {role: 'status', class: 'inline-status'});
-  const select = h('select', {id: 'window'}, WINDOWS.map(([w, label]) => h('option', {value: w, selected: w === win}, label)));
+  const select = h('select', {id: 'window'}, WINDOWS.map(([w, label]) => h('option', {value: w, selected: w === win}, `Last ${label}`)));
   const auto = h('input', {type: 'checkbox', id: 'auto', checked: true});
   const refresh = h('button', {type: 'button'}, 'Refresh');
 

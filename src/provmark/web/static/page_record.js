@@ -22,7 +22,7 @@ function exportsPanel(record, session) {
     const path = fmt === 'bundle' ? `${recordPath(record.record_id)}/bundle` : `${uiRecordPath(record.record_id)}/export/${fmt}`;
     const button = h('button', {type: 'button', class: 'download', dataset: {format: fmt}, disabled: hidden.length > 0,
       'aria-describedby': hidden.length ? 'exports-why' : null},
-    h('span', {class: 'label'}, label), h('span', {class: 'small muted'}, ` ${record.slug}${suffix}`));
+    h('span', {class: 'label'}, label), h('span', {class: 'file small muted'}, `${record.slug}${suffix}`));
     button.addEventListener('click', async () => {
       clear(status).append(`Preparing ${label}…`);
       try {

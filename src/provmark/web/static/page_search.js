@@ -3,7 +3,7 @@
 // search can be bookmarked and the back button works.
 
 import {api, query, recordPath} from './api.js';
-import {h, clear, message, number, short, humanTime, ago} from './dom.js';
+import {h, add, clear, message, number, short, humanTime, ago} from './dom.js';
 import {sha256, hex} from './merkle.js';
 
 const FIELDS = ['record', 'model', 'operation', 'actor', 'status', 'since', 'until', 'tags', 'output', 'limit', 'order'];
@@ -36,8 +36,8 @@ function row(r) {
   const out = r.output?.sha256;
   const tags = Object.entries(r.tags || {});
   return h('tr', {dataset: {id: r.record_id}},
-    h('td', {}, h('time', {datetime: r.generated_at, title: r.generated_at}, humanTime(r.generated_at).replace(' UTC', '')),
-      h('br'), h('span', {class: 'small muted'}, ago(r.generated_at))),
+    h('td', {class: 'nowrap'}, h('time', {datetime: r.generated_at, title: `${r.generated_at} (${ago(r.generated_at)})`},
+      humanTime(r.generated_at).replace(' UTC', '').replace(/ \d{4},/, ''))),
     h('td', {}, h('a', {href: `#/record/${encodeURIComponent(r.record_id)}`, class: 'slug'}, r.slug)),
     h('td', {}, model),
     h('td', {}, r.operation),
@@ -163,7 +163,7 @@ export async function render(main, {params, alive}) {
     load(q, []).then(() => results.querySelector('#results-heading')?.focus());
   });
 
-  main.append(h('h1', {tabindex: -1}, 'Search records'), form, live, results);
+  add(main, h('h1', {tabindex: -1}, 'Search records'), form, live, results);
   const cursors = (p.get('page') || '').split('.').filter(Boolean);
   await load(p, cursors);
 }

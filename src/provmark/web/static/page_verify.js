@@ -148,7 +148,7 @@ export async function render(main) {
   });
 
   const textForm = h('form', {id: 'text-form'},
-    h('label', {for: 'v-text'}, 'Or paste the text'),
+    h('label', {for: 'v-text'}, 'Paste the text'),
     text,
     h('p', {class: 'hint', id: 'v-text-hint'}, 'Paste it exactly: one changed character, space or line break makes a different hash.'),
     h('button', {type: 'submit', class: 'primary'}, 'Verify text'));
