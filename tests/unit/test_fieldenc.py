@@ -43,7 +43,7 @@ json_values = st.recursive(
 def test_round_trip_is_exact(value: Any, path: str) -> None:
     data = encode_value(value)
     sealed = encrypt_field(KEY, RID, path, data)
-    assert data not in sealed or not data
+    assert len(data) < 8 or data not in sealed
     assert decode_value(decrypt_field(KEY, RID, path, sealed)) == value
 
 

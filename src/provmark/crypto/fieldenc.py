@@ -119,12 +119,16 @@ def new_data_key() -> bytes:
 
 def wrap_aad(key_id: str, subject: str) -> bytes:
     """Associated data of a wrapped data key: its id and (hashed) subject."""
-    return _WRAP_DOMAIN + key_id.encode() + b"\x00" + subject.encode()
+    return _WRAP_DOMAIN + _utf8(key_id) + b"\x00" + _utf8(subject)
 
 
 def field_aad(record_id: str, path: str) -> bytes:
     """Associated data of a field ciphertext: the record and field it belongs to."""
-    return _FIELD_DOMAIN + record_id.encode() + b"\x00" + path.encode()
+    return _FIELD_DOMAIN + _utf8(record_id) + b"\x00" + _utf8(path)
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
 
 def encrypt_field(data_key: bytes, record_id: str, path: str, plaintext: bytes) -> bytes:

@@ -93,7 +93,9 @@ class Datasets:
         self.root = Path(root).resolve()
         if not (self.root / ".dvc").is_dir():
             raise ConfigError(f"Datasets: {self.root} is not a DVC repository (no .dvc folder)")
+        self.config = self._config()
         self.cache = self._cache_dir()
+        has_remote = bool(self.config.get("core", "remote", fallback=None))
         tracked = self._tracked()
         if stage is not None:
             chosen = self._stage_deps(stage, tracked)
@@ -106,7 +108,7 @@ class Datasets:
                 chosen.append(tracked[rel])
         else:
             chosen = sorted(tracked.values(), key=lambda t: t["path"])
-        self.items = [self._resolve(t, api if remote else None) for t in chosen]
+        self.items = [self._resolve(t, api if remote and has_remote else None) for t in chosen]
 
     def entries(self) -> list[dict[str, str]]:
         return [d.entry() for d in self.items]
@@ -125,14 +127,17 @@ class Datasets:
         except ValueError:
             raise ConfigError(f"Datasets: {target} is outside the repository {self.root}") from None
 
-    def _cache_dir(self) -> Path:
+    def _config(self) -> configparser.ConfigParser:
         parser = configparser.ConfigParser(strict=False, interpolation=None)
         for name in ("config", "config.local"):
             try:
                 parser.read(self.root / ".dvc" / name, encoding="utf-8")
             except configparser.Error as exc:
                 raise ConfigError(f"cannot read .dvc/{name}: {exc}") from None
-        configured = parser.get("cache", "dir", fallback=None)
+        return parser
+
+    def _cache_dir(self) -> Path:
+        configured = self.config.get("cache", "dir", fallback=None)
         if configured:
             path = Path(configured)
             return path if path.is_absolute() else (self.root / ".dvc" / path).resolve()
@@ -203,7 +208,7 @@ class Datasets:
         if api is not None:
             try:
                 uri = api.get_url(t["path"], repo=str(self.root))
-            except Exception:  # no remote configured (or it is unreachable): a local URI
+            except Exception:  # the remote cannot be resolved: a local URI
                 uri = None
         if uri and "://" not in uri:
             uri = Path(uri).resolve().as_uri()

@@ -190,7 +190,8 @@ class Privacy:
             return subject
         if self._subject_key is None:
             raise ConfigError("subjects are only hashed when field encryption is on")
-        return HMAC_PREFIX + hmac.digest(self._subject_key, subject.encode(), "sha256").hex()
+        data = subject.encode("utf-8", "surrogatepass")
+        return HMAC_PREFIX + hmac.digest(self._subject_key, data, "sha256").hex()
 
     def hmac_value(self, value: Any) -> str:
         """``hmac-sha256:<hex>`` of a value, as the ``hmac`` of an encrypted-field reference

@@ -1,7 +1,7 @@
 // The shell: session, navigation, routing between pages (#/page/arg?query).
 
 import {api, auth, ApiError} from './api.js';
-import {h, clear, message} from './dom.js';
+import {h, add, clear, message} from './dom.js';
 import * as signin from './page_signin.js';
 import * as dashboard from './page_dashboard.js';
 import * as search from './page_search.js';
@@ -34,22 +34,22 @@ function showSession(info) {
   }
   nav.hidden = false;
   who.hidden = false;
-  who.append(
+  add(who, 
     h('span', {class: `role role-${info.role}`, title: `token ${info.token_id}`}, info.role),
     info.name ? h('span', {class: 'name'}, info.name) : null,
     info.auth ? h('button', {type: 'button', class: 'link', onclick: signOut}, 'Sign out') : h('span', {class: 'muted'}, 'no auth'));
   if (info.view === 'sanitized') {
-    banner.append(message('info',
+    add(banner, message('info',
       h('strong', {}, 'Sanitized view. '),
       `Your role (${info.role}) sees input snapshots and error messages as [redacted] and user ids as keyed hashes. ` +
       'Exports and bundles of records holding such data need an auditor token.'));
   } else if (info.auth) {
-    banner.append(message('info',
+    add(banner, message('info',
       h('strong', {}, 'Full view. '),
       'Every record you open is written to the audit log',
       auth.reason ? [' with the reason ', h('q', {}, auth.reason)] : ' (no reason given at sign-in)', '.'));
   } else {
-    banner.append(message('warn', h('strong', {}, 'Authentication is off '), '(provmark serve --no-auth): for a local demo only.'));
+    add(banner, message('warn', h('strong', {}, 'Authentication is off '), '(provmark serve --no-auth): for a local demo only.'));
   }
 }
 
@@ -116,7 +116,7 @@ async function route() {
   markNav(page === 'signin' ? 'dashboard' : page);
   clear(main);
   if (!target) {
-    main.append(h('h1', {tabindex: -1}, 'Not found'), message('error', `There is no page “${page}”.`));
+    add(main, h('h1', {tabindex: -1}, 'Not found'), message('error', `There is no page “${page}”.`));
     return;
   }
   const alive = () => mine === generation;
@@ -124,7 +124,7 @@ async function route() {
     stopPage = await target.render(main, {arg, params, session: auth.session, alive}) || null;
   } catch (err) {
     if (!alive()) return;
-    main.append(message('error', err instanceof ApiError ? err.text : `Something went wrong: ${err.message}`));
+    add(main, message('error', err instanceof ApiError ? err.text : `Something went wrong: ${err.message}`));
   }
   if (alive() && !(main.contains(document.activeElement) && document.activeElement !== main)) {
     const heading = main.querySelector('h1');

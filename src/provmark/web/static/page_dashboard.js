@@ -2,7 +2,7 @@
 // checkpoint and its age, capture and verification failures.
 
 import {api, query} from './api.js';
-import {h, clear, message, panel, number, duration, humanTime, CHECK_NAMES, shortTime, parseTime} from './dom.js';
+import {h, add, clear, message, panel, number, duration, humanTime, CHECK_NAMES, shortTime, parseTime} from './dom.js';
 import {rateChart, totalsTable} from './charts.js';
 
 const WINDOWS = [['15m', '15 minutes'], ['1h', 'hour'], ['6h', '6 hours'], ['24h', '24 hours'], ['7d', '7 days']];
@@ -67,7 +67,7 @@ function draw(body, data) {
   const rate = `${number(data.records)} in the last ${label}`;
   const failures = data.failures.capture + data.failures.error_records +
     Object.values(data.failures.verification_failures).reduce((n, v) => n + v, 0);
-  body.append(
+  add(body, 
     h('div', {class: 'cards'},
       card('Records', number(data.totals.records), rate,
         data.pending ? ` · ${number(data.pending)} waiting to be stored` : ''),
@@ -118,7 +118,7 @@ export async function render(main, {params, alive}) {
     } catch (err) {
       if (!alive()) return;
       status.textContent = '';
-      clear(body).append(message('error', err.text || String(err)));
+      add(clear(body), message('error', err.text || String(err)));
     }
   }
 
@@ -128,7 +128,7 @@ export async function render(main, {params, alive}) {
     load();
   });
   refresh.addEventListener('click', () => load());
-  main.append(
+  add(main, 
     h('div', {class: 'page-head'},
       h('h1', {tabindex: -1}, 'Dashboard'),
       h('div', {class: 'controls'},

@@ -2,7 +2,7 @@
 // check between two chosen sizes, recomputed in this browser.
 
 import {api, query} from './api.js';
-import {h, clear, message, panel, checksTable, humanTime, ago, number, copyButton} from './dom.js';
+import {h, add, clear, message, panel, checksTable, humanTime, ago, number, copyButton} from './dom.js';
 import {sizeChart} from './charts.js';
 import {b64decode, hex, parseCheckpoint, verifyConsistency, verifyNote} from './merkle.js';
 
@@ -55,7 +55,7 @@ function consistencyPanel(list, alive) {
     e.preventDefault();
     const from = Number(older.value);
     const to = Number(newer.value);
-    clear(out).append(h('p', {class: 'muted'}, 'Checking…'));
+    add(clear(out), h('p', {class: 'muted'}, 'Checking…'));
     try {
       if (from > to) throw new Error(`the older size (${from}) must not be larger than the newer size (${to})`);
       const proof = await api(`/v1/checkpoints/consistency${query({from, to})}`);
@@ -83,7 +83,7 @@ function consistencyPanel(list, alive) {
       }
       if (!alive()) return;
       const ok = checks.every((c) => c.result === 'pass');
-      clear(out).append(
+      add(clear(out), 
         h('p', {class: `verdict ${ok ? 'ok' : 'bad'}`, id: 'consistency-verdict'},
           ok ? `Consistent: the log at size ${number(to)} contains the log at size ${number(from)} unchanged.`
             : 'Not shown consistent: see the failed check.'),
@@ -91,7 +91,7 @@ function consistencyPanel(list, alive) {
         h('details', {class: 'alt'}, h('summary', {}, `The proof (${proof.proof.length} hashes)`),
           h('ol', {start: 0, class: 'proof'}, proof.proof.map((p) => h('li', {}, h('code', {}, p))))));
     } catch (err) {
-      if (alive()) clear(out).append(message('error', err.text || err.message || String(err)));
+      if (alive()) add(clear(out), message('error', err.text || err.message || String(err)));
     }
   });
   return panel('Consistency between two sizes',
@@ -102,17 +102,17 @@ function consistencyPanel(list, alive) {
 
 export async function render(main, {alive}) {
   document.title = 'Log · provmark';
-  main.append(h('h1', {tabindex: -1}, 'Transparency log'));
+  add(main, h('h1', {tabindex: -1}, 'Transparency log'));
   let latest;
   try {
     latest = await api('/v1/checkpoints/latest');
   } catch (err) {
-    main.append(message(err.status === 404 ? 'info' : 'error', err.status === 404 ? 'The log is empty: no checkpoint yet.' : err.text));
+    add(main, message(err.status === 404 ? 'info' : 'error', err.status === 404 ? 'The log is empty: no checkpoint yet.' : err.text));
     return null;
   }
   const list = await api(`/v1/ui/checkpoints${query({limit: 500})}`);
   const first = await latestPanel(latest, alive);
   if (!alive()) return null;
-  main.append(first, historyPanel(list), consistencyPanel(list, alive));
+  add(main, first, historyPanel(list), consistencyPanel(list, alive));
   return null;
 }

@@ -2,7 +2,7 @@
 // lineage graph, exports as downloads, and every field in readable and stored form.
 
 import {api, download, recordPath, uiRecordPath, ApiError, query} from './api.js';
-import {h, clear, message, panel, checksTable, humanTime, ago, copyButton} from './dom.js';
+import {h, add, clear, message, panel, checksTable, humanTime, ago, copyButton} from './dom.js';
 import {lineageGraph} from './lineage.js';
 import {fieldSections} from './fields.js';
 import {browserChecks} from './browser_verify.js';
@@ -24,12 +24,12 @@ function exportsPanel(record, session) {
       'aria-describedby': hidden.length ? 'exports-why' : null},
     h('span', {class: 'label'}, label), h('span', {class: 'file small muted'}, `${record.slug}${suffix}`));
     button.addEventListener('click', async () => {
-      clear(status).append(`Preparing ${label}…`);
+      add(clear(status), `Preparing ${label}…`);
       try {
         const name = await download(path, `${record.slug}${suffix}`);
-        clear(status).append(message('ok', `Downloaded ${name}.`));
+        add(clear(status), message('ok', `Downloaded ${name}.`));
       } catch (err) {
-        clear(status).append(message('error', err instanceof ApiError ? err.text : String(err)));
+        add(clear(status), message('error', err instanceof ApiError ? err.text : String(err)));
       }
     });
     return h('li', {}, button, h('span', {class: 'small muted'}, ` ${what}`));
@@ -51,11 +51,11 @@ async function integrityPanel(record, alive) {
   const id = record.record_id;
   const serverJob = api(`${uiRecordPath(id)}/checks`).then((answer) => {
     if (!alive()) return;
-    clear(server).append(
+    add(clear(server), 
       h('p', {class: `verdict ${answer.verified ? 'ok' : 'bad'}`, id: 'server-verdict'},
         answer.verified ? 'Intact: signed, and included in the signed log.' : `Not intact: ${answer.reason}`),
       checksTable(answer.checks, 'Server checks of the stored record'));
-  }).catch((err) => alive() && clear(server).append(message('error', err.text || String(err))));
+  }).catch((err) => alive() && add(clear(server), message('error', err.text || String(err))));
   const localJob = (async () => {
     let proof = null;
     try {
@@ -67,14 +67,14 @@ async function integrityPanel(record, alive) {
     const checks = await browserChecks(record, proof, keys);
     if (!alive()) return;
     const failed = checks.some((c) => c.result === 'fail');
-    clear(local).append(
+    add(clear(local), 
       h('p', {class: `verdict ${failed ? 'bad' : 'ok'}`, id: 'browser-verdict'},
         failed ? 'A check failed in this browser.' : 'No check failed in this browser.'),
       checksTable(checks, 'Checks recomputed in this browser'),
       proof ? h('details', {class: 'alt'}, h('summary', {}, `Inclusion proof (${proof.proof.length} hashes, tree size ${proof.tree_size})`),
         h('pre', {class: 'note'}, proof.checkpoint), copyButton(proof.checkpoint, 'signed checkpoint'),
         h('ol', {start: 0, class: 'proof'}, proof.proof.map((p) => h('li', {}, h('code', {}, p))))) : null);
-  })().catch((err) => alive() && clear(local).append(message('error', err.text || String(err))));
+  })().catch((err) => alive() && add(clear(local), message('error', err.text || String(err))));
   return {section, done: Promise.all([serverJob, localJob])};
 }
 
@@ -85,9 +85,9 @@ function lineagePanel(record, alive) {
     try {
       const data = await api(`${uiRecordPath(record.record_id)}/lineage${query({depth: depth.value})}`);
       if (!alive()) return;
-      clear(body).append(lineageGraph(data));
+      add(clear(body), lineageGraph(data));
     } catch (err) {
-      if (alive()) clear(body).append(message('error', err.text || String(err)));
+      if (alive()) add(clear(body), message('error', err.text || String(err)));
     }
   }
   depth.addEventListener('change', load);
@@ -103,7 +103,7 @@ export async function render(main, {arg, session, alive}) {
   try {
     record = await api(recordPath(arg));
   } catch (err) {
-    main.append(h('h1', {tabindex: -1}, 'Record'), message('error', err.status === 404 ? `No record “${arg}” in this store.` : err.text || String(err)));
+    add(main, h('h1', {tabindex: -1}, 'Record'), message('error', err.status === 404 ? `No record “${arg}” in this store.` : err.text || String(err)));
     return null;
   }
   if (!alive()) return null;
@@ -111,7 +111,7 @@ export async function render(main, {arg, session, alive}) {
   const model = [record.model?.name, record.model?.version].filter(Boolean).join(' ');
   const integrity = await integrityPanel(record, alive);
   const lineage = lineagePanel(record, alive);
-  main.append(
+  add(main, 
     h('nav', {class: 'crumbs', 'aria-label': 'Breadcrumb'}, h('a', {href: '#/search'}, 'Search'), ' / ', record.slug),
     h('div', {class: 'page-head'},
       h('h1', {tabindex: -1}, 'Record ', h('span', {class: 'slug'}, record.slug)),

@@ -106,7 +106,7 @@ export async function render(main, {params, alive}) {
   async function load(current, cursors) {
     clear(results);
     for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
-    results.append(h('p', {class: 'muted'}, 'Searching…'));
+    add(results, h('p', {class: 'muted'}, 'Searching…'));
     try {
       let records;
       let next = null;
@@ -125,8 +125,8 @@ export async function render(main, {params, alive}) {
         ? `Records ${number(first)}–${number(first + records.length - 1)}${next ? '' : ' (last page)'}`
         : 'No records match these filters.';
       live.textContent = records.length ? `${records.length} records shown. ${summary}.` : summary;
-      results.append(h('h2', {id: 'results-heading', tabindex: -1}, summary));
-      if (records.length) results.append(table(records, summary));
+      add(results, h('h2', {id: 'results-heading', tabindex: -1}, summary));
+      if (records.length) add(results, table(records, summary));
       const go = (list) => {
         const q = new URLSearchParams(current);
         if (list.length) q.set('page', list.join('.')); else q.delete('page');
@@ -134,7 +134,7 @@ export async function render(main, {params, alive}) {
         load(q, list);
       };
       if (!current.get('record') && (next || cursors.length)) {
-        results.append(h('nav', {class: 'pager', 'aria-label': 'Pages'},
+        add(results, h('nav', {class: 'pager', 'aria-label': 'Pages'},
           h('button', {type: 'button', disabled: !cursors.length, onclick: () => go(cursors.slice(0, -1))}, '← Previous page'),
           h('span', {}, `Page ${cursors.length + 1}`),
           h('button', {type: 'button', disabled: !next, onclick: () => go([...cursors, next])}, 'Next page →')));
@@ -145,7 +145,7 @@ export async function render(main, {params, alive}) {
       const field = (err.problem?.field || '').replace(/^query\./, '').replace(/^path\.record_id$/, 'record');
       const target = form.querySelector(`[name="${field === 'tag' ? 'tags' : field}"]`);
       if (target) target.setAttribute('aria-invalid', 'true');
-      results.append(message('error', err.status === 404 && current.get('record')
+      add(results, message('error', err.status === 404 && current.get('record')
         ? `No record “${current.get('record')}” in this store.` : err.text || String(err)));
       live.textContent = 'Search failed.';
     }

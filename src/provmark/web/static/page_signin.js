@@ -1,13 +1,13 @@
 // Sign in with an API token. The role of the token decides what the pages show.
 
 import {auth} from './api.js';
-import {h, clear, message} from './dom.js';
+import {h, add, clear, message} from './dom.js';
 
 export function render(main, {error, done}) {
   clear(main);
   document.title = 'Sign in · provmark';
   const status = h('div', {id: 'signin-status', 'aria-live': 'polite'});
-  if (error) status.append(message('error', error));
+  if (error) add(status, message('error', error));
   const token = h('input', {
     id: 'token', name: 'token', type: 'password', required: true, autocomplete: 'off',
     spellcheck: 'false', 'aria-describedby': 'token-hint', placeholder: 'pmk_…',
@@ -33,7 +33,7 @@ export function render(main, {error, done}) {
     const value = token.value.trim();
     if (!value) {
       token.setAttribute('aria-invalid', 'true');
-      status.append(message('error', 'Enter an API token.'));
+      add(status, message('error', 'Enter an API token.'));
       token.focus();
       return;
     }
@@ -48,11 +48,11 @@ export function render(main, {error, done}) {
       button.disabled = false;
       button.textContent = 'Sign in';
       token.setAttribute('aria-invalid', 'true');
-      status.append(message('error', problem));
+      add(status, message('error', problem));
       token.focus();
     }
   });
-  main.append(
+  add(main, 
     h('div', {class: 'signin-wrap'},
       h('h1', {tabindex: -1}, 'Sign in'),
       h('p', {class: 'lead'}, 'provmark keeps signed, tamper-evident provenance records of AI outputs. ' +

@@ -2,7 +2,7 @@
 // Media that carry a C2PA manifest (embedded, or a .c2pa sidecar) show the manifest.
 
 import {api, ApiError} from './api.js';
-import {h, clear, message, panel, checksTable, humanTime, short, bytes} from './dom.js';
+import {h, add, clear, message, panel, checksTable, humanTime, short, bytes} from './dom.js';
 
 // first bytes of the formats C2PA embeds into
 function looksLikeMedia(head) {
@@ -58,23 +58,23 @@ function showAnswer(out, answer, c2pa, label) {
   clear(out);
   const viaManifest = !answer.verified && c2pa?.verified;
   const verified = answer.verified || viaManifest;
-  out.append(h('h2', {id: 'verdict', tabindex: -1, class: `verdict ${verified ? 'ok' : 'bad'}`},
+  add(out, h('h2', {id: 'verdict', tabindex: -1, class: `verdict ${verified ? 'ok' : 'bad'}`},
     h('span', {'aria-hidden': 'true'}, verified ? '✓ ' : '✗ '),
     verified ? `Verified: ${label}` : `Not verified: ${label}`));
-  out.append(h('p', {}, 'SHA-256 of the content: ', h('code', {class: 'hash', id: 'content-sha'}, answer.content_sha256)));
+  add(out, h('p', {}, 'SHA-256 of the content: ', h('code', {class: 'hash', id: 'content-sha'}, answer.content_sha256)));
   if (answer.verified) {
-    out.append(recordSummary(answer.record));
+    add(out, recordSummary(answer.record));
   } else if (viaManifest) {
-    out.append(message('info', 'These bytes are not the recorded output, because the C2PA manifest was added to the file after generation. ' +
+    add(out, message('info', 'These bytes are not the recorded output, because the C2PA manifest was added to the file after generation. ' +
       'The manifest is intact and names a record in this log, which verifies.'), recordSummary(c2pa.record));
   } else {
-    out.append(h('p', {class: 'reason', id: 'fail-reason'}, h('strong', {}, `Failed check: ${answer.failed_check}. `), answer.reason));
+    add(out, h('p', {class: 'reason', id: 'fail-reason'}, h('strong', {}, `Failed check: ${answer.failed_check}. `), answer.reason));
   }
-  out.append(checksTable(answer.checks, 'Checks of the content against this log'));
+  add(out, checksTable(answer.checks, 'Checks of the content against this log'));
   if (c2pa && c2pa.found) {
-    out.append(checksTable(c2pa.checks, 'Checks through the C2PA manifest'), manifestPanel(c2pa));
+    add(out, checksTable(c2pa.checks, 'Checks through the C2PA manifest'), manifestPanel(c2pa));
   } else if (c2pa && !c2pa.found && !answer.verified) {
-    out.append(h('p', {class: 'small muted'}, `C2PA: ${c2pa.reason}`));
+    add(out, h('p', {class: 'small muted'}, `C2PA: ${c2pa.reason}`));
   }
 }
 
@@ -96,12 +96,12 @@ export async function render(main) {
   }
 
   async function run(label, send) {
-    clear(out).append(h('p', {class: 'muted'}, `Checking ${label}…`));
+    add(clear(out), h('p', {class: 'muted'}, `Checking ${label}…`));
     try {
       const [answer, c2pa] = await send();
       showAnswer(out, answer, c2pa, label);
     } catch (err) {
-      clear(out).append(message('error', err instanceof ApiError ? err.text : String(err)));
+      add(clear(out), message('error', err instanceof ApiError ? err.text : String(err)));
     }
     out.querySelector('#verdict')?.focus();
   }
@@ -156,7 +156,7 @@ export async function render(main) {
     e.preventDefault();
     if (!text.value) {
       text.setAttribute('aria-invalid', 'true');
-      clear(out).append(message('error', 'Paste some text to verify.'));
+      add(clear(out), message('error', 'Paste some text to verify.'));
       text.focus();
       return;
     }
@@ -165,7 +165,7 @@ export async function render(main) {
       async () => [await api('/v1/verify', {method: 'POST', body: {text: text.value, ...options()}}), null]);
   });
 
-  main.append(
+  add(main, 
     h('h1', {tabindex: -1}, 'Verify content'),
     h('p', {class: 'lead'}, 'Was this made here, by what, and is it intact? The server hashes the content and checks the record, its signature, the key and the log.'),
     h('div', {class: 'two'},
