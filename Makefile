@@ -38,7 +38,8 @@ demo:
 	provmark demo --fresh
 
 schema:
-	$(PY) -c "from provmark.record import write_json_schema; write_json_schema('docs/schema/record-v1.json')"
+	$(PY) -c "from provmark.record import write_json_schema; write_json_schema('docs/schema/record-v2.json')"
+	$(PY) -c "import json; from provmark.export.intoto import predicate_schema; open('docs/schema/predicate-provenance-v1.json', 'w').write(json.dumps(predicate_schema(), indent=2, sort_keys=True) + chr(10))"
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache provmark-demo

@@ -610,6 +610,23 @@ class Provmark:
             raise ConfigError("erase: subject must not be empty")
         self.flush()  # records captured before the request are sealed with the old key
         hashed = privacy.hash_subject(subject)
+        try:
+            from .governance.ledger import active_holds
+        except ImportError:  # pragma: no cover - governance is part of provmark
+            holds = []
+        else:
+            tag = f"{privacy.subject_tag}={subject}"
+            holds = [
+                h
+                for h in active_holds(self)
+                if (h.kind == "subject" and h.value in (subject, hashed))
+                or (h.kind == "tag" and h.value == tag)
+            ]
+        if holds:
+            raise ConfigError(
+                f"subject is under legal hold {holds[0].hold_id}: release the hold "
+                "before erasing (provmark hold release)"
+            )
         why = privacy.redact_text(reason) if reason else None
         result = privacy.vault.erase(hashed, why)
         tags = {"subject": hashed}

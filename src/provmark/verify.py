@@ -28,7 +28,7 @@ from .crypto.keys import PublicKey, check_key_window, verify_record_signature
 from .errors import VerificationError
 from .log.merkle import verify_consistency, verify_inclusion
 from .log.note import Checkpoint, NoteVerifier, open_checkpoint
-from .record import LogPosition, Record, log_entry, record_from_payload
+from .record import LogPosition, Record, log_entry, output_hashes, record_from_payload
 
 
 @dataclass(frozen=True)
@@ -145,14 +145,17 @@ def verify_evidence(
     if not isinstance(data, dict) or not isinstance(data.get("generated_at"), str):
         raise VerificationError("record_payload", "record has no generated_at time")
 
-    stated = (data.get("output") or {}).get("sha256")
     if content_sha256 is not None:
-        if stated != content_sha256:
+        stated = output_hashes(data)  # output, and every output of a multi-output (v2) record
+        if content_sha256 not in stated:
+            recorded = ", ".join(stated) or "no output hash"
             raise VerificationError(
                 "output_hash",
-                f"content sha256 {content_sha256} differs from the recorded {stated}",
+                f"content sha256 {content_sha256} differs from the recorded {recorded}",
             )
-        checks.append(Check("output_hash", True, f"content sha256 {stated} matches the record"))
+        checks.append(
+            Check("output_hash", True, f"content sha256 {content_sha256} matches the record")
+        )
 
     sig = evidence.signature
     key = trust.key(sig.get("key_id", ""))

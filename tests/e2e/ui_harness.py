@@ -37,6 +37,7 @@ from provmark.server.auth import TokenStore
 from provmark.server.state import StateDB
 
 HERE = Path(__file__).resolve().parent
+SCREENSHOTS = HERE.parents[1] / "docs" / "img"
 PII = ("jane.doe@example.com", "alice@example.com", "+44 20 7946 0958", "Summarise the audit report")
 
 SERVICES = (
@@ -280,3 +281,39 @@ class UIServer:
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+def sign_in(page: Any, token: str, reason: str = "") -> None:
+    """Sign in through the form and wait for the dashboard."""
+    page.goto("/")
+    page.get_by_label("API token").fill(token)
+    if reason:
+        page.get_by_label("Reason for access").fill(reason)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_selector("#nav:not([hidden])")
+    page.wait_for_selector("main h1")
+
+
+def screenshot(page: Any, name: str) -> Path:
+    """Save a full-page screenshot into docs/img/ (the pointer parked out of the way)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(150)
+    path = SCREENSHOTS / name
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def change_one_pixel(data: bytes) -> bytes:
+    """The same PNG (any manifest chunk kept) with one pixel value changed."""
+    out, i = [data[:8]], 8
+    while i < len(data):
+        (n,) = struct.unpack(">I", data[i : i + 4])
+        kind, body = data[i + 4 : i + 8], data[i + 8 : i + 8 + n]
+        if kind == b"IDAT":
+            rows = bytearray(zlib.decompress(body))
+            rows[5] ^= 0x01
+            body = zlib.compress(bytes(rows), 9)
+        out.append(struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body)))
+        i += 12 + n
+    return b"".join(out)

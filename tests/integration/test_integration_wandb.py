@@ -54,7 +54,10 @@ def test_autolog_logs_a_table_and_an_artifact(offline: Path, pm: Any) -> None:
     caption = pm.capture(model=provmark.Model("acme/captioner", version="2"))(
         lambda image_id, *, beam=1: f"caption of {image_id}"
     )
-    with wandb.init(project="captions", config={"beam": 3}, dir=offline) as run, pm_wandb.autolog(pm):
+    with (
+        wandb.init(project="captions", config={"beam": 3}, dir=offline) as run,
+        pm_wandb.autolog(pm),
+    ):
         outs = [caption(f"img-{i}", beam=3) for i in range(3)]
     caption("after the run")
 

@@ -311,6 +311,19 @@ def test_erase_of_a_subject_with_no_data_is_recorded_once(db: Path, home: Path) 
     assert second.already_erased and second.record_id == first.record_id
 
 
+def test_legal_hold_blocks_erasure_until_released(db: Path, home: Path) -> None:
+    from provmark.governance.ledger import place_hold, release_hold
+
+    rid = _capture(db, home)
+    with provmark.open(db, home=home) as pm:
+        hold = place_hold(pm, subject="alice", reason="case 9")
+        with pytest.raises(ConfigError, match="legal hold"):
+            pm.erase("alice")
+        assert pm.view("auditor", principal="c").get(rid).input.snapshot == "secret prompt"
+        release_hold(pm, hold.hold_id, reason="case closed")
+        assert pm.erase("alice").keys_shredded == 1
+
+
 # ---------------------------------------------------------------- bad input
 
 

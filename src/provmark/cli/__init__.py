@@ -15,6 +15,7 @@ from . import (
     demo,
     export,
     governance,
+    integrations,
     keys,
     privacy,
     records,
@@ -39,6 +40,7 @@ GROUPS = [
     governance,
     trust,
     softbind,
+    integrations,
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

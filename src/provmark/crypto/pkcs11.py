@@ -224,7 +224,8 @@ class Pkcs11KeyStore(FileKeyStore):
 
     ``directory/pkcs11.json`` remembers the token label of each purpose's current
     key. Keys are created on the token on first use; :meth:`rotate` makes a new one
-    and keeps the old on the token unless ``destroy_old``.
+    and keeps the old on the token unless ``destroy_old``. ``purposes=("log",)`` is the
+    checkpoint-only mode: the log key in the token, the record key a file key.
     """
 
     def __init__(
@@ -237,8 +238,13 @@ class Pkcs11KeyStore(FileKeyStore):
         alg: str = ED25519,
         label_prefix: str = "provmark",
         destroy_old: bool = False,
+        purposes: tuple[str, ...] = PURPOSES,
     ) -> None:
         super().__init__(directory, alg=alg)
+        unknown = set(purposes) - set(PURPOSES)
+        if unknown or not purposes:
+            raise ConfigError(f"HSM key purposes {purposes!r}: choose from {', '.join(PURPOSES)}")
+        self.purposes = tuple(purposes)
         self.token = Pkcs11Token(module, token_label, pin)
         self.label_prefix = label_prefix
         self.destroy_old = destroy_old
@@ -247,7 +253,8 @@ class Pkcs11KeyStore(FileKeyStore):
     @classmethod
     def from_env(cls, home: str | Path | None = None) -> Pkcs11KeyStore:
         """From ``PROVMARK_PKCS11_TOKEN``, ``PROVMARK_PKCS11_PIN`` (or ``_PIN_FILE``),
-        ``PROVMARK_PKCS11_MODULE`` and ``PROVMARK_PKCS11_ALG``."""
+        ``PROVMARK_PKCS11_MODULE``, ``PROVMARK_PKCS11_ALG`` and ``PROVMARK_PKCS11_PURPOSES``
+        (comma-separated, default ``records,log``)."""
         env = os.environ
         token = env.get("PROVMARK_PKCS11_TOKEN")
         if not token:
@@ -264,6 +271,9 @@ class Pkcs11KeyStore(FileKeyStore):
             pin=pin,
             module=env.get("PROVMARK_PKCS11_MODULE"),
             alg=env.get("PROVMARK_PKCS11_ALG", ED25519),
+            purposes=tuple(
+                p.strip() for p in env.get("PROVMARK_PKCS11_PURPOSES", "records,log").split(",")
+            ),
         )
 
     def __repr__(self) -> str:
@@ -297,6 +307,8 @@ class Pkcs11KeyStore(FileKeyStore):
     def signer(self, purpose: str = "records") -> Signer:
         if purpose not in PURPOSES:
             raise ConfigError(f"unknown key purpose {purpose!r}; one of {', '.join(PURPOSES)}")
+        if purpose not in self.purposes:
+            return super().signer(purpose)
         with self._lock:
             cached = self._hsm_signers.get(purpose)
             if cached is not None:
@@ -344,6 +356,8 @@ class Pkcs11KeyStore(FileKeyStore):
     def rotate(self, purpose: str = "records", alg: str | None = None) -> PublicKey:
         if purpose not in PURPOSES:
             raise ConfigError(f"unknown key purpose {purpose!r}; one of {', '.join(PURPOSES)}")
+        if purpose not in self.purposes:
+            return super().rotate(purpose, alg)
         self.signer(purpose)
         with self._lock:
             now = now_utc()

@@ -29,7 +29,7 @@ from typing import Any, Protocol, cast
 from ..canonical import Fragment, to_json_value
 from ..crypto.fieldenc import LocalMasterKey, MasterKey, encode_value
 from ..crypto.keystore import KeyStore
-from ..errors import ConfigError, KeyStoreError
+from ..errors import CaptureError, ConfigError, KeyStoreError, StoreError
 from ..record import MAX_EXTRA_BYTES, MAX_SNAPSHOT_CHARS
 from ..redaction import HMAC_PREFIX, MASKED, Action, Policy, Redactor
 from ..redaction.policy import TERMINAL_ACTIONS
@@ -232,8 +232,12 @@ class Privacy:
                 inp["snapshot"] = _FAILED
             if message:
                 draft["error"]["message"] = _FAILED
-            if self.direct:
-                raise
+            if self.direct:  # the caller's thread: fail the capture, never store PII
+                detail = str(exc) if isinstance(exc, StoreError | KeyStoreError) else ""
+                raise CaptureError(
+                    f"record {draft.get('record_id')}: redaction/encryption failed "
+                    f"({type(exc).__name__}{': ' + detail if detail else ''})"
+                ) from None
 
     def _protect(self, draft: dict[str, Any], raw: Any, message: str | None) -> None:
         sealed: list[tuple[str, Any]] = []

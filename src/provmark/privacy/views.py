@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ..canonical import canonical_bytes
 from ..crypto.keys import PublicKey
 from ..errors import ConfigError, VerificationError
-from ..record import Record, record_from_payload
+from ..record import MAX_SNAPSHOT_CHARS, MAX_TAG_CHARS, Record, record_from_payload
 from ..redaction import HMAC_PREFIX, Action, Policy, Redactor
 from ..store.base import Page
 from ..verify import Check, Verified
@@ -250,6 +250,16 @@ class RecordView:
         if self._sanitizer is None:
             self._sanitizer = sanitizer(self._pm)
         clean = self._sanitizer.redact_document(data).doc
+        # Placeholders can be longer than what they replace: keep the schema's limits.
+        for part, key, limit in (
+            ("input", "snapshot", MAX_SNAPSHOT_CHARS),
+            ("error", "message", 2048),
+        ):
+            value = (clean.get(part) or {}).get(key)
+            if isinstance(value, str) and len(value) > limit:
+                clean[part][key] = value[:limit]
+        if isinstance(clean.get("tags"), dict):
+            clean["tags"] = {k: str(v)[:MAX_TAG_CHARS] for k, v in clean["tags"].items()}
         actor = clean.get("actor")
         if isinstance(actor, dict) and actor.get("user_id"):
             user = str(actor["user_id"])

@@ -88,6 +88,7 @@ class TrustArchive:
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA busy_timeout = 10000")
         self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")  # evidence, re-obtainable: no fsync each
         self._db.executescript(_SCHEMA)
 
     @classmethod

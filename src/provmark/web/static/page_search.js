@@ -90,7 +90,7 @@ export async function render(main, {params, alive}) {
         select('order', 'Order', p.get('order') || 'desc', [['desc', 'Newest first'], ['asc', 'Oldest first']])),
       h('div', {class: 'buttons'},
         h('button', {type: 'submit', class: 'primary'}, 'Search'),
-        h('button', {type: 'button', id: 'clear', onclick: () => { location.hash = '#/search'; }}, 'Clear'))));
+        h('button', {type: 'button', id: 'clear'}, 'Clear'))));
 
   const rangeSelect = form.querySelector('#f-range');
   rangeSelect.addEventListener('change', () => { form.querySelector('#f-since').value = rangeSelect.value; });
@@ -103,7 +103,10 @@ export async function render(main, {params, alive}) {
     fileHint.textContent = `SHA-256 of ${f.name}: filled in above. The file was not uploaded.`;
   });
 
+  let loads = 0;
   async function load(current, cursors) {
+    const mine = ++loads;
+    const stale = () => mine !== loads || !alive();
     clear(results);
     for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
     add(results, h('p', {class: 'muted'}, 'Searching…'));
@@ -117,7 +120,7 @@ export async function render(main, {params, alive}) {
         records = answer.records;
         next = answer.next_cursor;
       }
-      if (!alive()) return;
+      if (stale()) return;
       clear(results);
       const limit = Number(current.get('limit') || 25);
       const first = cursors.length * limit + 1;
@@ -140,7 +143,7 @@ export async function render(main, {params, alive}) {
           h('button', {type: 'button', disabled: !next, onclick: () => go([...cursors, next])}, 'Next page →')));
       }
     } catch (err) {
-      if (!alive()) return;
+      if (stale()) return;
       clear(results);
       const field = (err.problem?.field || '').replace(/^query\./, '').replace(/^path\.record_id$/, 'record');
       const target = form.querySelector(`[name="${field === 'tag' ? 'tags' : field}"]`);
@@ -163,6 +166,13 @@ export async function render(main, {params, alive}) {
     load(q, []).then(() => results.querySelector('#results-heading')?.focus());
   });
 
+  form.querySelector('#clear').addEventListener('click', () => {
+    const defaults = {limit: '25', order: 'desc'};
+    for (const el of form.querySelectorAll('input, select')) el.value = defaults[el.name] || '';
+    fileHint.textContent = 'The file is hashed in this browser and never uploaded.';
+    history.pushState(null, '', '#/search');
+    load(new URLSearchParams(), []);
+  });
   add(main, h('h1', {tabindex: -1}, 'Search records'), form, live, results);
   const cursors = (p.get('page') || '').split('.').filter(Boolean);
   await load(p, cursors);
