@@ -117,7 +117,7 @@ def signatures(n: int, tmp: Path) -> list[dict[str, Any]]:
 
     data = os.urandom(900)  # about one canonical record
     token = Pkcs11Token(None, "bench", PIN)
-    rows = []
+    rows: list[dict[str, Any]] = []
     try:
         for alg in (ED25519, ES256):
             token.generate(f"bench-{alg}", alg)
@@ -150,7 +150,7 @@ def signatures(n: int, tmp: Path) -> list[dict[str, Any]]:
 def records_rate(n: int, tmp: Path) -> list[dict[str, Any]]:
     from provmark.crypto.pkcs11 import Pkcs11KeyStore
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     batch = [record(i) for i in range(n)]
     for name in ("file key", "PKCS#11 SoftHSM2"):
         home = tmp / f"home-{len(rows)}"

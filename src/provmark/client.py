@@ -532,6 +532,13 @@ class Provmark:
         :class:`VerificationError` naming the failed check.
         """
         self.flush()
+        revoked = self._revocations()
+        if revoked is not None:  # a revoked key: records need witnessed/time-stamped checkpoints
+            from .witness.policy import TrustPolicy
+
+            return TrustPolicy(revocations=revoked).verify(  # type: ignore[no-any-return]
+                self, content, record_id=record_id, trusted_checkpoint=trusted_checkpoint
+            )
         sha = digest_output(content, self.encoders).sha256
         if record_id is not None:
             stored = self.store.get(record_id)
@@ -562,6 +569,22 @@ class Provmark:
                 first_error = first_error or exc
         assert first_error is not None
         raise first_error
+
+    def _revocations(self) -> Any:
+        """The revocation list beside the key set, re-read only when the file changes."""
+        from .crypto.revocation import RevocationList, revocations_path
+
+        path = revocations_path(self)
+        try:
+            stamp = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+        cached = getattr(self, "_revocations_cache", None)
+        if cached is None or cached[0] != stamp:
+            revs = RevocationList(path)
+            cached = (stamp, revs if len(revs) else None)
+            self._revocations_cache = cached
+        return cached[1]
 
     def bundle(self, record_id: str) -> dict[str, Any]:
         """An offline bundle: verifiable with no server and no database."""
@@ -740,6 +763,10 @@ def open(
         except ImportError as exc:
             raise ConfigError(f"remote provmark servers need provmark[remote]: {exc}") from None
         return open_remote(text, token=token, **options)  # type: ignore[no-any-return,unused-ignore]
+    if keystore is None and os.environ.get("PROVMARK_PKCS11_TOKEN"):
+        from .crypto.pkcs11 import Pkcs11KeyStore  # keys held in an HSM
+
+        keystore = Pkcs11KeyStore.from_env(home)
     if keystore is None:
         keystore = FileKeyStore(Path(home) / "keys" if home else None)
     store = _open_store(text)

@@ -38,7 +38,7 @@ from provmark.server.state import StateDB
 
 HERE = Path(__file__).resolve().parent
 SCREENSHOTS = HERE.parents[1] / "docs" / "img"
-PII = ("jane.doe@example.com", "alice@example.com", "+44 20 7946 0958", "Summarise the audit report")
+PII = ("jane.doe@example.com", "alice@example.com", "+44 20 7946 0958")
 
 SERVICES = (
     ("acme/summarizer", "3.2", "chat", "summaries"),
@@ -104,7 +104,7 @@ def history(now: datetime, n: int = 360, seed: int = 1) -> list[list[dict[str, A
         }
         if failed:
             record["status"] = "error"
-            record["error"] = {"type": "TimeoutError", "message": "upstream timed out for jane.doe"}
+            record["error"] = {"type": "TimeoutError", "message": "upstream timed out for jane.doe@example.com"}
         else:
             record["output"] = {
                 "sha256": hashlib.sha256(output).hexdigest(),
@@ -123,6 +123,7 @@ def build_store(folder: Path) -> dict[str, Any]:
     with provmark.open(folder / "provmark.db", home=home) as pm:
         for batch in history(datetime.now(UTC)):
             pm.ingest(batch)
+            time.sleep(0.4)  # checkpoints a little apart, for the log's chart
     demo = build_demo(folder, 25)
     with provmark.open(folder / "provmark.db", home=home) as pm:
         first = str(demo["record_id"])

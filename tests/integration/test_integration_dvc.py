@@ -17,7 +17,7 @@ import provmark
 from provmark import ConfigError
 
 pytest.importorskip("dvc", reason="dvc is not installable here")
-from provmark.integrations import dvc as pm_dvc  # noqa: E402
+from provmark.integrations import dvc as pm_dvc
 
 DVC = [sys.executable, "-m", "dvc"]
 
@@ -85,7 +85,7 @@ def test_stage_deps_and_targets(repo: Path) -> None:
     assert [d.path for d in pm_dvc.Datasets(repo, stage="prepare").items] == ["data/train.csv"]
     picked = pm_dvc.Datasets(repo, targets=[repo / "data" / "images", "data/clean.csv"])
     assert [d.path for d in picked.items] == ["data/images", "data/clean.csv"]
-    with pytest.raises(ConfigError, match="prep.py is not tracked by DVC"):
+    with pytest.raises(ConfigError, match=r"prep\.py is not tracked by DVC"):
         pm_dvc.Datasets(repo, targets=["prep.py"])
     with pytest.raises(ConfigError, match="no stage 'train'"):
         pm_dvc.Datasets(repo, stage="train")
@@ -121,7 +121,7 @@ def test_remote_urls_and_changed_data(repo: Path, tmp_path: Path) -> None:
     assert ds["data/images"].uri.endswith(".dir")
 
     (work / "data" / "train.csv").write_text("text,label\ntampered,1\n")
-    with pytest.raises(pm_dvc.DatasetChanged, match="train.csv changed since DVC recorded it"):
+    with pytest.raises(pm_dvc.DatasetChanged, match=r"train\.csv changed since DVC recorded it"):
         pm_dvc.Datasets(work, remote=False)
     (work / "data" / "train.csv").unlink()  # not checked out: the cache object is hashed
     again = {d.path: d for d in pm_dvc.Datasets(work, remote=False).items}
@@ -135,7 +135,7 @@ def test_bad_repositories(tmp_path: Path, repo: Path) -> None:
     shutil.copytree(repo, work)
     lock = work / "dvc.lock"
     lock.write_text(lock.read_text().replace("schema: '2.0'", "schema: '9.0'"))
-    with pytest.raises(ConfigError, match="schema '9.0' is not supported"):
+    with pytest.raises(ConfigError, match=r"schema '9\.0' is not supported"):
         pm_dvc.Datasets(work)
     lock.write_text("stages: [unclosed")
     with pytest.raises(ConfigError, match="is not valid YAML"):
@@ -152,3 +152,15 @@ def test_missing_dvc_names_the_extra() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("ConfigError") and "pip install 'provmark[dvc]'" in out.stdout
     assert provmark.ConfigError  # the error every integration raises for setup problems
+
+
+def test_container_labels_from_a_dvc_stage(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from provmark.cli import main
+
+    args = ["container-labels", "--dvc", str(repo), "--dvc-stage", "prepare"]
+    assert main([*args, "--no-git", "--format", "json"]) == 0
+    labels = json.loads(capsys.readouterr().out)
+    (dataset,) = json.loads(labels["dev.provmark.datasets"])
+    assert dataset["sha256"] == sha(repo / "data" / "train.csv")
+    assert main(["container-labels", "--dvc-stage", "prepare"]) == 2
+    assert "--dvc-stage needs --dvc REPO" in capsys.readouterr().err

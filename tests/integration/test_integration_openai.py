@@ -32,16 +32,12 @@ SERVED = {"router/auto": "small-model", "gpt-x": "gpt-x-2026-01-01"}
 
 
 def reply_for(body: dict[str, Any]) -> str:
-    if "messages" in body:
-        last = body["messages"][-1]["content"]
-    else:
-        last = body.get("prompt", "")
+    last = body["messages"][-1]["content"] if "messages" in body else body.get("prompt", "")
     return f"echo: {last}"
 
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    calls: list[dict[str, Any]] = []
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -56,7 +52,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        self.calls.append({"path": self.path, **body})
         model = body["model"]
         if model == "down":
             return self.send(503, {"error": {"message": "overloaded", "type": "server_error"}})
@@ -286,11 +281,11 @@ def test_completions_embeddings_n_choices_and_copies(server: str, pm: Any) -> No
     assert pm.find(model="copied").records, "a with_options copy is instrumented too"
 
     pm_openai.uninstrument(c)
-    before = pm.stats()["records"] if "records" in pm.stats() else None
+    pm.flush()
+    before = len(pm.find(limit=500).records)
     c.chat.completions.create(model="after-uninstrument", messages=MESSAGES[1:])
     pm.flush()
-    assert not pm.find(model="after-uninstrument").records
-    assert before is None or pm.stats()["records"] == before
+    assert len(pm.find(limit=500).records) == before, "uninstrumented: no more records"
 
 
 def test_unreadable_reply_follows_the_capture_policy(
@@ -309,7 +304,7 @@ def test_unreadable_reply_follows_the_capture_policy(
 
 
 def test_bad_client_and_missing_or_old_library(pm: Any) -> None:
-    with pytest.raises(ConfigError, match="openai.OpenAI or openai.AsyncOpenAI"):
+    with pytest.raises(ConfigError, match=r"openai\.OpenAI or openai\.AsyncOpenAI"):
         pm_openai.instrument(object(), pm)
     code = (
         "import sys; sys.modules['openai'] = None\n"

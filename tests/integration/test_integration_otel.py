@@ -16,14 +16,14 @@ import provmark
 from provmark import CaptureError
 
 pytest.importorskip("opentelemetry.sdk.trace", reason="opentelemetry-sdk is not installable here")
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
-from opentelemetry.trace import Status, StatusCode  # noqa: E402
+from opentelemetry.trace import Status, StatusCode
 
-from provmark.integrations import otel  # noqa: E402
+from provmark.integrations import otel
 
 INPUT = [{"role": "user", "parts": [{"type": "text", "content": "Name a colour"}]}]
 OUTPUT = [
@@ -138,9 +138,8 @@ def test_record_ids_go_on_the_current_span_and_are_not_recorded_twice(pm: Any, t
     assert [e.name for e in exported.events] == ["provmark.record"]
     pm.flush()
     assert len(pm.find(limit=10).records) == 1, "the span processor skipped the linked span"
-    with tracer.start_as_current_span("plain") as span:
-        with pm.record(model="m", input="x") as rec2:
-            rec2.set_output("after unlink")
+    with tracer.start_as_current_span("plain") as span, pm.record(model="m", input="x") as rec2:
+        rec2.set_output("after unlink")
     assert otel.RECORD_ID_ATTRIBUTE not in exporter.get_finished_spans()[-1].attributes
 
 

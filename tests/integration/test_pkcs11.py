@@ -91,7 +91,11 @@ def test_provmark_signs_records_and_checkpoints_in_the_token(
     try:
         with provmark.open(tmp_path / "hsm.db", keystore=ks, flush_interval=0.01) as pm:
             assert isinstance(pm.signer, Pkcs11Signer) and isinstance(pm.log_signer, Pkcs11Signer)
-            gen = pm.capture(model=provmark.Model("acme/hsm", version="1"))(lambda p: f"out {p}")
+
+            @pm.capture(model=provmark.Model("acme/hsm", version="1"))
+            def gen(prompt: str) -> str:
+                return f"out {prompt}"
+
             outputs = [gen(f"p{i}") for i in range(20)]
             pm.flush()
             for out in outputs[:3]:

@@ -366,6 +366,24 @@ def test_wrong_master_key_is_a_clear_error_with_nothing_partial(tmp_path: Path) 
         provmark.open(tmp_path / "env.db", keystore=env)
 
 
+def test_durable_capture_fails_closed_when_the_vault_cannot_write(db: Path, home: Path) -> None:
+    from provmark.errors import CaptureError
+
+    with provmark.open(db, home=home, durable=True) as pm:
+        with pm.record(model=MODEL, input="fine") as rec:
+            rec.set_output("first")
+        with sqlite3.connect(db) as conn:
+            conn.execute("ALTER TABLE pm_ciphertexts RENAME TO gone")
+        with pytest.raises(CaptureError, match="encryption failed"):  # noqa: SIM117
+            with pm.record(model=MODEL, input="mail jo@example.com") as rec:
+                rec.set_output("second")
+        pm.flush()
+        assert pm.store.count() == 1
+        with sqlite3.connect(db) as conn:
+            conn.execute("ALTER TABLE gone RENAME TO pm_ciphertexts")
+    assert b"jo@example.com" not in files(db) + db.with_name(db.name + ".journal").read_bytes()
+
+
 def test_altered_key_row_is_rejected(db: Path, home: Path) -> None:
     rid = _capture(db, home)
     with sqlite3.connect(db) as conn:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,10 +21,6 @@ from provmark.timestamp import (
 )
 from provmark.witness import TrustArchive
 from provmark.witness.archive import StoredTimestamp
-
-pytestmark = pytest.mark.skipif(
-    shutil.which("openssl") is None, reason="the openssl command (Debian package openssl)"
-)
 
 MODEL = provmark.Model("acme/painter", version="2")
 

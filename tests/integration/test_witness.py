@@ -97,6 +97,17 @@ def test_two_witnesses_cosign_and_verify_requires_k_of_n(
     assert "checkpoint of size 4" in done.stdout and done.stdout.count("cosigned") == 2
     assert main([*new, *db_args(db_path, home)]) == 0
 
+    # A verifier who already trusts a newer (unwitnessed) checkpoint: the witnessed tree
+    # must be a prefix of it.
+    add(pm, "fifth answer")
+    latest = pm.latest_checkpoint()
+    assert latest is not None
+    kept = home.parent / "latest.note"
+    kept.write_text(latest.note)
+    capsys.readouterr()
+    assert main([*new, "--trusted-checkpoint", str(kept), *db_args(db_path, home)]) == 0
+    assert "tree of size 4 is a prefix of 5" in capsys.readouterr().out
+
     # Each witness kept its own state, in its own folder.
     for w in ("w1", "w2"):
         status = json.loads(cli("witness", "status", str(home.parent / w), "--json").stdout)

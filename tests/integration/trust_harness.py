@@ -6,6 +6,7 @@ Both listen on 127.0.0.1 only and are stopped by the tests that start them.
 from __future__ import annotations
 
 import datetime
+import shutil
 import subprocess
 import sys
 import threading
@@ -225,6 +226,7 @@ class LocalTsa:
     """An RFC 3161 TSA over HTTP on 127.0.0.1 whose answers come from `openssl ts -reply`."""
 
     def __init__(self, folder: Path) -> None:
+        assert shutil.which("openssl"), "the openssl command is missing: apt-get install openssl"
         self.folder = make_tsa_files(folder)
         self.ca = folder / "ca.pem"
         self._server = _TsaServer(folder)

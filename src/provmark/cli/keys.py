@@ -23,6 +23,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_db(q)
     q.set_defaults(func=cmd_rotate)
 
+    from . import trust
+
+    trust.add_revoke_arguments(ks.add_parser("revoke", help="revoke a record key since a time"))
+
     q = ks.add_parser("export", help="write the public key set (JSON) that verifiers pin")
     q.add_argument("-o", "--output", metavar="PATH", help="default: standard output")
     add_db(q)

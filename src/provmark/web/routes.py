@@ -6,7 +6,10 @@ and the audit log work exactly as in the API:
 ``GET  /v1/ui/session``                     who the token is (any role; ingest may not read)
 ``GET  /v1/ui/dashboard?window=1h``         records per bucket, totals, checkpoint, failures
 ``GET  /v1/ui/checkpoints?limit=``          signed checkpoints, newest first
-``GET  /v1/ui/records/{id}/checks``         every check of the stored record but the content
+``GET  /v1/ui/records/{id}/checks``         every check of the stored record but the content,
+                                            and the fields the caller's view changes
+``GET  /v1/ui/records/{id}/signed``         its exact signed bytes (auditors, or when the
+                                            sanitized view would change nothing)
 ``GET  /v1/ui/records/{id}/lineage``        ancestors and descendants (see ``lineage``)
 ``GET  /v1/ui/records/{id}/export/{fmt}``   PROV / in-toto / OpenLineage of the record and
                                             its ancestors, as a download
@@ -18,6 +21,7 @@ They are left out of the OpenAPI document: they serve the UI and may change with
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -164,8 +168,6 @@ def checkpoints(
     who: Reader,
     limit: int = Query(500, ge=1, le=5000),
 ) -> dict[str, Any]:
-    import base64
-
     ctx = get_context(request)
     found = ctx.pm.store.checkpoints(limit)
     return {
@@ -206,12 +208,57 @@ def _record_checks(ctx: ServerContext, stored: StoredRecord) -> dict[str, Any]:
     }
 
 
+def hidden_fields(ctx: ServerContext, who: Principal, payloads: list[bytes]) -> list[str]:
+    """The fields of these stored records that ``who``'s view changes ([] for auditors)."""
+    if who.full_view:
+        return []
+    found: set[str] = set()
+    for payload in payloads:
+        found.update(sensitive_fields(json.loads(payload), ctx.sanitize_json))
+    return sorted(found)
+
+
 @router.get("/v1/ui/records/{record_id}/checks")
 def record_checks(request: Request, record_id: str, who: Reader) -> dict[str, Any]:
-    """Signature, key window, checkpoint and inclusion proof of the stored record."""
+    """Signature, key window, checkpoint and inclusion proof of the stored record, and
+    which of its fields the caller's view changes (``sanitized_fields``)."""
     ctx = get_context(request)
     stored = _stored(ctx, record_id)
-    return {"record_id": stored.record_id, **_record_checks(ctx, stored)}
+    return {
+        "record_id": stored.record_id,
+        **_record_checks(ctx, stored),
+        "view": "full" if who.full_view else "sanitized",
+        "sanitized_fields": hidden_fields(ctx, who, [stored.payload]),
+    }
+
+
+@router.get("/v1/ui/records/{record_id}/signed")
+def record_signed(request: Request, record_id: str, who: Reader) -> dict[str, Any]:
+    """The exact signed bytes of a record (RFC 8785 text), its signature and log position,
+    for re-checking in the browser. Like a bundle: auditors, or records the sanitized
+    view would not change."""
+    ctx = get_context(request)
+    stored = _stored(ctx, record_id)
+    hidden = hidden_fields(ctx, who, [stored.payload])
+    if hidden:
+        raise Problem(
+            403,
+            "signed-needs-auditor",
+            f"the signed record holds {', '.join(hidden)}, which your view hides; "
+            "only an auditor may read its bytes",
+            field=hidden[0],
+            reason="would reveal data the sanitized view hides",
+        )
+    ctx.audit_read(request, who, "record.signed", stored.record_id)
+    return {
+        "record_id": stored.record_id,
+        "payload": stored.payload.decode("utf-8"),
+        "signature": stored.signature,
+        "log": {
+            "index": stored.index,
+            "leaf_hash": base64.b64encode(stored.leaf_hash()).decode(),
+        },
+    }
 
 
 @router.get("/v1/ui/records/{record_id}/lineage")
@@ -242,17 +289,16 @@ def record_export(request: Request, record_id: str, fmt: str, who: Reader) -> Re
         )
     stored = _stored(ctx, record_id)
     chain = lineage(ctx.pm.store, stored.record_id)
-    if not who.full_view:
-        hidden = sorted({f for s in chain for f in sensitive_fields(json.loads(s.payload))})
-        if hidden:
-            raise Problem(
-                403,
-                "export-needs-auditor",
-                "an export carries the records as stored and these hold "
-                f"{', '.join(hidden)}; only an auditor may export them",
-                field=hidden[0],
-                reason="would reveal data the sanitized view hides",
-            )
+    hidden = hidden_fields(ctx, who, [s.payload for s in chain])
+    if hidden:
+        raise Problem(
+            403,
+            "export-needs-auditor",
+            "an export carries the records as stored and these hold "
+            f"{', '.join(hidden)}; only an auditor may export them",
+            field=hidden[0],
+            reason="would reveal data the sanitized view hides",
+        )
 
     def resolve(ref: str) -> Any:
         found = ctx.pm.store.get(ref)

@@ -83,7 +83,8 @@ class TrustArchive:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA busy_timeout = 10000")
@@ -94,6 +95,12 @@ class TrustArchive:
     @classmethod
     def for_provmark(cls, pm: Provmark) -> TrustArchive:
         return cls(archive_path(pm))
+
+    @classmethod
+    def existing(cls, pm: Provmark) -> TrustArchive:
+        """``pm``'s archive for reading: an empty one in memory when there is none yet."""
+        path = archive_path(pm)
+        return cls(path if path.exists() else ":memory:")
 
     def close(self) -> None:
         self._db.close()

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..capture.hashing import digest_output
 from ..crypto.revocation import RevocationList, epoch_to_rfc3339, judge
 from ..errors import ConfigError, VerificationError
-from ..log.merkle import consistency_proof, inclusion_proof, verify_inclusion
+from ..log.merkle import consistency_proof, inclusion_proof, verify_consistency, verify_inclusion
 from ..log.note import Checkpoint
 from ..store.base import StoredCheckpoint, StoredRecord
 from ..verify import Check, Trust, Verified, leaf_hash_of, verify_evidence
@@ -105,7 +105,7 @@ class TrustPolicy:
                     "it was not made here or was changed",
                 )
         own = archive is None
-        arch = archive or TrustArchive.for_provmark(pm)
+        arch = archive or TrustArchive.existing(pm)
         try:
             first: VerificationError | None = None
             for rec in candidates:
@@ -127,7 +127,6 @@ class TrustPolicy:
         sha: str,
         trusted_checkpoint: tuple[int, bytes] | None,
     ) -> Verified:
-        trust = pm.trust(trusted_checkpoint)
         cosigs: list[Cosignature] = []
         if self.min_witnesses > 0:
             checkpoint, cosigs = self._witnessed_checkpoint(archive, rec.index)
@@ -137,12 +136,26 @@ class TrustPolicy:
                 raise VerificationError("inclusion_proof", "the log is empty")
             checkpoint = latest
         ev = pm.evidence(rec, checkpoint)
+        later = trusted_checkpoint is not None and trusted_checkpoint[0] > checkpoint.size
+        trust = pm.trust(None if later else trusted_checkpoint)
         proof = (
             consistency_proof(trusted_checkpoint[0], checkpoint.size, pm.store)
-            if trusted_checkpoint and trusted_checkpoint[0] <= checkpoint.size
+            if trusted_checkpoint and not later
             else None
         )
         verified = verify_evidence(ev, trust, content_sha256=sha, consistency_proof=proof)
+        if later and trusted_checkpoint is not None:  # the witnessed tree must be its prefix
+            size, root = trusted_checkpoint
+            verify_consistency(
+                checkpoint.size,
+                size,
+                checkpoint.root,
+                root,
+                consistency_proof(checkpoint.size, size, pm.store),
+            )
+            verified.checks.append(
+                Check("consistency", True, f"tree of size {checkpoint.size} is a prefix of {size}")
+            )
         if cosigs:
             verified.checks.append(
                 Check(
@@ -313,7 +326,7 @@ def witnessed_bundle(
         raise ConfigError(f"no record {record_id!r}")
     policy = TrustPolicy(tuple(witnesses), min_witnesses)
     own = archive is None
-    arch = archive or TrustArchive.for_provmark(pm)
+    arch = archive or TrustArchive.existing(pm)
     try:
         checkpoint, _ = policy._witnessed_checkpoint(arch, stored.index)
     finally:

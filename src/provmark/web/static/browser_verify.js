@@ -1,7 +1,8 @@
-// Re-checking a record in this browser, from what the API returned: the leaf hash
-// (RFC 8785 of the fields, then RFC 9162), the record signature (WebCrypto), the
-// checkpoint signature and the inclusion proof. Only the full view carries the signed
-// fields; a sanitized record cannot be re-hashed (that is the point of sanitizing).
+// Re-checking a record in this browser: the leaf hash (RFC 9162) of the exact signed
+// bytes, the record signature over them (WebCrypto), the checkpoint signature and the
+// inclusion proof. The fields a page shows are a view (decrypted for auditors,
+// sanitized for developers); `differences` says where that view departs from the
+// signed bytes.
 
 import {sha256, b64decode, b64encode, verifyInclusion, verifyNote, parseCheckpoint} from './merkle.js';
 
@@ -15,32 +16,33 @@ export function jcs(value) {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${jcs(value[k])}`).join(',')}}`;
 }
 
-function unsafeNumber(value) {
-  if (typeof value === 'number') return Number.isInteger(value) && !Number.isSafeInteger(value);
-  if (value && typeof value === 'object') return Object.values(value).some(unsafeNumber);
-  return false;
-}
-
-export function payloadText(record) {
-  const payload = {};
-  for (const [k, v] of Object.entries(record)) if (!NOT_PAYLOAD.has(k)) payload[k] = v;
-  return jcs(payload);
-}
-
-export async function leafHash(record) {
-  const entry = `{"record":${payloadText(record)},"signature":${jcs(record.signature)}}`;
+/** SHA-256(0x00 || {"record":<payload>,"signature":<JCS of the signature>}) (RFC 9162 leaf). */
+export async function leafHash(payload, signature) {
+  const entry = `{"record":${payload},"signature":${jcs(signature)}}`;
   const bytes = new TextEncoder().encode(entry);
   const data = new Uint8Array(bytes.length + 1);
   data.set(bytes, 1);
   return sha256(data);
 }
 
+const empty = (v) => v === undefined || v === null ||
+  (Array.isArray(v) && !v.length) || (typeof v === 'object' && !Array.isArray(v) && !Object.keys(v).length);
+
+/** Dotted paths where the fields shown differ from the signed ones (empty values equal absent). */
+export function differences(shown, signed, path = '') {
+  if (empty(shown) && empty(signed)) return [];
+  if (shown && signed && typeof shown === 'object' && typeof signed === 'object' && !Array.isArray(shown) && !Array.isArray(signed)) {
+    const keys = new Set([...Object.keys(shown), ...Object.keys(signed)]);
+    return [...keys].sort().flatMap((k) => (!path && NOT_PAYLOAD.has(k) ? [] : differences(shown[k], signed[k], path ? `${path}.${k}` : k)));
+  }
+  return jcs(shown ?? null) === jcs(signed ?? null) ? [] : [path];
+}
+
 function pemToDer(pem) {
   return b64decode(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''));
 }
 
-async function verifySignature(record, keys) {
-  const sig = record.signature || {};
+async function verifySignature(payload, sig, keys) {
   const key = keys.find((k) => k.key_id === sig.key_id);
   if (!key) return {result: 'fail', detail: `key ${sig.key_id} is not among the server's published keys`};
   if (!(globalThis.crypto && crypto.subtle)) return {result: 'unknown', detail: 'WebCrypto is unavailable (not a secure context)'};
@@ -56,40 +58,39 @@ async function verifySignature(record, keys) {
   } catch {
     return {result: 'unknown', detail: `this browser cannot use ${sig.alg} keys`};
   }
-  const ok = await crypto.subtle.verify(alg[1], pub, b64decode(sig.sig), new TextEncoder().encode(payloadText(record)));
+  const ok = await crypto.subtle.verify(alg[1], pub, b64decode(sig.sig), new TextEncoder().encode(payload));
   return ok
     ? {result: 'pass', detail: `${sig.alg} signature by key ${sig.key_id} over the record's RFC 8785 bytes`}
     : {result: 'fail', detail: `the ${sig.alg} signature by key ${sig.key_id} does not match the record's fields`};
 }
 
-/** [{check, result, detail}] computed here. proof: GET /v1/records/{id}/proof; keys: the key set. */
-export async function browserChecks(record, proof, keys) {
+/**
+ * [{check, result, detail}] computed here from the exact signed bytes (GET
+ * /v1/ui/records/{id}/signed; null when this role may not read them, with `why`),
+ * the proof (GET /v1/records/{id}/proof; null when not yet logged) and the key set.
+ */
+export async function browserChecks(signed, why, proof, keys) {
   const checks = [];
-  const full = record.view !== 'sanitized';
-  if (!full) {
-    const why = 'not run: the sanitized view does not carry the signed fields';
-    checks.push({check: 'leaf_hash', result: 'not_run', detail: why});
-    checks.push({check: 'record_signature', result: 'not_run', detail: why});
-  } else if (unsafeNumber(record)) {
-    const why = 'not run: the record holds integers too large for a browser to re-encode exactly';
-    checks.push({check: 'leaf_hash', result: 'unknown', detail: why});
-    checks.push({check: 'record_signature', result: 'unknown', detail: why});
+  if (!signed) {
+    checks.push({check: 'leaf_hash', result: 'not_run', detail: `not run: ${why}`});
+    checks.push({check: 'record_signature', result: 'not_run', detail: `not run: ${why}`});
   } else {
-    const leaf = b64encode(await leafHash(record));
-    checks.push(leaf === record.log?.leaf_hash
-      ? {check: 'leaf_hash', result: 'pass', detail: `recomputed from the fields shown: ${leaf}`}
-      : {check: 'leaf_hash', result: 'fail', detail: `the fields hash to ${leaf}, the log holds ${record.log?.leaf_hash}`});
-    checks.push({check: 'record_signature', ...(await verifySignature(record, keys))});
+    const leaf = b64encode(await leafHash(signed.payload, signed.signature));
+    checks.push(leaf === signed.log.leaf_hash
+      ? {check: 'leaf_hash', result: 'pass', detail: `recomputed from the signed bytes: ${leaf}`}
+      : {check: 'leaf_hash', result: 'fail', detail: `the signed bytes hash to ${leaf}, the log holds ${signed.log.leaf_hash}`});
+    checks.push({check: 'record_signature', ...(await verifySignature(signed.payload, signed.signature, keys))});
   }
   if (!proof) {
-    checks.push({check: 'checkpoint_signature', result: 'not_run', detail: 'no proof: the record is not in a checkpoint yet'});
-    checks.push({check: 'inclusion_proof', result: 'not_run', detail: 'no proof: the record is not in a checkpoint yet'});
+    checks.push({check: 'checkpoint_signature', result: 'not_run', detail: 'not run: the record is not in a checkpoint yet'});
+    checks.push({check: 'inclusion_proof', result: 'not_run', detail: 'not run: the record is not in a checkpoint yet'});
     return checks;
   }
   const note = await verifyNote(proof.checkpoint, proof.log_key);
   checks.push({check: 'checkpoint_signature', result: note.ok === true ? 'pass' : note.ok === false ? 'fail' : 'unknown', detail: note.reason});
-  if (proof.leaf_hash !== record.log?.leaf_hash) {
-    checks.push({check: 'inclusion_proof', result: 'fail', detail: 'the proof is for a different leaf than the record shows'});
+  const leaf = signed ? signed.log.leaf_hash : proof.leaf_hash;
+  if (proof.leaf_hash !== leaf) {
+    checks.push({check: 'inclusion_proof', result: 'fail', detail: 'the proof is for a different leaf than the signed record'});
     return checks;
   }
   const cp = parseCheckpoint(proof.checkpoint);

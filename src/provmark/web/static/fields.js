@@ -20,7 +20,7 @@ const SECTIONS = [
   ['Signature', ['signature']],
   ['Log position', ['log']],
 ];
-const HIDDEN = new Set(['view', 'redacted']);
+const HIDDEN = new Set(['view']);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 function flatten(value, path, out) {
@@ -107,7 +107,7 @@ function hashCell(value, label) {
   return h('span', {class: 'hash-cell'}, h('code', {class: 'hash'}, value), copyButton(value, label));
 }
 
-function sectionTable(title, rows, record) {
+function sectionTable(title, rows, record, hidden) {
   const id = `fields-${title.toLowerCase().replace(/[^a-z]+/g, '-')}`;
   return h('section', {class: 'fields', 'aria-labelledby': id},
     h('h3', {id}, title),
@@ -116,17 +116,19 @@ function sectionTable(title, rows, record) {
         h('th', {scope: 'col'}, 'Field'), h('th', {scope: 'col'}, 'Readable'), h('th', {scope: 'col'}, 'Stored form'))),
       h('tbody', {}, rows.map(([path, value]) => {
         const [readable, stored] = forms(path, value, record);
-        const redacted = (record.redacted || []).includes(path);
-        return h('tr', {dataset: {field: path}, class: redacted ? 'redacted' : ''},
+        const changed = hidden.some((p) => path === p || path.startsWith(`${p}.`) || path.startsWith(`${p}[`));
+        return h('tr', {dataset: {field: path}, class: changed ? 'redacted' : ''},
           h('th', {scope: 'row'}, h('code', {}, path)),
-          h('td', {class: 'readable'}, readable),
+          h('td', {class: 'readable'}, readable,
+            changed ? h('span', {class: 'badge info changed'}, 'changed in the sanitized view') : null),
           h('td', {class: 'stored'}, stored === raw(readable) ? null : stored));
       }))));
 }
 
 const raw = (x) => (typeof x === 'string' ? x : undefined);
 
-export function fieldSections(record) {
+/** hidden: the paths the caller's sanitized view changed. */
+export function fieldSections(record, hidden = []) {
   const used = new Set();
   const out = [];
   for (const [title, keys] of SECTIONS) {
@@ -136,12 +138,12 @@ export function fieldSections(record) {
       if (record[key] === undefined) continue;
       flatten(record[key], key, rows);
     }
-    if (rows.length) out.push(sectionTable(title, rows, record));
+    if (rows.length) out.push(sectionTable(title, rows, record, hidden));
   }
   const other = [];
   for (const key of Object.keys(record)) {
     if (!used.has(key) && !HIDDEN.has(key)) flatten(record[key], key, other);
   }
-  if (other.length) out.push(sectionTable('Other fields', other, record));
+  if (other.length) out.push(sectionTable('Other fields', other, record, hidden));
   return out;
 }

@@ -61,7 +61,7 @@ function consistencyPanel(list, alive) {
       const proof = await api(`/v1/checkpoints/consistency${query({from, to})}`);
       const checks = [];
       let roots = null;
-      for (const [key, size, label] of [['from_checkpoint', from, 'older'], ['to_checkpoint', to, 'newer']]) {
+      for (const [key, size, label] of [['from_checkpoint', from, 'Older'], ['to_checkpoint', to, 'Newer']]) {
         const note = proof[key];
         if (!note) {
           checks.push({check: `${label} checkpoint`, result: 'fail', detail: `no signed checkpoint of size ${size}`});
@@ -73,7 +73,7 @@ function consistencyPanel(list, alive) {
           detail: `size ${cp.size}: ${sig.reason}`});
         if (cp.size !== size) checks.push({check: `${label} checkpoint size`, result: 'fail', detail: `the note is for size ${cp.size}, not ${size}`});
         roots = roots || {};
-        roots[label] = cp.root;
+        roots[label.toLowerCase()] = cp.root;
       }
       if (roots?.older && roots?.newer) {
         const r = await verifyConsistency(from, to, proof.proof.map(b64decode), roots.older, roots.newer);
