@@ -9,13 +9,11 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
-import contextvars
 import logging
 import os
-import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
@@ -23,9 +21,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .canonical import Fragment
 from .capture.core import Outcome, Recording, Spec, wrap
-from .capture.environment import DEFAULT_PACKAGES, probe
-from .capture.hashing import Digest, Encoders, digest_output
-from .capture.model import HashCache, Model, as_model
+from .capture.drafts import DraftBuilder, format_ns
+from .capture.environment import DEFAULT_PACKAGES
+from .capture.hashing import digest_output
+from .capture.model import Model
 from .crypto.keys import LocalSigner, PublicKey, Signer
 from .crypto.keystore import FileKeyStore, KeyStore, default_home
 from .errors import CaptureError, ConfigError, NotFoundError, ProvmarkError, VerificationError
@@ -33,13 +32,8 @@ from .ingest import Journal, Writer
 from .log.merkle import consistency_proof, inclusion_proof
 from .log.note import Checkpoint, NoteVerifier
 from .record import (
-    MAX_EXTRA_BYTES,
-    MAX_PARAMS_BYTES,
     MAX_SNAPSHOT_CHARS,
     Record,
-    RecordIds,
-    check_size,
-    check_tags,
     parse_time,
 )
 from .store.base import Page, Query, Store, StoredCheckpoint, StoredRecord
@@ -52,11 +46,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("provmark")
 F = TypeVar("F", bound=Callable[..., Any])
 Policy = Literal["strict", "best_effort"]
-
-
-def format_ns(ns: int) -> str:
-    secs, rem = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{rem // 1000:06d}Z"
 
 
 class _NoteKey:
@@ -116,27 +105,11 @@ class Provmark:
         self.store = store
         self.keystore = keystore
         self.policy = policy
-        self.encoders = Encoders()
+        self._drafts = DraftBuilder(actor=actor, packages=packages, config=config)
+        self.encoders = self._drafts.encoders
+        self._hash_cache = self._drafts.hash_cache
         self.capture_failures = 0
         self.hash_user_ids = hash_user_ids
-        self._hash_cache = HashCache()
-        self._ids = RecordIds()
-        self._packages = tuple(packages)
-        self._config = dict(config or {})
-        self._context: Fragment | None = None
-        self._context_lock = threading.Lock()
-        self._actor = {
-            k: v
-            for k, v in {
-                "service": os.environ.get("PROVMARK_SERVICE"),
-                "region": os.environ.get("PROVMARK_REGION"),
-                **(actor or {}),
-            }.items()
-            if v
-        }
-        self._acting_for: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-            f"provmark_acting_for_{id(self)}", default=None
-        )
         self.signer = keystore.signer("records")
         self.log_signer = keystore.signer("log")
         self.store.put_public_keys(keystore.public_keys())
@@ -204,6 +177,8 @@ class Provmark:
         try:
             self._writer.close()
         finally:
+            if self.privacy is not None:
+                self.privacy.close()
             self.store.close()
 
     def __repr__(self) -> str:
@@ -233,30 +208,14 @@ class Provmark:
         return Recording(self, self._spec(**spec), input=input, params=params)
 
     def _spec(self, *, model: Model | str | dict[str, Any], **options: Any) -> Spec:
-        try:
-            spec = Spec(model=as_model(model), **options)
-        except TypeError as exc:
-            raise ConfigError(f"capture: {exc}") from None
-        spec.model.identity(self._hash_cache)  # hash weights now, not on the first call
-        if spec.tags:
-            check_tags(dict(spec.tags))
-        return spec
+        return self._drafts.spec(model=model, **options)
 
-    @contextlib.contextmanager
-    def acting_for(self, user_id: str) -> Iterator[None]:
+    def acting_for(self, user_id: str) -> contextlib.AbstractContextManager[None]:
         """Records captured inside name ``user_id`` as the actor."""
-        token = self._acting_for.set(user_id)
-        try:
-            yield
-        finally:
-            self._acting_for.reset(token)
+        return self._drafts.acting_for(user_id)
 
     def context(self) -> Fragment:
-        if self._context is None:
-            with self._context_lock:
-                if self._context is None:
-                    self._context = Fragment(probe(self._packages, config=self._config))
-        return self._context
+        return self._drafts.context()
 
     def emit(self, outcome: Outcome) -> str:
         """Turn an outcome into an unsigned record and queue it. Used by capture."""
@@ -304,75 +263,7 @@ class Provmark:
         return [d["record_id"] for d in drafts]
 
     def _draft(self, o: Outcome) -> dict[str, Any]:
-        spec = o.spec
-        now_ns = time.time_ns()
-        draft: dict[str, Any] = {
-            "record_id": self._ids.new(now_ns),
-            "schema_version": "1",
-            "started_at": format_ns(o.started_ns),
-            "generated_at": format_ns(now_ns),
-            "operation": spec.operation,
-            "status": "ok" if o.error is None else "error",
-            "model": spec.model.fragment(self._hash_cache),
-            "context": self.context(),
-        }
-        if o.params:
-            raw = check_size("params", o.params, MAX_PARAMS_BYTES)
-            draft["params"] = Fragment(o.params, raw)  # encoded once, spliced by the writer
-        inp = self._input(o)
-        if inp:
-            draft["input"] = inp
-        if o.error is not None:
-            draft["error"] = {"type": type(o.error).__qualname__, "message": str(o.error)[:2048]}
-        digest = o.digest
-        if digest is None and o.error is None:
-            digest = digest_output(o.output, self.encoders)
-        if digest is not None:
-            out: dict[str, Any] = {"sha256": digest.sha256, "size": digest.size}
-            media = spec.media_type or o.extra.pop("_media_type", None) or digest.media_type
-            if media:
-                out["media_type"] = media
-            if isinstance(o.output, os.PathLike):
-                out["uri"] = Path(o.output).resolve().as_uri()
-            draft["output"] = out
-        actor = dict(self._actor)
-        if spec.actor:
-            actor.update(spec.actor)
-        acting = self._acting_for.get()
-        if acting:
-            actor["user_id"] = acting
-        if actor:
-            draft["actor"] = actor
-        parents = [*(spec.parents or ()), *o.parents]
-        if parents:
-            draft["parents"] = [str(p) for p in parents]
-        tags = {**(spec.tags or {}), **o.tags}
-        if tags:
-            check_tags(tags)
-            draft["tags"] = tags
-        extra = {**(spec.extra or {}), **o.extra}
-        if extra:
-            check_size("extra", extra, MAX_EXTRA_BYTES)
-            draft["extra"] = extra
-        usage = {"latency_ms": round((now_ns - o.started_ns) / 1e6, 3), **o.usage}
-        draft["usage"] = usage
-        if o.fallback:
-            draft["fallback"] = o.fallback
-        return draft
-
-    def _input(self, o: Outcome) -> dict[str, Any]:
-        inp: dict[str, Any] = {}
-        if o.input is not None:
-            d: Digest = digest_output(o.input, self.encoders)
-            inp["sha256"] = d.sha256
-            if d.media_type:
-                inp["media_type"] = d.media_type
-            if o.spec.snapshot and isinstance(o.input, str | dict | list):
-                inp["__raw__"] = o.input  # redacted off the caller's thread by _prepare
-        seed = o.seed if o.seed is not None else o.params.get("seed")
-        if seed is not None:
-            inp["seed"] = str(seed)
-        return inp
+        return self._drafts.build(o)
 
     def _prepare(self, draft: dict[str, Any]) -> dict[str, Any]:
         """Redact and seal sensitive values, hash user ids (writer thread, or before the
@@ -536,7 +427,7 @@ class Provmark:
         if revoked is not None:  # a revoked key: records need witnessed/time-stamped checkpoints
             from .witness.policy import TrustPolicy
 
-            return TrustPolicy(revocations=revoked).verify(  # type: ignore[no-any-return]
+            return TrustPolicy(revocations=revoked).verify(
                 self, content, record_id=record_id, trusted_checkpoint=trusted_checkpoint
             )
         sha = digest_output(content, self.encoders).sha256
@@ -759,14 +650,15 @@ def open(
     text = resolve_target(target)
     if text.startswith(("http://", "https://")):
         try:
-            from .remote import open_remote  # type: ignore[import-not-found,unused-ignore]
+            from .remote import open_remote
         except ImportError as exc:
             raise ConfigError(f"remote provmark servers need provmark[remote]: {exc}") from None
-        return open_remote(text, token=token, **options)  # type: ignore[no-any-return,unused-ignore]
+        # RemoteProvmark offers the same capture/find/get/verify/bundle API over HTTP
+        return cast(Provmark, open_remote(text, token=token, **options))
     if keystore is None and os.environ.get("PROVMARK_PKCS11_TOKEN"):
         from .crypto.pkcs11 import Pkcs11KeyStore  # keys held in an HSM
 
-        keystore = Pkcs11KeyStore.from_env(home)
+        keystore = Pkcs11KeyStore.from_env(Path(home) if home else None)
     if keystore is None:
         keystore = FileKeyStore(Path(home) / "keys" if home else None)
     store = _open_store(text)

@@ -60,7 +60,7 @@ class Trust:
         by_id = self._memo.get("keys")
         if by_id is None:
             by_id = self._memo["keys"] = {k.key_id: k for k in self.keys}
-        return by_id.get(key_id)  # type: ignore[no-any-return]
+        return by_id.get(key_id)
 
     def checkpoint(self, note: str) -> Checkpoint:
         """The checkpoint in a signed note, after checking the log key's signature."""
@@ -73,7 +73,7 @@ class Trust:
             if len(self._memo) > 4096:
                 self._memo.clear()
             self._memo[("note", note)] = cached
-        return cached  # type: ignore[no-any-return]
+        return cached
 
 
 @dataclass(frozen=True)

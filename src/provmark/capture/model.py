@@ -109,7 +109,7 @@ class Model:
         if cached is None or cached.value is not identity:
             cached = Fragment(identity)
             self._resolved["fragment"] = cached
-        return cached  # type: ignore[no-any-return]
+        return cached
 
     def identity(self, cache: HashCache) -> dict[str, Any]:
         """The ``model`` part of a record, hashing files on first use."""

@@ -338,6 +338,14 @@ def _c2pa_answer(
             "c2pa-unavailable",
             f"this server cannot read C2PA manifests: {exc} (install provmark[standards])",
         ) from None
+    with path.open("rb") as fh:
+        head = fh.read(64)
+    if sidecar is None and c2pa_export.sniff(head) is None:
+        return {
+            "found": False,
+            "reason": f"{path.name} is not an image format that embeds C2PA manifests "
+            "(send its .c2pa sidecar with it)",
+        }
     try:
         report = c2pa_export.read(path, sidecar=sidecar)
     except VerificationError as exc:
