@@ -73,7 +73,7 @@ def sentence(chain: dict[str, list[str]], starts: list[str], rng: random.Random)
             if n >= 6:
                 words.append(nxt)
                 break
-            continue
+            nxt = rng.choice(starts)  # too short to end: carry on from a fresh word
         if n >= 30:
             words.append(".")
             break

@@ -233,7 +233,12 @@ class Provmark:
         return str(draft["record_id"])
 
     def ingest(
-        self, records: Sequence[Mapping[str, Any]], *, wait: bool = True, timeout: float = 60.0
+        self,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        wait: bool = True,
+        timeout: float = 60.0,
+        protect: bool = True,
     ) -> list[str]:
         """Sign, store and log records built elsewhere (the server's batch API).
 
@@ -241,6 +246,8 @@ class Provmark:
         batch with a :class:`RecordError` naming ``[i].field``, and nothing is
         stored. Records whose id is already stored are skipped (idempotent).
         With ``wait`` this returns once the batch is stored and logged.
+        With ``protect`` (and redaction on) an input snapshot sent by a client is
+        redacted and sealed exactly like one captured here, before it is signed.
         """
         from .errors import RecordError
         from .record import validate_record
@@ -254,7 +261,11 @@ class Provmark:
                 record = validate_record(clean)
             except RecordError as exc:
                 raise RecordError(f"[{i}].{exc.field}", exc.reason) from None
-            drafts.append(record.payload_dict())
+            draft = record.payload_dict()
+            inp = draft.get("input")
+            if protect and self.privacy is not None and inp and "snapshot" in inp:
+                inp["__raw__"] = inp.pop("snapshot")
+            drafts.append(draft)
         ticket = 0
         for draft in drafts:
             ticket = self._writer.submit(draft)

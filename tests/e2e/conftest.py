@@ -67,9 +67,6 @@ def page(browser: Any, server: UIServer) -> Iterator[Any]:
         yield pg
     finally:
         context.close()
-    elsewhere = [
-        u for u in requests if not u.startswith((server.url + "/", "data:", "blob:"))
-    ]
+    elsewhere = [u for u in requests if not u.startswith((server.url + "/", "data:", "blob:"))]
     assert not elsewhere, f"the UI fetched from outside the server: {elsewhere}"
     assert not errors, f"JavaScript errors on the page: {errors}"
-

@@ -30,7 +30,9 @@ UI_GETS = (
 )
 
 
-def test_ui_endpoints_need_a_reading_token(server: UIServer, tokens: dict[str, str], demo: dict[str, Any]) -> None:
+def test_ui_endpoints_need_a_reading_token(
+    server: UIServer, tokens: dict[str, str], demo: dict[str, Any]
+) -> None:
     paths = [p.format(id=demo["record_id"]) for p in UI_GETS]
     with server.client() as anonymous:
         for path in paths:
@@ -73,7 +75,9 @@ def test_dashboard_numbers(server: UIServer, tokens: dict[str, str]) -> None:
     assert d["checkpoint"]["size"] == total and 0 <= d["checkpoint"]["age_seconds"] < 600
     assert d["truncated"] is False
     starts = [s["start"] for s in d["series"]]
-    assert starts == sorted(starts) and starts[0].endswith((":00:00.000000Z", ":15:00.000000Z", ":30:00.000000Z", ":45:00.000000Z"))
+    assert starts == sorted(starts) and starts[0].endswith(
+        (":00:00.000000Z", ":15:00.000000Z", ":30:00.000000Z", ":45:00.000000Z")
+    )
     assert not any(p in json.dumps(d) for p in PII)
 
 
@@ -114,13 +118,19 @@ def test_lineage(server: UIServer, tokens: dict[str, str], demo: dict[str, Any])
     external = next(n for n in g["nodes"] if n["id"] == artifact)
     assert external["kind"] == "external" and external["reason"] == "not a provmark record"
     assert g["children"]["complete"] is True
-    assert {n["id"] for n in shallow["nodes"]} == {demo["translation"], demo["report"], demo["review"]}
+    assert {n["id"] for n in shallow["nodes"]} == {
+        demo["translation"],
+        demo["report"],
+        demo["review"],
+    }
     assert missing.status_code == 404
     assert too_deep.status_code == 422 and too_deep.json()["field"] == "query.depth"
     assert not any(p in json.dumps(g) for p in PII)
 
 
-def test_exports_follow_the_roles(server: UIServer, tokens: dict[str, str], demo: dict[str, Any]) -> None:
+def test_exports_follow_the_roles(
+    server: UIServer, tokens: dict[str, str], demo: dict[str, Any]
+) -> None:
     path = f"/v1/ui/records/{demo['report']}/export"
     with server.client(tokens["developer"]) as dev:
         refused = dev.get(f"{path}/prov-json")
@@ -145,7 +155,9 @@ def test_exports_follow_the_roles(server: UIServer, tokens: dict[str, str], demo
     assert demo["report"] in entry["target"] and demo["parents"][0] in entry["target"]
 
 
-def test_signed_bytes_and_checks(server: UIServer, tokens: dict[str, str], demo: dict[str, Any]) -> None:
+def test_signed_bytes_and_checks(
+    server: UIServer, tokens: dict[str, str], demo: dict[str, Any]
+) -> None:
     rid = demo["record_id"]
     with server.client(tokens["auditor"]) as aud:
         signed = aud.get(f"/v1/ui/records/{rid}/signed").json()
@@ -233,7 +245,9 @@ def test_a_changed_row_fails_the_record_checks(small_server: tuple[UIServer, lis
     srv, ids = small_server
     token = srv.token("auditor")
     with sqlite3.connect(srv.db) as db:
-        payload = db.execute("SELECT payload FROM records WHERE record_id = ?", (ids[1],)).fetchone()[0]
+        payload = db.execute(
+            "SELECT payload FROM records WHERE record_id = ?", (ids[1],)
+        ).fetchone()[0]
         forged = bytes(payload).replace(b"acme/tiny", b"acme/huge")
         db.execute("UPDATE records SET payload = ? WHERE record_id = ?", (forged, ids[1]))
     with srv.client(token) as c:

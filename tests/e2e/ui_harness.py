@@ -56,10 +56,14 @@ def free_port() -> int:
 def png(width: int = 16, height: int = 16, seed: int = 7) -> bytes:
     """A small truecolour PNG, pure Python."""
     rng = random.Random(seed)
-    rows = b"".join(b"\x00" + bytes(rng.randrange(256) for _ in range(width * 3)) for _ in range(height))
+    rows = b"".join(
+        b"\x00" + bytes(rng.randrange(256) for _ in range(width * 3)) for _ in range(height)
+    )
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (
@@ -104,7 +108,10 @@ def history(now: datetime, n: int = 360, seed: int = 1) -> list[list[dict[str, A
         }
         if failed:
             record["status"] = "error"
-            record["error"] = {"type": "TimeoutError", "message": "upstream timed out for jane.doe@example.com"}
+            record["error"] = {
+                "type": "TimeoutError",
+                "message": "upstream timed out for jane.doe@example.com",
+            }
         else:
             record["output"] = {
                 "sha256": hashlib.sha256(output).hexdigest(),
@@ -315,6 +322,8 @@ def change_one_pixel(data: bytes) -> bytes:
             rows = bytearray(zlib.decompress(body))
             rows[5] ^= 0x01
             body = zlib.compress(bytes(rows), 9)
-        out.append(struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body)))
+        out.append(
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
         i += 12 + n
     return b"".join(out)

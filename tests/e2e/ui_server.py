@@ -26,7 +26,9 @@ def main() -> None:
     p.add_argument("--no-auth", action="store_true")
     args = p.parse_args()
     pm = open_provmark(args.db, home=args.home)
-    app = create_app(pm, settings=Settings(state=args.state, auth=not args.no_auth), on_shutdown=pm.close)
+    app = create_app(
+        pm, settings=Settings(state=args.state, auth=not args.no_auth), on_shutdown=pm.close
+    )
     mount(app)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 

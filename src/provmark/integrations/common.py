@@ -172,13 +172,16 @@ def remove_hook(pm: CaptureTarget, hook: Hook) -> None:
 
 def same_model(requested: str | None, served: str | None) -> bool:
     """Whether ``served`` is ``requested`` or a pinned snapshot of it (``gpt-4o`` ->
-    ``gpt-4o-2024-08-06``), as opposed to another model that answered instead."""
+    ``gpt-4o-2024-08-06``, ``gemini-1.5-pro`` -> ``gemini-1.5-pro-002``, ``llama3`` ->
+    ``llama3:latest``), as opposed to another model (``gpt-4o`` -> ``gpt-4o-mini``)."""
     if not requested or not served:
         return True
-    r, s = requested.lower(), served.lower()
-    if s == r or s.startswith((r + "-", r + "@", r + ":")):
-        return True
-    return s.rsplit("/", 1)[-1] == r.rsplit("/", 1)[-1]
+    r = requested.lower().rsplit("/", 1)[-1]
+    s = served.lower().rsplit("/", 1)[-1]
+    return s == r or (s.startswith(r) and bool(_SNAPSHOT_SUFFIX.match(s[len(r) :])))
+
+
+_SNAPSHOT_SUFFIX = re.compile(r"^(?:-\d[\d.-]*|-latest|[@:].+)$")
 
 
 _HASHED_PARAMS = frozenset(

@@ -89,20 +89,23 @@ class Autolog(RunRecords):
         self.wandb = wandb
         self.bundles = bundles
         self.runs: dict[str, Any] = {}
+        self._tags: dict[int, dict[str, str]] = {}
 
     def active_run(self) -> dict[str, str] | None:
         run = self.wandb.run
         if run is None:
             return None
-        run_id = str(run.id)
-        if run_id not in self.runs:
+        tags = self._tags.get(id(run))  # the run is kept in self.runs, so its id stays its own
+        if tags is None:
+            run_id = str(run.id)
+            tags = {"wandb.run_id": run_id}
+            if run.project:
+                tags["wandb.project"] = str(run.project)
+            if run.entity:
+                tags["wandb.entity"] = str(run.entity)
             with self.lock:
                 self.runs[run_id] = run
-        tags = {"wandb.run_id": run_id}
-        if run.project:
-            tags["wandb.project"] = str(run.project)
-        if run.entity:
-            tags["wandb.entity"] = str(run.entity)
+                self._tags[id(run)] = tags
         return tags
 
     def flush(self) -> None:

@@ -112,20 +112,16 @@ def aggregate(
         ],
         "by_operation": [{"operation": k, "count": v} for k, v in by_operation.most_common()],
         "by_status": dict(by_status),
-        "peak_per_minute": max((s["per_minute"] for s in series), default=0),
+        "peak_per_minute": round(max(counts, default=0) / minutes, 3),
     }
 
 
-def window_rows(
-    pm: Provmark, since: datetime, limit: int = SCAN_LIMIT
-) -> tuple[list[Row], bool]:
+def window_rows(pm: Provmark, since: datetime, limit: int = SCAN_LIMIT) -> tuple[list[Row], bool]:
     """The rows generated since ``since`` (newest first, at most ``limit``) and whether
     the window held more."""
     query = Query(since=format_time(since), limit=1000, order="desc")
     rows: list[Row] = []
-    seen = 0
-    for stored in iter_query(pm.store, query, limit=limit + 1):
-        seen += 1
+    for seen, stored in enumerate(iter_query(pm.store, query, limit=limit + 1), 1):
         if seen > limit:
             return rows, True
         row = row_of(stored.payload)

@@ -96,7 +96,7 @@ def mount(app: FastAPI) -> None:
     app.router.routes = [
         r
         for r in app.router.routes
-        if not (isinstance(r, APIRoute) and r.path == "/" and "GET" in r.methods)
+        if not (isinstance(r, APIRoute) and r.path == "/" and "GET" in (r.methods or ()))
     ]
     app.include_router(routes.router)
 

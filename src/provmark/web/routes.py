@@ -89,7 +89,9 @@ def _counter(metric: Any) -> dict[str, float]:
     return out
 
 
-def checks_answer(names: list[str], passed: list[Any], failed: VerificationError | None) -> list[Any]:
+def checks_answer(
+    names: list[str], passed: list[Any], failed: VerificationError | None
+) -> list[Any]:
     """Every check as pass / fail (with the reason) / not_run, in order."""
     out: list[dict[str, str]] = [
         {"check": c.name, "result": "pass", "detail": c.detail} for c in passed
