@@ -9,6 +9,8 @@ check: install-system-deps services install lint typecheck test
 
 install:
 	$(PIP) install --upgrade pip
+	# the CPU build of torch (a plain `torch` would pull a multi-GB CUDA build); tests use it
+	$(PIP) install torch==2.13.0
 	$(PIP) install -e ".[all]" --group dev
 
 install-system-deps:

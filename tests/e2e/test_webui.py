@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from ui_harness import PII, UIServer, change_one_pixel, screenshot, sign_in
 
@@ -410,67 +409,3 @@ def test_keyboard_and_labels(page: Any, tokens: dict[str, str], demo: dict[str, 
         page.wait_for_selector("main h1")
         page.wait_for_load_state("networkidle")
         assert page.evaluate(unlabelled_js) == [], where
-
-
-def test_ui_is_served_without_outside_resources(server: UIServer) -> None:
-    with httpx.Client(base_url=server.url) as c:
-        index = c.get("/")
-        assert index.status_code == 200 and "text/html" in index.headers["content-type"]
-        csp = index.headers["content-security-policy"]
-        assert "default-src 'self'" in csp and "script-src 'self'" in csp
-        assert "http" not in re.sub(r"https?://127\.0\.0\.1[^\"']*", "", index.text)
-        assets = re.findall(r'(?:src|href)="(/ui/[^"]+)"', index.text)
-        assert "/ui/main.js" in assets and "/ui/style.css" in assets
-        js = c.get("/ui/main.js")
-        assert js.headers["content-type"].startswith("text/javascript")
-        assert (
-            c.get("/ui/main.js", headers={"if-none-match": js.headers["etag"]}).status_code == 304
-        )
-        todo, names = ["main.js"], {"main.js"}
-        while todo:
-            name = todo.pop()
-            body = c.get(f"/ui/{name}").text
-            for found in re.findall(r"from '\./([a-z_]+\.js)'", body):
-                if found not in names:
-                    names.add(found)
-                    todo.append(found)
-            urls = set(re.findall(r"https?://[^\s'\"`)]+", body)) - {"http://www.w3.org/2000/svg"}
-            assert not urls, f"{name} names outside addresses: {urls}"
-        assert {"page_record.js", "lineage.js", "merkle.js", "browser_verify.js"} <= names
-        css = c.get("/ui/style.css").text
-        assert "url(" not in css and "@import" not in css
-        assert c.get("/ui/nothing.js").status_code == 404
-        assert c.get("/ui", follow_redirects=False).headers["location"] == "/"
-
-
-def test_no_auth_server_needs_no_sign_in(browser: Any, tmp_path: Path) -> None:
-    import hashlib
-
-    import provmark
-    from provmark.record import new_record_id, now_utc
-
-    with provmark.open(tmp_path / "provmark.db", home=tmp_path / "home") as pm:
-        pm.ingest(
-            [
-                {
-                    "record_id": new_record_id(),
-                    "generated_at": now_utc(),
-                    "operation": "chat",
-                    "model": {"name": "acme/local"},
-                    "output": {"sha256": hashlib.sha256(b"x").hexdigest()},
-                }
-            ]
-        )
-    srv = UIServer(folder=tmp_path, db=tmp_path / "provmark.db", home=tmp_path / "home", auth=False)
-    srv.start()
-    try:
-        context = browser.new_context(base_url=srv.url)
-        page = context.new_page()
-        page.goto("/")
-        expect(page.get_by_role("heading", name="Dashboard", level=1)).to_be_visible()
-        expect(page.locator("#banner")).to_contain_text("Authentication is off")
-        expect(page.locator("#who .role")).to_have_text("local")
-        expect(page.locator("table.totals").first).to_contain_text("acme/local")
-        context.close()
-    finally:
-        srv.stop()

@@ -19,6 +19,8 @@ from provmark import ConfigError
 pytest.importorskip("dvc", reason="dvc is not installable here")
 from provmark.integrations import dvc as pm_dvc
 
+pytestmark = pytest.mark.slow  # sets up a real tracker/repo/model: seconds
+
 DVC = [sys.executable, "-m", "dvc"]
 
 

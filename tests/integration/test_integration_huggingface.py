@@ -20,6 +20,8 @@ torch = pytest.importorskip("torch", reason="torch is not installable here")
 transformers = pytest.importorskip("transformers", reason="transformers is not installable here")
 from provmark.integrations import huggingface as hf  # noqa: E402
 
+pytestmark = pytest.mark.slow  # sets up a real tracker/repo/model: seconds
+
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 

@@ -19,6 +19,8 @@ mlflow = pytest.importorskip("mlflow", reason="mlflow is not installable here")
 pytest.importorskip("sqlalchemy", reason="the SQLite tracking store needs sqlalchemy")
 from provmark.integrations import mlflow as pm_mlflow  # noqa: E402
 
+pytestmark = pytest.mark.slow  # sets up a real tracker/repo/model: seconds
+
 
 @pytest.fixture(scope="module")
 def tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:

@@ -19,6 +19,8 @@ from provmark import CaptureError, ConfigError
 wandb = pytest.importorskip("wandb", reason="wandb is not installable here")
 from provmark.integrations import wandb as pm_wandb  # noqa: E402
 
+pytestmark = pytest.mark.slow  # sets up a real tracker/repo/model: seconds
+
 
 @pytest.fixture
 def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:

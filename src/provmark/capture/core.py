@@ -55,6 +55,7 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
     fallback: dict[str, str] | None = None
     seed: Any = None
+    datasets: list[dict[str, str]] = field(default_factory=list)
 
 
 class Recorder(Protocol):
@@ -258,6 +259,13 @@ class Recording:
         if reason:
             fb["reason"] = reason
         self.outcome.fallback = fb
+
+    def add_dataset(self, uri: str, sha256: str | None = None) -> None:
+        """A data set this generation used (``input.datasets``)."""
+        entry = {"uri": uri}
+        if sha256 is not None:
+            entry["sha256"] = sha256
+        self.outcome.datasets.append(entry)
 
     def add_parent(self, parent: str) -> None:
         self.outcome.parents.append(parent)

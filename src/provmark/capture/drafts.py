@@ -168,6 +168,8 @@ class DraftBuilder:
         seed = o.seed if o.seed is not None else o.params.get("seed")
         if seed is not None:
             inp["seed"] = str(seed)
+        if o.datasets:
+            inp["datasets"] = [dict(d) for d in o.datasets]
         return inp
 
 

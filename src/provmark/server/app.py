@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..client import Provmark
+from ..web import mount as mount_web_ui
 from .auth import AuditLog, TokenStore
 from .context import ServerContext
 from .delivery import WebhookService
@@ -201,4 +202,5 @@ def create_app(
     def index() -> HTMLResponse:
         return HTMLResponse(_PLACEHOLDER.format(version=__version__))
 
+    mount_web_ui(app)  # the auditor web UI at / (replaces the placeholder page)
     return app

@@ -70,19 +70,26 @@ class HammingIndex:
         self._built = int(self.codes.size)
 
     def search(
-        self, queries: U64, radius: np.ndarray[Any, np.dtype[np.int64]]
+        self,
+        queries: U64,
+        radius: np.ndarray[Any, np.dtype[np.int64]],
+        piece_radius: np.ndarray[Any, np.dtype[np.int64]] | None = None,
     ) -> tuple[I64, I64, I64]:
-        """Every (query number, row, distance) with distance <= that query's radius."""
+        """Every (query number, row, distance) with distance <= that query's radius.
+
+        Exact when ``piece_radius`` is ``radius // 4`` (the default); a smaller
+        piece radius searches fewer buckets and may miss codes near the radius.
+        """
         queries = queries.astype(np.uint64, copy=False)
         radius = np.asarray(radius, dtype=np.int64)
-        if radius.size and int(radius.max()) >= PIECES * 4:
-            raise ValueError(f"radius at most {PIECES * 4 - 1} is supported")
+        pieces_r = radius // PIECES if piece_radius is None else np.asarray(piece_radius)
+        pieces_r = np.minimum(pieces_r.astype(np.int64), radius // PIECES)
+        if pieces_r.size and int(pieces_r.max()) > 3:
+            raise ValueError("a piece radius above 3 (radius 16 or more) is not supported")
         qs: list[I64] = []
         rows: list[I64] = []
         if self._built:
-            groups = [
-                (r, np.flatnonzero(radius // PIECES == r)) for r in set((radius // PIECES).tolist())
-            ]
+            groups = [(r, np.flatnonzero(pieces_r == r)) for r in set(pieces_r.tolist())]
             for piece in range(PIECES):
                 pieces = (queries >> np.uint64(PIECE_BITS * piece)) & np.uint64(0xFFFF)
                 for r, sel in groups:

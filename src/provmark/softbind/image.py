@@ -1,16 +1,20 @@
-"""Image fingerprints: perceptual hashes (pHash + dHash, via ``imagehash``) of regions.
+"""Image fingerprints: perceptual hashes (pHash + dHash) and mean colour of regions.
 
-At capture an image gets two 64-bit pHash/dHash pairs: the whole image and its
-centre 80 % (region 1), plus a keyed hash of its decoded pixels (a copy with its
-metadata stripped has the same pixels). Resizing, JPEG re-compression and
-brightness changes move the whole-image pHash by a few bits.
+At capture an image gets, for the whole image and for its centre 80 %, a 64-bit
+pHash (8x8 lowest DCT frequencies of a 32x32 thumbnail against their median), a
+64-bit dHash (each pixel of a 9x8 thumbnail against its left neighbour) -- the
+algorithms ImageHash defines, computed here with numpy in one batch -- and the
+mean colour; plus a keyed hash of the decoded pixels (a copy whose metadata was
+stripped has the same pixels). Resizing, JPEG re-compression and brightness
+changes move the whole-image pHash by a few bits.
 
 A crop cannot be undone, but the centre of the original survives inside a
 10 % crop: at lookup the query is also hashed over a grid of windows, each the
 size the original's centre would have if the query were a crop keeping 95, 90,
-85 or 80 % of each side, and those hashes are compared with the stored centres.
-A candidate must be close in pHash (found through the Hamming index) and then in
-dHash too, which keeps false matches rare.
+85 or 80 % of each side, and those are compared with the stored centres.
+A candidate must be close in pHash (found through the Hamming index), then in
+dHash and in chromaticity (mean colour with brightness divided out), which
+keeps false matches between plain images with similar layouts rare.
 
 The hashes are not keyed: a 64-bit pHash is a coarse 8x8 sketch of low
 frequencies and C2PA's soft-binding assertion publishes it by design.
@@ -34,18 +38,34 @@ if TYPE_CHECKING:
 
     from .text import Keyed
 
-PARAMS = "image/1 phash8+dhash8 regions=full,centre80 work=256"
-WORK_SIDE = 256  # hashes are taken on a grey copy at most this large
+PARAMS = "image/2 phash8+dhash8+colour regions=full,centre80 work=160"
+WORK_SIDE = 160  # hashes are taken on a copy at most this large
+RESAMPLE = 2  # PIL.Image.Resampling.BILINEAR for the thumbnails of each window
 MIN_SIDE = 24
 MIN_CONTRAST = 2.0  # grey standard deviation below this: too plain to tell apart
 FULL, CENTRE = 0, 1
 REGION_NAMES = {FULL: "whole image", CENTRE: "centre 80%"}
+WHOLE = (0.0, 0.0, 1.0, 1.0)
 CENTRE_BOX = (0.1, 0.1, 0.8, 0.8)
 CROP_KEEPS = (0.95, 0.9, 0.85, 0.8)  # crop hypotheses tried at lookup
 WINDOW_STEP = 0.04
-# distances a match may have: (pHash radius searched, dHash at most)
-WHOLE_LIMITS = (10, 14)
-WINDOW_LIMITS = (7, 10)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How close a stored code must be to a probe."""
+
+    radius: int  # pHash Hamming distance accepted
+    piece_radius: int  # multi-index search radius per 16-bit piece (radius // 4 is exact)
+    max_dhash: int
+    max_chroma: float  # largest difference of the r/(r+g+b), g/(r+g+b) means
+
+
+# the whole image: exact search to 10 bits. Crop windows: 53 probes per lookup, so
+# the search is approximate (a piece within 1 bit): every code within 7 bits is
+# found, and most at 8 (all but those with exactly 2 differing bits in each piece)
+WHOLE_LIMITS = Limits(10, 2, 14, 0.05)
+WINDOW_LIMITS = Limits(8, 1, 12, 0.03)
 
 IMAGE_MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -60,11 +80,12 @@ IMAGE_MAGIC = (
 
 @dataclass(frozen=True)
 class Code:
-    """pHash and dHash (unsigned 64-bit) of one region."""
+    """pHash, dHash (unsigned 64-bit) and mean colour (0xRRGGBB) of one region."""
 
     region: int
     phash: int
     dhash: int
+    colour: int
 
 
 @dataclass(frozen=True)
@@ -84,8 +105,8 @@ class Probe:
     box: tuple[float, float, float, float]  # x, y, w, h as fractions of the query
     phash: int
     dhash: int
-    radius: int
-    max_dhash: int
+    colour: int
+    limits: Limits
 
 
 def sniff_image(head: bytes) -> str | None:
@@ -98,15 +119,8 @@ def sniff_image(head: bytes) -> str | None:
 
 
 def require() -> None:
-    """Import Pillow and ImageHash now, with a clear error when they are missing."""
+    """Import Pillow now, with a clear error when it is missing."""
     _pil()
-    try:
-        import imagehash  # noqa: F401
-        import scipy.fftpack  # noqa: F401  (imagehash imports it on the first pHash)
-    except ImportError:
-        raise ConfigError(
-            "image fingerprints need ImageHash: pip install 'provmark[softbind]'"
-        ) from None
 
 
 def _pil() -> Any:
@@ -114,7 +128,7 @@ def _pil() -> Any:
         from PIL import Image
     except ImportError:
         raise ConfigError(
-            "image fingerprints need Pillow and ImageHash: pip install 'provmark[softbind]'"
+            "image fingerprints need Pillow: pip install 'provmark[softbind]'"
         ) from None
     return Image
 
@@ -153,35 +167,61 @@ def _flatten(img: PILImage.Image) -> PILImage.Image:
     return img.convert("RGB")
 
 
-def _grey(rgb: PILImage.Image) -> PILImage.Image:
+def _working(rgb: PILImage.Image) -> tuple[PILImage.Image, np.ndarray[Any, Any]]:
+    """A copy at most WORK_SIDE large: grey (for the hashes) and RGB as an array."""
     from PIL import Image
 
-    grey = rgb.convert("L")
-    w, h = grey.size
+    w, h = rgb.size
     scale = WORK_SIDE / max(w, h)
     if scale < 1:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        grey = grey.resize(size, Image.Resampling.LANCZOS)
-    return grey
+        rgb = rgb.resize(size, Image.Resampling.LANCZOS)
+    return rgb.convert("L"), np.asarray(rgb, dtype=np.float64)
 
 
-def _bits(h: Any) -> int:
-    return int.from_bytes(np.packbits(np.asarray(h.hash, dtype=bool).ravel()).tobytes(), "big")
+def _dct_rows() -> np.ndarray[Any, np.dtype[np.float64]]:
+    """The first 8 rows of the unnormalised 32-point DCT-II (scipy.fftpack's ``dct``)."""
+    n = np.arange(32)
+    k = np.arange(8)[:, None]
+    return 2.0 * np.cos(np.pi * k * (2 * n + 1) / 64)
 
 
-def hash_window(grey: PILImage.Image, box: tuple[float, float, float, float]) -> tuple[int, int]:
-    """(pHash, dHash) of the part of ``grey`` inside ``box`` (fractions x, y, w, h)."""
-    import imagehash
+def _pack(bits: np.ndarray[Any, np.dtype[np.bool_]]) -> list[int]:
+    packed = np.packbits(bits.reshape(bits.shape[0], 64), axis=1)
+    return [int.from_bytes(row.tobytes(), "big") for row in packed]
 
+
+def hash_windows(
+    grey: PILImage.Image, rgb: np.ndarray[Any, Any], boxes: list[tuple[float, float, float, float]]
+) -> list[tuple[int, int, int]]:
+    """(pHash, dHash, mean colour) of the parts inside ``boxes`` (fractions x, y, w, h)."""
     w, h = grey.size
-    x, y, bw, bh = box
-    if box != (0.0, 0.0, 1.0, 1.0):
-        grey = grey.crop((round(x * w), round(y * h), round((x + bw) * w), round((y + bh) * h)))
-    return _bits(imagehash.phash(grey)), _bits(imagehash.dhash(grey))
+    small, tiny, colours = [], [], []
+    for x, y, bw, bh in boxes:
+        x0, y0, x1, y1 = round(x * w), round(y * h), round((x + bw) * w), round((y + bh) * h)
+        part = grey.crop((x0, y0, x1, y1))
+        small.append(np.asarray(part.resize((32, 32), RESAMPLE)))
+        tiny.append(np.asarray(part.resize((9, 8), RESAMPLE)))
+        r, g, b = (int(v) for v in rgb[y0:y1, x0:x1].reshape(-1, 3).mean(axis=0).round())
+        colours.append(r << 16 | g << 8 | b)
+    c = _dct_rows()
+    low = c @ np.stack(small).astype(np.float64) @ c.T  # (n, 8, 8), all windows at once
+    flat = low.reshape(len(boxes), 64)
+    phash = flat > np.median(flat, axis=1, keepdims=True)
+    t = np.stack(tiny)
+    dhash = t[:, :, 1:] > t[:, :, :-1]
+    return list(zip(_pack(phash), _pack(dhash), colours, strict=True))
 
 
-def _plain(grey: PILImage.Image) -> str | None:
-    w, h = grey.size
+def chromaticity(colours: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """r/(r+g+b) and g/(r+g+b) of packed 0xRRGGBB colours: brightness divided out."""
+    c = np.asarray(colours, dtype=np.int64)
+    rgb = np.stack([(c >> 16) & 255, (c >> 8) & 255, c & 255], axis=-1).astype(np.float64)
+    return rgb[..., :2] / np.maximum(rgb.sum(axis=-1, keepdims=True), 1.0)
+
+
+def _plain(grey: PILImage.Image, size: tuple[int, int]) -> str | None:
+    w, h = size
     if min(w, h) < MIN_SIDE:
         return f"image too small to fingerprint ({w}x{h}; at least {MIN_SIDE}x{MIN_SIDE})"
     if float(np.asarray(grey, dtype=np.float32).std()) < MIN_CONTRAST:
@@ -197,13 +237,12 @@ def pixel_hash(rgb: PILImage.Image, keyed: Keyed) -> int:
 
 def fingerprint_image(content: Any, keyed: Keyed) -> ImagePrint:
     rgb = _flatten(load_image(content))
-    grey = _grey(rgb)
-    plain = _plain(grey)
+    grey, arr = _working(rgb)
+    plain = _plain(grey, rgb.size)
     codes = []
     if plain is None:
-        for region, box in ((FULL, (0.0, 0.0, 1.0, 1.0)), (CENTRE, CENTRE_BOX)):
-            p, d = hash_window(grey, box)
-            codes.append(Code(region, p, d))
+        found = hash_windows(grey, arr, [WHOLE, CENTRE_BOX])
+        codes = [Code(region, *f) for region, f in zip((FULL, CENTRE), found, strict=True)]
     return ImagePrint(rgb.size[0], rgb.size[1], codes, pixel_hash(rgb, keyed), plain)
 
 
@@ -222,18 +261,19 @@ def crop_windows() -> list[tuple[float, float, float, float]]:
 def query_probes(content: Any, keyed: Keyed) -> tuple[ImagePrint, list[Probe]]:
     """The query's own fingerprint and every probe to search with."""
     rgb = _flatten(load_image(content))
-    grey = _grey(rgb)
-    plain = _plain(grey)
+    grey, arr = _working(rgb)
+    plain = _plain(grey, rgb.size)
     pixels = pixel_hash(rgb, keyed)
     if plain is not None:
         return ImagePrint(rgb.size[0], rgb.size[1], [], pixels, plain), []
-    whole = (0.0, 0.0, 1.0, 1.0)
-    p, d = hash_window(grey, whole)
-    probes = [Probe(FULL, whole, p, d, *WHOLE_LIMITS)]
-    cp, cd = hash_window(grey, CENTRE_BOX)
-    probes.append(Probe(CENTRE, CENTRE_BOX, cp, cd, *WHOLE_LIMITS))
-    for box in crop_windows():
-        wp, wd = hash_window(grey, box)
-        probes.append(Probe(CENTRE, box, wp, wd, *WINDOW_LIMITS))
-    codes = [Code(FULL, p, d), Code(CENTRE, cp, cd)]
+    windows = crop_windows()
+    found = hash_windows(grey, arr, [WHOLE, CENTRE_BOX, *windows])
+    probes = [
+        Probe(FULL, WHOLE, *found[0], WHOLE_LIMITS),
+        Probe(CENTRE, CENTRE_BOX, *found[1], WHOLE_LIMITS),
+    ]
+    probes += [
+        Probe(CENTRE, box, *f, WINDOW_LIMITS) for box, f in zip(windows, found[2:], strict=True)
+    ]
+    codes = [Code(FULL, *found[0]), Code(CENTRE, *found[1])]
     return ImagePrint(rgb.size[0], rgb.size[1], codes, pixels), probes

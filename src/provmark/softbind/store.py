@@ -9,7 +9,7 @@ writer are untouched:
                     signature (text), capture cost in microseconds
 ``softbind_bands``  LSH band key -> item (text near-duplicates)
 ``softbind_parts``  keyed hash of a document / paragraph / sentence / pixel buffer -> item
-``softbind_codes``  pHash + dHash of an image region -> item
+``softbind_codes``  pHash, dHash and mean colour of an image region -> item
 
 Image codes are searched in memory (:class:`~provmark.softbind.hamming.HammingIndex`),
 loaded once and topped up with rows added since, by any process.
@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS softbind_parts (
     PRIMARY KEY (hash, item, ord)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS softbind_codes (
-    item INTEGER NOT NULL, region INTEGER NOT NULL, phash INTEGER NOT NULL, dhash INTEGER NOT NULL,
+    item INTEGER NOT NULL, region INTEGER NOT NULL,
+    phash INTEGER NOT NULL, dhash INTEGER NOT NULL, colour INTEGER NOT NULL,
     PRIMARY KEY (item, region)
 ) WITHOUT ROWID;
 """
@@ -172,6 +173,7 @@ class SQLiteFingerprintStore:
         self._code_item = np.empty(0, dtype=np.int64)
         self._code_region = np.empty(0, dtype=np.int8)
         self._code_dhash = np.empty(0, dtype=np.uint64)
+        self._code_chroma = np.empty((0, 2), dtype=np.float64)
         self._loaded_item = 0
 
     def __repr__(self) -> str:
@@ -250,8 +252,11 @@ class SQLiteFingerprintStore:
                         [(h, item, o, k, w) for h, k, o, w in it.parts],
                     )
                     db.executemany(
-                        "INSERT INTO softbind_codes VALUES (?, ?, ?, ?)",
-                        [(item, c.region, _signed(c.phash), _signed(c.dhash)) for c in it.codes],
+                        "INSERT INTO softbind_codes VALUES (?, ?, ?, ?, ?)",
+                        [
+                            (item, c.region, _signed(c.phash), _signed(c.dhash), c.colour)
+                            for c in it.codes
+                        ],
                     )
                 db.execute("COMMIT")
             except BaseException:
@@ -307,6 +312,9 @@ class SQLiteFingerprintStore:
                 raise
             self._index = HammingIndex()
             self._code_item = np.empty(0, dtype=np.int64)
+            self._code_region = np.empty(0, dtype=np.int8)
+            self._code_dhash = np.empty(0, dtype=np.uint64)
+            self._code_chroma = np.empty((0, 2), dtype=np.float64)
             self._loaded_item = 0
             return int(n)
 
@@ -367,8 +375,10 @@ class SQLiteFingerprintStore:
         return {int(i): str(r) for i, r in rows}
 
     def _sync_codes(self) -> None:
+        """Load the image codes added since the last lookup (by any process)."""
         rows = self._db.execute(
-            "SELECT item, region, phash, dhash FROM softbind_codes WHERE item > ? ORDER BY item",
+            "SELECT item, region, phash, dhash, colour FROM softbind_codes WHERE item > ?"
+            " ORDER BY item",
             (self._loaded_item,),
         ).fetchall()
         if not rows:
@@ -377,6 +387,7 @@ class SQLiteFingerprintStore:
         self._code_item = np.concatenate([self._code_item, arr[:, 0]])
         self._code_region = np.concatenate([self._code_region, arr[:, 1].astype(np.int8)])
         self._code_dhash = np.concatenate([self._code_dhash, arr[:, 3].view(np.uint64)])
+        self._code_chroma = np.concatenate([self._code_chroma, img.chromaticity(arr[:, 4])])
         self._index.add(arr[:, 2].view(np.uint64))
         self._loaded_item = int(arr[-1, 0])
 
@@ -385,16 +396,21 @@ class SQLiteFingerprintStore:
             return []
         with self._lock:
             self._sync_codes()
-            queries = np.array([p.phash for p in probes], dtype=np.uint64)
-            radius = np.array([p.radius for p in probes], dtype=np.int64)
-            q, rows, dist = self._index.search(queries, radius)
+            q, rows, dist = self._index.search(
+                np.array([p.phash for p in probes], dtype=np.uint64),
+                np.array([p.limits.radius for p in probes], dtype=np.int64),
+                np.array([p.limits.piece_radius for p in probes], dtype=np.int64),
+            )
             if q.size == 0:
                 return []
             targets = np.array([p.target for p in probes], dtype=np.int8)
             dq = np.array([p.dhash for p in probes], dtype=np.uint64)
-            dmax = np.array([p.max_dhash for p in probes], dtype=np.int64)
+            dmax = np.array([p.limits.max_dhash for p in probes], dtype=np.int64)
+            cq = img.chromaticity(np.array([p.colour for p in probes], dtype=np.int64))
+            cmax = np.array([p.limits.max_chroma for p in probes], dtype=np.float64)
             ddist = np.bitwise_count(self._code_dhash[rows] ^ dq[q]).astype(np.int64)
-            keep = (self._code_region[rows] == targets[q]) & (ddist <= dmax[q])
+            cdist = np.abs(self._code_chroma[rows] - cq[q]).max(axis=1)
+            keep = (self._code_region[rows] == targets[q]) & (ddist <= dmax[q]) & (cdist <= cmax[q])
             return [
                 CodeHit(int(a), int(b), int(c), int(d), int(e))
                 for a, b, c, d, e in zip(

@@ -26,6 +26,8 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +38,17 @@ from starlette.datastructures import UploadFile
 
 from .. import __version__
 from ..errors import VerificationError
+from ..export import get_exporter, lineage
 from ..record import slug_for
 from ..server.auth import ROLES, Principal
 from ..server.context import Reader, ServerContext, get_context, require
 from ..server.problems import Problem
 from ..server.views import record_json, sensitive_fields
 from ..store.base import StoredRecord
+from ..verify import Check, verify_evidence
 from .dashboard import WINDOWS, activity, checkpoint_status
 from .lineage import MAX_DEPTH, lineage_graph
+from .mount import WebState
 
 router = APIRouter(include_in_schema=False)
 
@@ -62,8 +67,9 @@ EXPORTS: dict[str, tuple[str, str]] = {
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def web_state(request: Request) -> Any:
-    return request.app.state.provmark_web
+def web_state(request: Request) -> WebState:
+    state: WebState = request.app.state.provmark_web
+    return state
 
 
 def _stored(ctx: ServerContext, record_id: str) -> StoredRecord:
@@ -90,8 +96,8 @@ def _counter(metric: Any) -> dict[str, float]:
 
 
 def checks_answer(
-    names: list[str], passed: list[Any], failed: VerificationError | None
-) -> list[Any]:
+    names: Sequence[str], passed: Sequence[Check], failed: VerificationError | None
+) -> list[dict[str, str]]:
     """Every check as pass / fail (with the reason) / not_run, in order."""
     out: list[dict[str, str]] = [
         {"check": c.name, "result": "pass", "detail": c.detail} for c in passed
@@ -145,8 +151,6 @@ def dashboard(
     pm = ctx.pm
     answer = dict(activity(pm, window, web_state(request).cache))
     stats = pm.stats()
-    from datetime import UTC, datetime
-
     answer["checkpoint"] = checkpoint_status(pm, datetime.now(UTC))
     answer["totals"] = {"records": stats.get("records", 0), "tree_size": stats.get("tree_size", 0)}
     verification = _counter(ctx.metrics.verification_failures)
@@ -188,8 +192,6 @@ def checkpoints(
 
 
 def _record_checks(ctx: ServerContext, stored: StoredRecord) -> dict[str, Any]:
-    from ..verify import verify_evidence
-
     pm = ctx.pm
     checkpoint = pm.store.latest_checkpoint()
     try:
@@ -278,8 +280,6 @@ def record_lineage(
 def record_export(request: Request, record_id: str, fmt: str, who: Reader) -> Response:
     """The record and its ancestors in an open standard; records are exported as stored,
     so (like bundles) only an auditor gets records holding data the sanitized view hides."""
-    from ..export import get_exporter, lineage
-
     ctx = get_context(request)
     if fmt not in EXPORTS:
         raise Problem(
@@ -361,8 +361,6 @@ def _c2pa_answer(
         codes = ", ".join(f["code"] for f in report.failures) or report.state
         failed = VerificationError("c2pa_manifest", f"{report.state} manifest ({codes})")
         return {**answer, "verified": False, "checks": checks_answer(names, [], failed)}
-    from ..verify import Check
-
     first = Check("c2pa_manifest", True, f"{report.state} C2PA manifest ({where})")
     try:
         v = c2pa_export.check_record(report, ctx.pm)

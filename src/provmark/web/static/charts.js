@@ -83,11 +83,9 @@ export function sizeChart(points, {title, description}) {
   const times = points.map((p) => parseTime(p.created_at).getTime());
   let t0 = Math.min(...times);
   let t1 = Math.max(...times);
-  if (t1 - t0 < 60000) {
-    const mid = (t0 + t1) / 2;
-    t0 = mid - 30000;
-    t1 = mid + 30000;
-  }
+  const pad = Math.max(5000 - (t1 - t0) / 2, (t1 - t0) * 0.04);  // at least 10 s shown
+  t0 -= pad;
+  t1 += pad;
   const maxSize = Math.max(1, ...points.map((p) => p.size));
   const step = niceStep(maxSize);
   const top = Math.ceil(maxSize / step) * step;
