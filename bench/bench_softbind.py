@@ -482,10 +482,11 @@ def add_synthetic(path: Path, count: int) -> float:
     codes = rng.integers(-(2**63), 2**63 - 1, size=(count * 2, 2), dtype=np.int64)
     items = np.repeat(image_ids, 2)
     regions = np.tile(np.array([0, 1]), count)
+    colours = rng.integers(0, 1 << 24, size=count * 2, dtype=np.int64)
     db.executemany(
-        "INSERT INTO softbind_codes VALUES (?, ?, ?, ?)",
+        "INSERT INTO softbind_codes VALUES (?, ?, ?, ?, ?)",
         zip(items.tolist(), regions.tolist(), codes[:, 0].tolist(), codes[:, 1].tolist(),
-            strict=True),
+            colours.tolist(), strict=True),
     )
     for table_name, per in (("softbind_bands", 32), ("softbind_parts", 15)):
         keys = rng.integers(-(2**63), 2**63 - 1, size=count * per, dtype=np.int64)

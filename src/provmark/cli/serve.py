@@ -116,10 +116,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
             state = StateDB(resolve_state(args.state, db, home))
             try:
-                token, _ = TokenStore(state).create("auditor", "demo")
+                tokens = TokenStore(state)
+                auditor, _ = tokens.create("auditor", "demo auditor")
+                developer, _ = tokens.create("developer", "demo developer")
             finally:
                 state.close()
-            sys.stderr.write(f"--demo: an auditor token for trying the API:\n  {token}\n")
+            url = f"http://{args.host}:{args.port}/"
+            sys.stderr.write(
+                f"--demo: open {url} and sign in with a token:\n"
+                f"  auditor (sees everything):      {auditor}\n"
+                f"  developer (sanitized view):     {developer}\n"
+            )
     overrides: dict[str, Any] = {
         "max_body_bytes": args.max_body_bytes,
         "max_batch_records": args.max_batch,

@@ -217,7 +217,10 @@ def chromaticity(colours: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.f
     """r/(r+g+b) and g/(r+g+b) of packed 0xRRGGBB colours: brightness divided out."""
     c = np.asarray(colours, dtype=np.int64)
     rgb = np.stack([(c >> 16) & 255, (c >> 8) & 255, c & 255], axis=-1).astype(np.float64)
-    return rgb[..., :2] / np.maximum(rgb.sum(axis=-1, keepdims=True), 1.0)
+    out: np.ndarray[Any, np.dtype[np.float64]] = rgb[..., :2] / np.maximum(
+        rgb.sum(axis=-1, keepdims=True), 1.0
+    )
+    return out
 
 
 def _plain(grey: PILImage.Image, size: tuple[int, int]) -> str | None:
