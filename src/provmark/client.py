@@ -351,7 +351,9 @@ class Provmark:
     def trust(self, trusted_checkpoint: tuple[int, bytes] | None = None) -> Trust:
         """This store's keys and log key; reused (with its caches) until keys rotate."""
         if trusted_checkpoint is not None:
-            return Trust(self.public_keys(), self.log_verifier, self.store.origin, trusted_checkpoint)
+            return Trust(
+                self.public_keys(), self.log_verifier, self.store.origin, trusted_checkpoint
+            )
         if self._trust is None:
             self._trust = Trust(self.public_keys(), self.log_verifier, self.store.origin)
         return self._trust

@@ -119,7 +119,11 @@ class ArgumentSplitter:
         self.positional = [p.name for p in params if p.kind is not p.KEYWORD_ONLY]
         self.skip_first = bool(self.positional) and self.positional[0] in ("self", "cls")
         self.required = {p.name for p in params if p.default is p.empty}
-        self.defaults = {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY and p.default is not p.empty}
+        self.defaults = {
+            p.name: p.default
+            for p in params
+            if p.kind is p.KEYWORD_ONLY and p.default is not p.empty
+        }
         self.keyword_only = {p.name for p in params if p.kind is p.KEYWORD_ONLY}
         self.names = set(self.positional) | self.keyword_only
         self.fast = len(self.positional) - self.skip_first == 1  # the common `fn(prompt, *, ...)`
@@ -127,8 +131,10 @@ class ArgumentSplitter:
     def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         if self.fast:
             n = len(args) - self.skip_first
-            if n == 1 and kwargs.keys() <= self.keyword_only and self.required <= (
-                set(self.positional[: len(args)]) | kwargs.keys()
+            if (
+                n == 1
+                and kwargs.keys() <= self.keyword_only
+                and self.required <= (set(self.positional[: len(args)]) | kwargs.keys())
             ):
                 return args[-1], {**self.defaults, **kwargs}
         return split_arguments(self.sig, args, kwargs, self.input_arg)
