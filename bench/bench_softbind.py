@@ -475,8 +475,9 @@ def add_synthetic(path: Path, count: int) -> float:
         )
         iids = image_ids[s : s + step]
         db.executemany(
-            "INSERT INTO softbind_items (id, record_id, kind, media_type, size, parts, cost_us,"
-            " created_at) VALUES (?, ?, 'image', 'image/png', 65536, x'', 0, 0)",
+            "INSERT INTO softbind_items (id, record_id, kind, media_type, size, width, height,"
+            " parts, cost_us, created_at) VALUES (?, ?, 'image', 'image/png', 65536, 256, 256,"
+            " x'', 0, 0)",
             ((int(i), f"synthetic-{i}") for i in iids),
         )
     codes = rng.integers(-(2**63), 2**63 - 1, size=(count * 2, 2), dtype=np.int64)

@@ -572,24 +572,6 @@ def test_no_auth_demo_serves_demo_records(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- PostgreSQL, queue mode
 
 
-@pytest.fixture()
-def pg_url() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    pytest.importorskip("provmark.store.postgres")
-    admin_url = "postgresql://postgres@127.0.0.1:5432/test"
-    name = f"provmark_srv_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
-
-
 @pytest.mark.postgres
 def test_server_on_postgresql_with_state_in_the_same_database(tmp_path: Path, pg_url: str) -> None:
     import psycopg

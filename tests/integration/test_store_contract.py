@@ -32,29 +32,12 @@ from provmark.log.note import NoteVerifier, open_checkpoint
 from provmark.record import format_time, new_record_id, validate_record
 from provmark.store.base import Entry, Query, Store
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 StoreFactory = Callable[[], Store]
 
 
 # ------------------------------------------------------------------ fixtures
-@pytest.fixture(scope="module")
-def pg_database() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    name = f"provmark_test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN}: {exc}")
-    admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
-
-
 @pytest.fixture(
     params=[
         "sqlite",

@@ -13,8 +13,8 @@ A crop cannot be undone, but the centre of the original survives inside a
 size the original's centre would have if the query were a crop keeping 95, 90,
 85 or 80 % of each side, and those are compared with the stored centres.
 A candidate must be close in pHash (found through the Hamming index), then in
-dHash and in chromaticity (mean colour with brightness divided out), which
-keeps false matches between plain images with similar layouts rare.
+dHash, in chromaticity (mean colour with brightness divided out) and in aspect
+ratio, which keeps false matches between plain images with similar layouts rare.
 
 The hashes are not keyed: a 64-bit pHash is a coarse 8x8 sketch of low
 frequencies and C2PA's soft-binding assertion publishes it by design.
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from .text import Keyed
 
-PARAMS = "image/2 phash8+dhash8+colour regions=full,centre80 work=160"
+PARAMS = "image/2 phash8+dhash8+colour+aspect regions=full,centre80 work=160"
 WORK_SIDE = 160  # hashes are taken on a copy at most this large
 RESAMPLE = 2  # PIL.Image.Resampling.BILINEAR for the thumbnails of each window
 MIN_SIDE = 24
@@ -59,6 +59,7 @@ class Limits:
     piece_radius: int  # multi-index search radius per 16-bit piece (radius // 4 is exact)
     max_dhash: int
     max_chroma: float  # largest difference of the r/(r+g+b), g/(r+g+b) means
+    max_aspect: float = 0.15  # largest |log(width/height ratio)| difference (about 16 %)
 
 
 # the whole image: exact search to 10 bits. Crop windows: 53 probes per lookup, so
@@ -107,6 +108,7 @@ class Probe:
     dhash: int
     colour: int
     limits: Limits
+    aspect: float  # width / height of the window, in pixels
 
 
 def sniff_image(head: bytes) -> str | None:
@@ -196,13 +198,16 @@ def hash_windows(
 ) -> list[tuple[int, int, int]]:
     """(pHash, dHash, mean colour) of the parts inside ``boxes`` (fractions x, y, w, h)."""
     w, h = grey.size
+    area = np.zeros((h + 1, w + 1, 3))  # summed-area table: any window's mean in O(1)
+    area[1:, 1:] = rgb.cumsum(axis=0).cumsum(axis=1)
     small, tiny, colours = [], [], []
     for x, y, bw, bh in boxes:
         x0, y0, x1, y1 = round(x * w), round(y * h), round((x + bw) * w), round((y + bh) * h)
         part = grey.crop((x0, y0, x1, y1))
         small.append(np.asarray(part.resize((32, 32), RESAMPLE)))
         tiny.append(np.asarray(part.resize((9, 8), RESAMPLE)))
-        r, g, b = (int(v) for v in rgb[y0:y1, x0:x1].reshape(-1, 3).mean(axis=0).round())
+        total = area[y1, x1] - area[y0, x1] - area[y1, x0] + area[y0, x0]
+        r, g, b = (int(v) for v in np.round(total / max(1, (x1 - x0) * (y1 - y0))))
         colours.append(r << 16 | g << 8 | b)
     c = _dct_rows()
     low = c @ np.stack(small).astype(np.float64) @ c.T  # (n, 8, 8), all windows at once
@@ -270,13 +275,14 @@ def query_probes(content: Any, keyed: Keyed) -> tuple[ImagePrint, list[Probe]]:
     if plain is not None:
         return ImagePrint(rgb.size[0], rgb.size[1], [], pixels, plain), []
     windows = crop_windows()
-    found = hash_windows(grey, arr, [WHOLE, CENTRE_BOX, *windows])
+    boxes = [WHOLE, CENTRE_BOX, *windows]
+    found = hash_windows(grey, arr, boxes)
+    limits = [WHOLE_LIMITS, WHOLE_LIMITS] + [WINDOW_LIMITS] * len(windows)
+    targets = [FULL, CENTRE] + [CENTRE] * len(windows)
+    ratio = rgb.size[0] / rgb.size[1]
     probes = [
-        Probe(FULL, WHOLE, *found[0], WHOLE_LIMITS),
-        Probe(CENTRE, CENTRE_BOX, *found[1], WHOLE_LIMITS),
-    ]
-    probes += [
-        Probe(CENTRE, box, *f, WINDOW_LIMITS) for box, f in zip(windows, found[2:], strict=True)
+        Probe(t, box, *f, lim, ratio * box[2] / box[3])
+        for t, box, f, lim in zip(targets, boxes, found, limits, strict=True)
     ]
     codes = [Code(FULL, *found[0]), Code(CENTRE, *found[1])]
     return ImagePrint(rgb.size[0], rgb.size[1], codes, pixels), probes

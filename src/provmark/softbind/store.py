@@ -174,6 +174,7 @@ class SQLiteFingerprintStore:
         self._code_region = np.empty(0, dtype=np.int8)
         self._code_dhash = np.empty(0, dtype=np.uint64)
         self._code_chroma = np.empty((0, 2), dtype=np.float64)
+        self._code_aspect = np.empty(0, dtype=np.float64)
         self._loaded_item = 0
 
     def __repr__(self) -> str:
@@ -315,6 +316,7 @@ class SQLiteFingerprintStore:
             self._code_region = np.empty(0, dtype=np.int8)
             self._code_dhash = np.empty(0, dtype=np.uint64)
             self._code_chroma = np.empty((0, 2), dtype=np.float64)
+            self._code_aspect = np.empty(0, dtype=np.float64)
             self._loaded_item = 0
             return int(n)
 
@@ -377,13 +379,16 @@ class SQLiteFingerprintStore:
     def _sync_codes(self) -> None:
         """Load the image codes added since the last lookup (by any process)."""
         rows = self._db.execute(
-            "SELECT item, region, phash, dhash, colour FROM softbind_codes WHERE item > ?"
-            " ORDER BY item",
+            "SELECT c.item, c.region, c.phash, c.dhash, c.colour, i.width, i.height"
+            " FROM softbind_codes c JOIN softbind_items i ON i.id = c.item"
+            " WHERE c.item > ? ORDER BY c.item",
             (self._loaded_item,),
         ).fetchall()
         if not rows:
             return
-        arr = np.array(rows, dtype=np.int64)
+        arr = np.array([r[:5] for r in rows], dtype=np.int64)
+        aspect = np.log(np.array([(r[5] or 1) / (r[6] or 1) for r in rows], dtype=np.float64))
+        self._code_aspect = np.concatenate([self._code_aspect, aspect])
         self._code_item = np.concatenate([self._code_item, arr[:, 0]])
         self._code_region = np.concatenate([self._code_region, arr[:, 1].astype(np.int8)])
         self._code_dhash = np.concatenate([self._code_dhash, arr[:, 3].view(np.uint64)])
@@ -410,7 +415,15 @@ class SQLiteFingerprintStore:
             cmax = np.array([p.limits.max_chroma for p in probes], dtype=np.float64)
             ddist = np.bitwise_count(self._code_dhash[rows] ^ dq[q]).astype(np.int64)
             cdist = np.abs(self._code_chroma[rows] - cq[q]).max(axis=1)
-            keep = (self._code_region[rows] == targets[q]) & (ddist <= dmax[q]) & (cdist <= cmax[q])
+            aq = np.log(np.array([p.aspect for p in probes], dtype=np.float64))
+            amax = np.array([p.limits.max_aspect for p in probes], dtype=np.float64)
+            adist = np.abs(self._code_aspect[rows] - aq[q])
+            keep = (
+                (self._code_region[rows] == targets[q])
+                & (ddist <= dmax[q])
+                & (cdist <= cmax[q])
+                & (adist <= amax[q])
+            )
             return [
                 CodeHit(int(a), int(b), int(c), int(d), int(e))
                 for a, b, c, d, e in zip(
