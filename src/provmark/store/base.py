@@ -103,6 +103,42 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
+def where_clause(query: Query, mark: str = "?", time_cast: str = "") -> tuple[str, list[Any]]:
+    """The ``WHERE`` clause and arguments of a query, for the SQL stores.
+
+    ``mark`` is the driver's placeholder; ``time_cast`` is appended to time
+    placeholders (``::timestamptz`` on PostgreSQL).
+    """
+    where: list[str] = []
+    args: list[Any] = []
+    columns = ("output_sha256", "model", "actor", "operation", "status")
+    values = (query.output, query.model, query.actor, query.operation, query.status)
+    for column, value in zip(columns, values, strict=True):
+        if value is not None:
+            where.append(f"{column} = {mark}")
+            args.append(value)
+    if query.since:
+        where.append(f"generated_at >= {mark}{time_cast}")
+        args.append(query.since)
+    if query.until:
+        where.append(f"generated_at < {mark}{time_cast}")
+        args.append(query.until)
+    for key, value in query.tags.items():
+        where.append(f"idx IN (SELECT idx FROM tags WHERE key = {mark} AND value = {mark})")
+        args.extend((key, value))
+    if query.cursor:
+        where.append(f"idx < {mark}" if query.order == "desc" else f"idx > {mark}")
+        args.append(decode_cursor(query.cursor))
+    return (" WHERE " + " AND ".join(where) if where else ""), args
+
+
+def page_of(records: list[StoredRecord], limit: int) -> Page[StoredRecord]:
+    """A page from ``limit + 1`` rows: the extra row only tells that there are more."""
+    more = len(records) > limit
+    kept = records[:limit]
+    return Page(kept, encode_cursor(kept[-1].index) if more and kept else None)
+
+
 def encode_cursor(index: int) -> str:
     return base64.urlsafe_b64encode(f"i:{index}".encode()).decode().rstrip("=")
 

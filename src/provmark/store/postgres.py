@@ -38,8 +38,8 @@ from .base import (
     SealFn,
     StoredCheckpoint,
     StoredRecord,
-    decode_cursor,
-    encode_cursor,
+    page_of,
+    where_clause,
 )
 
 T = TypeVar("T")
@@ -335,34 +335,10 @@ class PostgresStore:
         return {str(r[0]) for r in rows}
 
     def find(self, query: Query) -> Page[StoredRecord]:
-        where: list[str] = []
-        args: list[Any] = []
-        columns = ("output_sha256", "model", "actor", "operation", "status")
-        values = (query.output, query.model, query.actor, query.operation, query.status)
-        for column, value in zip(columns, values, strict=True):
-            if value is not None:
-                where.append(f"{column} = %s")
-                args.append(value)
-        if query.since:
-            where.append("generated_at >= %s::timestamptz")
-            args.append(query.since)
-        if query.until:
-            where.append("generated_at < %s::timestamptz")
-            args.append(query.until)
-        for key, value in query.tags.items():
-            where.append("idx IN (SELECT idx FROM tags WHERE key = %s AND value = %s)")
-            args.extend((key, value))
-        if query.cursor:
-            where.append("idx < %s" if query.order == "desc" else "idx > %s")
-            args.append(decode_cursor(query.cursor))
-        sql = f"SELECT {_COLUMNS} FROM records"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY idx {query.order.upper()} LIMIT %s"
+        clause, args = where_clause(query, "%s", "::timestamptz")
+        sql = f"SELECT {_COLUMNS} FROM records{clause} ORDER BY idx {query.order.upper()} LIMIT %s"
         rows = self._query(sql, [*args, query.limit + 1])
-        records = [_row(r) for r in rows[: query.limit]]
-        more = len(rows) > query.limit
-        return Page(records, encode_cursor(records[-1].index) if more and records else None)
+        return page_of([_row(r) for r in rows], query.limit)
 
     def get_nodes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
         return self._run(lambda conn: _read_nodes(conn, ids, self.url))

@@ -29,8 +29,8 @@ from .base import (
     SealFn,
     StoredCheckpoint,
     StoredRecord,
-    decode_cursor,
-    encode_cursor,
+    page_of,
+    where_clause,
 )
 
 _SCHEMA = """
@@ -261,38 +261,10 @@ class SQLiteStore:
         return found
 
     def find(self, query: Query) -> Page[StoredRecord]:
-        where: list[str] = []
-        args: list[Any] = []
-        for column, value in (
-            ("output_sha256", query.output),
-            ("model", query.model),
-            ("actor", query.actor),
-            ("operation", query.operation),
-            ("status", query.status),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if query.since:
-            where.append("generated_at >= ?")
-            args.append(query.since)
-        if query.until:
-            where.append("generated_at < ?")
-            args.append(query.until)
-        for key, value in query.tags.items():
-            where.append("idx IN (SELECT idx FROM tags WHERE key = ? AND value = ?)")
-            args.extend((key, value))
-        if query.cursor:
-            where.append("idx < ?" if query.order == "desc" else "idx > ?")
-            args.append(decode_cursor(query.cursor))
-        sql = f"SELECT {_COLUMNS} FROM records"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY idx {query.order.upper()} LIMIT ?"
+        clause, args = where_clause(query)
+        sql = f"SELECT {_COLUMNS} FROM records{clause} ORDER BY idx {query.order.upper()} LIMIT ?"
         rows = self._query(sql, [*args, query.limit + 1])
-        records = [_row(r) for r in rows[: query.limit]]
-        more = len(rows) > query.limit
-        return Page(records, encode_cursor(records[-1].index) if more and records else None)
+        return page_of([_row(r) for r in rows], query.limit)
 
     def get_nodes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
         if not ids:
