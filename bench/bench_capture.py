@@ -55,7 +55,9 @@ def capture_overhead(n: int) -> dict[str, float]:
     return percentiles([max(0, s - base) for s in samples])
 
 
-def end_to_end(n: int, batch_size: int, signing_processes: int) -> dict[str, float]:
+def end_to_end(
+    n: int, batch_size: int, signing_processes: int, privacy: bool = True
+) -> dict[str, float]:
     """Records captured, signed, stored and logged per second, flush included."""
     with (
         tempfile.TemporaryDirectory() as d,
@@ -94,12 +96,16 @@ def main() -> None:
         )
     )
     rows = []
-    for procs in (0, 1):
-        for batch in (256, 1024, 4096):
-            r = end_to_end(args.n, batch, procs)
-            rows.append({"signing_process": procs, "batch_size": batch, **r})
+    for privacy in (True, False):
+        for procs in (0, 1):
+            for batch in (256, 1024, 4096):
+                r = end_to_end(args.n, batch, procs, privacy)
+                rows.append(
+                    {"privacy": privacy, "signing_process": procs, "batch_size": batch, **r}
+                )
     print()
-    print(table(f"embedded SQLite: captured + signed (Ed25519) + logged, n={args.n:,}", rows))
+    title = f"embedded SQLite: captured + redacted/sealed (privacy) + signed + logged, n={args.n:,}"
+    print(table(title, rows))
     print(f"\nresults: {save('capture', {'overhead': overhead, 'embedded': rows})}")
 
 

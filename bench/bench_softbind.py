@@ -39,12 +39,13 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, PngImagePlugin
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import percentiles, save, table  # noqa: E402
+import itertools
 
-import provmark  # noqa: E402
-from provmark.softbind import Fingerprinter, fuzzy_verify  # noqa: E402
-from provmark.softbind import image as sbimage  # noqa: E402
-from provmark.softbind.lookup import match_image, match_text  # noqa: E402
+import provmark
+from common import percentiles, save, table
+from provmark.softbind import Fingerprinter, fuzzy_verify
+from provmark.softbind import image as sbimage
+from provmark.softbind.lookup import match_image, match_text
 
 Doc = list[list[str]]  # paragraphs of sentences
 
@@ -57,9 +58,9 @@ def markov() -> tuple[dict[str, list[str]], list[str], list[str]]:
     source = " ".join(pydoc_data.topics.topics.values())
     tokens = [t.lower() for t in re.findall(r"[A-Za-z][A-Za-z'-]*|[.,;:?!]", source)]
     follow: dict[str, list[str]] = defaultdict(list)
-    for a, b in zip(tokens, tokens[1:], strict=False):
+    for a, b in itertools.pairwise(tokens):
         follow[a].append(b)
-    starts = [b for a, b in zip(tokens, tokens[1:], strict=False) if a == "." and b.isalpha()]
+    starts = [b for a, b in itertools.pairwise(tokens) if a == "." and b.isalpha()]
     vocab = sorted({t for t in tokens if t.isalpha()})
     return dict(follow), starts, vocab
 
@@ -233,9 +234,9 @@ def generated(i: int) -> Image.Image:
     if kind == 2:  # blobs
         from skimage.data import binary_blobs
 
-        mask = binary_blobs(
-            length=max(w, h), blob_size_fraction=rng.uniform(0.05, 0.2), rng=i
-        )[:h, :w]
+        mask = binary_blobs(length=max(w, h), blob_size_fraction=rng.uniform(0.05, 0.2), rng=i)[
+            :h, :w
+        ]
         c0 = np.array([rng.randrange(256) for _ in range(3)], dtype=np.uint8)
         c1 = np.array([rng.randrange(256) for _ in range(3)], dtype=np.uint8)
         return Image.fromarray(np.where(mask[..., None], c1, c0).astype(np.uint8), "RGB")
@@ -245,10 +246,29 @@ def generated(i: int) -> Image.Image:
         font = ImageFont.load_default(size=rng.randint(14, 28))
         y = rng.randint(5, 30)
         while y < h - 20:
-            words = " ".join(rng.choice(["model", "record", "signed", "log", "image", "proof",
-                                         "audit", "verify", "output", "key"]) for _ in range(4))
-            draw.text((rng.randint(2, 30), y), words, fill=tuple(rng.randrange(256) for _ in range(3)),
-                      font=font)
+            words = " ".join(
+                rng.choice(
+                    [
+                        "model",
+                        "record",
+                        "signed",
+                        "log",
+                        "image",
+                        "proof",
+                        "audit",
+                        "verify",
+                        "output",
+                        "key",
+                    ]
+                )
+                for _ in range(4)
+            )
+            draw.text(
+                (rng.randint(2, 30), y),
+                words,
+                fill=tuple(rng.randrange(256) for _ in range(3)),
+                font=font,
+            )
             y += rng.randint(22, 40)
         return img
     for _ in range(rng.randint(4, 14)):  # shapes
@@ -344,7 +364,9 @@ def false_row(name: str, results: list[tuple[Any, int]]) -> dict[str, Any]:
     }
 
 
-def capture(pm: Any, fp: Fingerprinter, outputs: list[Any], media: str) -> tuple[list[str], list[float]]:
+def capture(
+    pm: Any, fp: Fingerprinter, outputs: list[Any], media: str
+) -> tuple[list[str], list[float]]:
     model = provmark.Model("bench/softbind", version="1")
     ids = []
     for i, out in enumerate(outputs):
@@ -369,8 +391,11 @@ def run_text(pm: Any, fp: Fingerprinter, n: int, queries: int, unrelated: int) -
     t0 = time.perf_counter()
     docs = [document(chain, starts, rng) for _ in range(n + unrelated)]
     texts = [render(d) for d in docs]
-    print(f"  generated {len(texts):,} texts in {time.perf_counter() - t0:.1f}s, "
-          f"{np.mean([len(t.split()) for t in texts]):.0f} words on average", file=sys.stderr)
+    print(
+        f"  generated {len(texts):,} texts in {time.perf_counter() - t0:.1f}s, "
+        f"{np.mean([len(t.split()) for t in texts]):.0f} words on average",
+        file=sys.stderr,
+    )
     ids, costs = capture(pm, fp, texts[:n], "text/plain")
     rows = []
     for name, edit in TEXT_EDITS.items():
@@ -387,8 +412,10 @@ def run_text(pm: Any, fp: Fingerprinter, n: int, queries: int, unrelated: int) -
         false_row("new texts, whole", [lookup(pm, fp, t) for t in texts[n:]]),
         false_row(
             "new texts, 30% excerpts",
-            [lookup(pm, fp, quote(0.3)(d, t, random.Random(k), vocab))
-             for k, (d, t) in enumerate(zip(docs[n:], texts[n:], strict=True))],
+            [
+                lookup(pm, fp, quote(0.3)(d, t, random.Random(k), vocab))
+                for k, (d, t) in enumerate(zip(docs[n:], texts[n:], strict=True))
+            ],
         ),
     ]
     c = percentiles([int(x * 1e6) for x in costs])
@@ -415,8 +442,11 @@ def run_images(pm: Any, fp: Fingerprinter, n: int, queries: int) -> dict[str, An
     pool = samples + made
     random.Random(5).shuffle(pool)
     stored, unrelated = pool[:n], pool[n:]
-    print(f"  {len(pool)} images ({len(samples)} from scikit-image, {len(made)} generated), "
-          f"{len(stored)} recorded, {len(unrelated)} unrelated", file=sys.stderr)
+    print(
+        f"  {len(pool)} images ({len(samples)} from scikit-image, {len(made)} generated), "
+        f"{len(stored)} recorded, {len(unrelated)} unrelated",
+        file=sys.stderr,
+    )
     outputs = [png(im, meta=True) for im in stored]
     ids, costs = capture(pm, fp, outputs, "image/png")
     rows = []
@@ -468,10 +498,13 @@ def add_synthetic(path: Path, count: int) -> float:
         sigs = rng.integers(0, 2**32, size=(ids.size, 128), dtype=np.uint64).astype("<u4")
         parts = rng.integers(-(2**63), 2**63 - 1, size=(ids.size, 15), dtype=np.int64)
         db.executemany(
-            "INSERT INTO softbind_items (id, record_id, kind, media_type, size, shingles, signature,"
-            " parts, cost_us, created_at) VALUES (?, ?, 'text', 'text/plain', 250, 240, ?, ?, 0, 0)",
-            ((int(i), f"synthetic-{i}", sigs[k].tobytes(), parts[k].tobytes())
-             for k, i in enumerate(ids)),
+            "INSERT INTO softbind_items (id, record_id, kind, media_type, size, shingles,"
+            " signature, parts, cost_us, created_at)"
+            " VALUES (?, ?, 'text', 'text/plain', 250, 240, ?, ?, 0, 0)",
+            (
+                (int(i), f"synthetic-{i}", sigs[k].tobytes(), parts[k].tobytes())
+                for k, i in enumerate(ids)
+            ),
         )
         iids = image_ids[s : s + step]
         db.executemany(
@@ -486,8 +519,14 @@ def add_synthetic(path: Path, count: int) -> float:
     colours = rng.integers(0, 1 << 24, size=count * 2, dtype=np.int64)
     db.executemany(
         "INSERT INTO softbind_codes VALUES (?, ?, ?, ?, ?)",
-        zip(items.tolist(), regions.tolist(), codes[:, 0].tolist(), codes[:, 1].tolist(),
-            colours.tolist(), strict=True),
+        zip(
+            items.tolist(),
+            regions.tolist(),
+            codes[:, 0].tolist(),
+            codes[:, 1].tolist(),
+            colours.tolist(),
+            strict=True,
+        ),
     )
     for table_name, per in (("softbind_bands", 32), ("softbind_parts", 15)):
         keys = rng.integers(-(2**63), 2**63 - 1, size=count * per, dtype=np.int64)
@@ -497,32 +536,39 @@ def add_synthetic(path: Path, count: int) -> float:
         for s in range(0, keys.size, 2_000_000):
             k, o = keys[s : s + 2_000_000].tolist(), owners[s : s + 2_000_000].tolist()
             if table_name == "softbind_bands":
-                db.executemany("INSERT OR IGNORE INTO softbind_bands VALUES (?, ?)",
-                               zip(k, o, strict=True))
+                db.executemany(
+                    "INSERT OR IGNORE INTO softbind_bands VALUES (?, ?)", zip(k, o, strict=True)
+                )
             else:
-                db.executemany("INSERT OR IGNORE INTO softbind_parts VALUES (?, ?, 0, 2, 12)",
-                               zip(k, o, strict=True))
+                db.executemany(
+                    "INSERT OR IGNORE INTO softbind_parts VALUES (?, ?, 0, 2, 12)",
+                    zip(k, o, strict=True),
+                )
     db.execute("COMMIT")
     db.execute("ANALYZE")
     db.close()
     return time.perf_counter() - t0
 
 
-def run_scale(db: Path, home: Path, count: int, text: dict[str, Any], images: dict[str, Any],
-              queries: int) -> dict[str, Any]:
+def run_scale(
+    db: Path, home: Path, count: int, text: dict[str, Any], images: dict[str, Any], queries: int
+) -> dict[str, Any]:
     big = db.with_name("scale.db")
     shutil.copy(db, big)
     build = add_synthetic(big, count)
     size_mb = big.stat().st_size / 1e6
-    print(f"  added {count:,} text + {count:,} image fingerprints in {build:.0f}s "
-          f"(file {size_mb:,.0f} MB)", file=sys.stderr)
+    print(
+        f"  added {count:,} text + {count:,} image fingerprints in {build:.0f}s "
+        f"(file {size_mb:,.0f} MB)",
+        file=sys.stderr,
+    )
     rows = []
     with provmark.open(big, home=home) as pm:
         fp = Fingerprinter.for_provmark(pm)
         try:
             t0 = time.perf_counter()
             fp.store.code_hits([])  # nothing: no load
-            fp.store._sync_codes()  # noqa: SLF001 - the first image lookup loads the codes
+            fp.store._sync_codes()
             load = time.perf_counter() - t0
             rng = random.Random(3)
             for name in ("typos 3%", "quote 30%", "word swaps 10%"):
@@ -531,7 +577,7 @@ def run_scale(db: Path, home: Path, count: int, text: dict[str, Any], images: di
                 for i in rng.sample(range(len(text["ids"])), queries):
                     q = edit(text["docs"][i], text["texts"][i], rng, text["vocab"])
                     t = time.perf_counter_ns()
-                    status, _, matches = match_text(fp.store, fp.keyed, q)
+                    _status, _, matches = match_text(fp.store, fp.keyed, q)
                     lat.append(time.perf_counter_ns() - t)
                     hits += bool(matches) and matches[0].record_id == text["ids"][i]
                     t = time.perf_counter_ns()
@@ -559,14 +605,21 @@ def run_scale(db: Path, home: Path, count: int, text: dict[str, Any], images: di
             for im in images["unrelated"][:queries]:
                 false += bool(match_image(fp.store, fp.keyed, png(im))[2])
             n_false = min(queries, len(text["texts"]) - len(text["ids"])) + min(
-                queries, len(images["unrelated"]))
+                queries, len(images["unrelated"])
+            )
         finally:
             fp.close()
     big.unlink()
     for extra in (big.with_name(big.name + "-wal"), big.with_name(big.name + "-shm")):
         extra.unlink(missing_ok=True)
-    return {"rows": rows, "build_s": build, "file_mb": size_mb, "load_codes_s": load,
-            "false_matches": false, "false_queries": n_false}
+    return {
+        "rows": rows,
+        "build_s": build,
+        "file_mb": size_mb,
+        "load_codes_s": load,
+        "false_matches": false,
+        "false_queries": n_false,
+    }
 
 
 def _scale_row(name: str, lat: list[int], full: list[int], recall: float) -> dict[str, Any]:
@@ -584,13 +637,18 @@ def _scale_row(name: str, lat: list[int], full: list[int], recall: float) -> dic
 def storage(db: Path) -> dict[str, float]:
     con = sqlite3.connect(db)
     try:
-        sizes = dict(con.execute(
-            "SELECT name, sum(pgsize) FROM dbstat WHERE name LIKE '%softbind%' GROUP BY name"))
+        sizes = dict(
+            con.execute(
+                "SELECT name, sum(pgsize) FROM dbstat WHERE name LIKE '%softbind%' GROUP BY name"
+            )
+        )
         kinds = dict(con.execute("SELECT kind, count(*) FROM softbind_items GROUP BY kind"))
     finally:
         con.close()
-    return {"bytes_total": float(sum(sizes.values())), **{f"items_{k}": float(v)
-                                                          for k, v in kinds.items()}}
+    return {
+        "bytes_total": float(sum(sizes.values())),
+        **{f"items_{k}": float(v) for k, v in kinds.items()},
+    }
 
 
 def main() -> None:
@@ -618,13 +676,20 @@ def main() -> None:
         sizes = storage(db)
         print(f"scale: {a.scale:,} synthetic fingerprints per kind ...", file=sys.stderr)
         scale = run_scale(db, home, a.scale, text, images, a.scale_queries)
-    text_bytes = sizes["bytes_total"] / max(1.0, sizes.get("items_text", 0) + sizes.get(
-        "items_image", 0))
+    text_bytes = sizes["bytes_total"] / max(
+        1.0, sizes.get("items_text", 0) + sizes.get("items_image", 0)
+    )
     cost_rows = [
-        {"kind": "text", "fingerprint p50 ms": text["cost"]["p50_ms"],
-         "fingerprint p99 ms": text["cost"]["p99_ms"]},
-        {"kind": "image", "fingerprint p50 ms": images["cost"]["p50_ms"],
-         "fingerprint p99 ms": images["cost"]["p99_ms"]},
+        {
+            "kind": "text",
+            "fingerprint p50 ms": text["cost"]["p50_ms"],
+            "fingerprint p99 ms": text["cost"]["p99_ms"],
+        },
+        {
+            "kind": "image",
+            "fingerprint p50 ms": images["cost"]["p50_ms"],
+            "fingerprint p99 ms": images["cost"]["p99_ms"],
+        },
     ]
     print(table(f"Text: recall@1 per edit ({a.texts:,} texts recorded)", text["recall"]))
     print()
@@ -634,21 +699,35 @@ def main() -> None:
     print()
     print(table("Images: false matches", images["false"]))
     print()
-    print(table(f"Lookup with {a.scale:,} text + {a.scale:,} image fingerprints stored",
-                scale["rows"]))
-    print(f"false matches at scale: {scale['false_matches']} of {scale['false_queries']}; "
-          f"build {scale['build_s']:.0f}s, file {scale['file_mb']:,.0f} MB, "
-          f"image codes loaded in {scale['load_codes_s']:.2f}s")
+    print(
+        table(
+            f"Lookup with {a.scale:,} text + {a.scale:,} image fingerprints stored", scale["rows"]
+        )
+    )
+    print(
+        f"false matches at scale: {scale['false_matches']} of {scale['false_queries']}; "
+        f"build {scale['build_s']:.0f}s, file {scale['file_mb']:,.0f} MB, "
+        f"image codes loaded in {scale['load_codes_s']:.2f}s"
+    )
     print()
     print(table("Capture cost (compute + buffered write, per output)", cost_rows))
-    print(f"storage: {sizes['bytes_total'] / 1e6:.1f} MB for {int(sizes.get('items_text', 0)):,} "
-          f"texts + {int(sizes.get('items_image', 0)):,} images (~{text_bytes:,.0f} bytes each)")
-    path = save("softbind", {
-        "text_recall": text["recall"], "text_false": text["false"],
-        "image_recall": images["recall"], "image_false": images["false"],
-        "scale": scale, "cost": cost_rows, "storage": sizes,
-        "params": {k: v for k, v in vars(a).items()},
-    })
+    print(
+        f"storage: {sizes['bytes_total'] / 1e6:.1f} MB for {int(sizes.get('items_text', 0)):,} "
+        f"texts + {int(sizes.get('items_image', 0)):,} images (~{text_bytes:,.0f} bytes each)"
+    )
+    path = save(
+        "softbind",
+        {
+            "text_recall": text["recall"],
+            "text_false": text["false"],
+            "image_recall": images["recall"],
+            "image_false": images["false"],
+            "scale": scale,
+            "cost": cost_rows,
+            "storage": sizes,
+            "params": {k: v for k, v in vars(a).items()},
+        },
+    )
     print(f"saved {path}", file=sys.stderr)
 
 

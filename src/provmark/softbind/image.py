@@ -194,9 +194,16 @@ def _pack(bits: np.ndarray[Any, np.dtype[np.bool_]]) -> list[int]:
 
 
 def hash_windows(
-    grey: PILImage.Image, rgb: np.ndarray[Any, Any], boxes: list[tuple[float, float, float, float]]
+    grey: PILImage.Image,
+    rgb: np.ndarray[Any, Any],
+    boxes: list[tuple[float, float, float, float]],
+    resample: int = RESAMPLE,
 ) -> list[tuple[int, int, int]]:
-    """(pHash, dHash, mean colour) of the parts inside ``boxes`` (fractions x, y, w, h)."""
+    """(pHash, dHash, mean colour) of the parts inside ``boxes`` (fractions x, y, w, h).
+
+    With ``resample`` LANCZOS (1) the hashes of the whole box equal ImageHash's
+    ``phash``/``dhash`` of the same grey image (up to float ties at the median).
+    """
     w, h = grey.size
     area = np.zeros((h + 1, w + 1, 3))  # summed-area table: any window's mean in O(1)
     area[1:, 1:] = rgb.cumsum(axis=0).cumsum(axis=1)
@@ -204,8 +211,8 @@ def hash_windows(
     for x, y, bw, bh in boxes:
         x0, y0, x1, y1 = round(x * w), round(y * h), round((x + bw) * w), round((y + bh) * h)
         part = grey.crop((x0, y0, x1, y1))
-        small.append(np.asarray(part.resize((32, 32), RESAMPLE)))
-        tiny.append(np.asarray(part.resize((9, 8), RESAMPLE)))
+        small.append(np.asarray(part.resize((32, 32), resample)))
+        tiny.append(np.asarray(part.resize((9, 8), resample)))
         total = area[y1, x1] - area[y0, x1] - area[y1, x0] + area[y0, x0]
         r, g, b = (int(v) for v in np.round(total / max(1, (x1 - x0) * (y1 - y0))))
         colours.append(r << 16 | g << 8 | b)
