@@ -40,6 +40,7 @@ from .store.base import Page, Query, Store, StoredCheckpoint, StoredRecord
 from .verify import Evidence, Trust, Verified, verify_evidence
 
 if TYPE_CHECKING:
+    from .softbind import FuzzyResult
     from .privacy.base import Erasure
     from .privacy.views import RecordView
 
@@ -90,6 +91,7 @@ class Provmark:
         master_key: Any = None,
         vault: Any = None,
         subject_tag: str = "tenant",
+        fingerprint: bool = False,
     ) -> None:
         """See ``docs/privacy.md`` for the privacy options: ``redact`` (built-in detectors on
         snapshots and error messages, keyed by the ``redaction`` secret), ``redaction_policy``
@@ -97,7 +99,8 @@ class Provmark:
         ``encrypt`` (originals of ``encrypt`` fields sealed per subject), ``master_key`` (a
         ``crypto.fieldenc.MasterKey``, e.g. a KMS; default the ``master`` secret),
         ``vault`` (default: tables beside the store) and ``subject_tag`` (the tag naming the
-        tenant of records without a user id)."""
+        tenant of records without a user id). ``fingerprint`` stores soft-binding
+        fingerprints of outputs so that edited copies can be found (``docs/soft-binding.md``)."""
         from .privacy.engine import Privacy, writer_store
 
         if policy not in ("strict", "best_effort"):
@@ -135,6 +138,11 @@ class Provmark:
         if durable:
             path = Path(journal_path) if journal_path else _journal_for(store)
             journal = Journal(path)
+        self.fingerprinter: Any = None
+        if fingerprint:
+            from .softbind import Fingerprinter
+
+            self.fingerprinter = Fingerprinter.for_provmark(self)
         self._writer = Writer(
             writer_store(store, self.privacy),
             self.signer,
@@ -145,6 +153,7 @@ class Provmark:
             signing_processes=signing_processes,
             journal=journal,
             prepare=self._prepare,
+            on_batch=self._after_batch,
         )
         self._closed = False
         self._trust: Trust | None = None
@@ -168,6 +177,12 @@ class Provmark:
     def flush(self, timeout: float | None = 60.0) -> None:
         """Wait until every captured record is signed, stored and logged."""
         self._writer.flush(timeout)
+        if self.fingerprinter is not None:
+            self.fingerprinter.flush()
+
+    def _after_batch(self, checkpoint: StoredCheckpoint, count: int) -> None:
+        if self.fingerprinter is not None:
+            self.fingerprinter.flush()
 
     def close(self) -> None:
         if self._closed:
@@ -176,6 +191,8 @@ class Provmark:
         atexit.unregister(self._atexit)
         try:
             self._writer.close()
+            if self.fingerprinter is not None:
+                self.fingerprinter.close()
         finally:
             if self.privacy is not None:
                 self.privacy.close()
@@ -274,12 +291,26 @@ class Provmark:
         return [d["record_id"] for d in drafts]
 
     def _draft(self, o: Outcome) -> dict[str, Any]:
-        return self._drafts.build(o)
+        draft = self._drafts.build(o)
+        if (
+            self.fingerprinter is not None
+            and o.error is None
+            and o.output is not None
+            and o.spec.fingerprint is not False
+        ):  # fingerprinted on the writer thread, not here
+            draft["__softbind__"] = (o.output, (draft.get("output") or {}).get("media_type"))
+        return draft
 
     def _prepare(self, draft: dict[str, Any]) -> dict[str, Any]:
         """Redact and seal sensitive values, hash user ids (writer thread, or before the
         journal line with ``durable=True``; the journal keeps a marker so that the writer
         thread and a replay do not prepare a draft twice)."""
+        softbind = draft.pop("__softbind__", None)
+        if softbind is not None:
+            try:
+                self.fingerprinter.add(draft["record_id"], *softbind)
+            except Exception as exc:  # a fingerprint never costs a record
+                log.warning("provmark: fingerprint of %s not stored: %s", draft["record_id"], exc)
         if draft.pop("__prepared__", False):
             return draft
         if self.privacy is not None:
@@ -422,19 +453,46 @@ class Provmark:
             origin=self.store.origin,
         )
 
+    def verify_fuzzy(self, content: Any, media_type: str | None = None) -> Any:
+        """Find the record of edited, quoted or re-encoded content (soft binding).
+
+        Returns a ``softbind.FuzzyResult``: ``identical`` (signed and proven),
+        ``derived`` (similarity and matching parts: a lead, not a proof),
+        ``no_match`` or ``too_short``.
+        """
+        from .softbind import fuzzy_verify
+
+        return fuzzy_verify(self, content, media_type=media_type, fingerprinter=self.fingerprinter)
+
+    @overload
     def verify(
         self,
         content: Any,
         *,
         record_id: str | None = None,
         trusted_checkpoint: tuple[int, bytes] | None = None,
-    ) -> Verified:
+        fuzzy: Literal[False] = False,
+    ) -> Verified: ...
+    @overload
+    def verify(self, content: Any, *, fuzzy: Literal[True]) -> FuzzyResult: ...
+
+    def verify(
+        self,
+        content: Any,
+        *,
+        record_id: str | None = None,
+        trusted_checkpoint: tuple[int, bytes] | None = None,
+        fuzzy: bool = False,
+    ) -> Verified | FuzzyResult:
         """Was ``content`` made here, by what, and is it intact?
 
         ``content`` is hashed by the output rules (``str`` as UTF-8, bytes,
         ``Path`` as file contents). Returns :class:`Verified` or raises
-        :class:`VerificationError` naming the failed check.
+        :class:`VerificationError` naming the failed check. With ``fuzzy=True``
+        edited copies are looked for too (:meth:`verify_fuzzy`).
         """
+        if fuzzy:
+            return self.verify_fuzzy(content)  # type: ignore[no-any-return]
         self.flush()
         revoked = self._revocations()
         if revoked is not None:  # a revoked key: records need witnessed/time-stamped checkpoints

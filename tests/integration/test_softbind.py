@@ -431,3 +431,34 @@ def test_soft_binding_assertion_in_a_c2pa_manifest(world: dict[str, Any]) -> Non
     keyed = soft_binding_assertion(world["texts"][0], text_key=b"k" * 32)
     assert keyed is not None and keyed["data"]["alg"] == "dev.provmark.text-minhash.1"
     assert soft_binding_assertion(b"%PDF-1.7\n\x00\x01") is None
+
+
+def test_capture_time_fingerprints_find_an_edited_copy(tmp_path: Path) -> None:
+    """provmark.open(fingerprint=True): captured outputs are fingerprinted on the writer
+    thread; an edited copy is a lead (derived), the original is proven (identical)."""
+    text = (
+        "The quarterly report shows revenue growth in every region. Costs fell by four "
+        "percent while margins improved. The board approved the new hiring plan. "
+    ) * 3
+    with provmark.open(tmp_path / "p.db", home=tmp_path / "home", fingerprint=True) as pm:
+
+        @pm.capture(model="acme/summarizer")
+        def summarize(prompt: str) -> str:
+            return text
+
+        secret = (
+            "Private memo: the merger talks continue next week in Zurich. Legal reviews the "
+            "draft terms on Monday and the bankers expect a signed letter by Friday. "
+        ) * 3
+
+        @pm.capture(model="acme/summarizer", fingerprint=False)
+        def private(prompt: str) -> str:
+            return secret
+
+        summarize("q3")
+        private("q3")
+        assert pm.verify(text, fuzzy=True).status == "identical"
+        edited = pm.verify(text.replace("revenue", "revenu", 1), fuzzy=True)
+        assert edited.status == "derived"
+        assert pm.verify(secret, fuzzy=True).status == "identical"  # exact still proven
+        assert pm.verify_fuzzy(secret.replace("merger", "merge", 1)).status == "no_match"

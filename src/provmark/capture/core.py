@@ -36,6 +36,7 @@ class Spec:
     extra: Mapping[str, Any] | None = None
     snapshot: bool = True
     stream: bool | None = None  # None: detect generators
+    fingerprint: bool | None = None  # soft-binding fingerprints; None: by media type
 
 
 @dataclass

@@ -62,7 +62,7 @@ class Limits:
     max_aspect: float = 0.15  # largest |log(width/height ratio)| difference (about 16 %)
 
 
-# the whole image: exact search to 10 bits. Crop windows: 53 probes per lookup, so
+# the whole image: exact search to 10 bits. Crop windows: 51 probes per lookup, so
 # the search is approximate (a piece within 1 bit): every code within 7 bits is
 # found, and most at 8 (all but those with exactly 2 differing bits in each piece)
 WHOLE_LIMITS = Limits(10, 2, 14, 0.05)

@@ -169,6 +169,10 @@ class SQLiteFingerprintStore:
                 self._create()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot open fingerprints ({exc})") from None
+        self._reset_codes()
+
+    def _reset_codes(self) -> None:
+        """The in-memory image index and its per-row arrays (loaded by ``_sync_codes``)."""
         self._index = HammingIndex()
         self._code_item = np.empty(0, dtype=np.int64)
         self._code_region = np.empty(0, dtype=np.int8)
@@ -311,13 +315,7 @@ class SQLiteFingerprintStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            self._index = HammingIndex()
-            self._code_item = np.empty(0, dtype=np.int64)
-            self._code_region = np.empty(0, dtype=np.int8)
-            self._code_dhash = np.empty(0, dtype=np.uint64)
-            self._code_chroma = np.empty((0, 2), dtype=np.float64)
-            self._code_aspect = np.empty(0, dtype=np.float64)
-            self._loaded_item = 0
+            self._reset_codes()
             return int(n)
 
     # ------------------------------------------------------------ read
@@ -424,16 +422,10 @@ class SQLiteFingerprintStore:
                 & (cdist <= cmax[q])
                 & (adist <= amax[q])
             )
+            found = zip(q[keep], rows[keep], dist[keep], ddist[keep], strict=True)
             return [
-                CodeHit(int(a), int(b), int(c), int(d), int(e))
-                for a, b, c, d, e in zip(
-                    q[keep],
-                    self._code_item[rows[keep]],
-                    self._code_region[rows[keep]],
-                    dist[keep],
-                    ddist[keep],
-                    strict=True,
-                )
+                CodeHit(int(p), int(self._code_item[r]), int(self._code_region[r]), int(d), int(e))
+                for p, r, d, e in found
             ]
 
     # ------------------------------------------------------------ maintenance
@@ -444,18 +436,8 @@ class SQLiteFingerprintStore:
                 " cost_us, created_at FROM softbind_items WHERE record_id = ? ORDER BY id",
                 (record_id,),
             ).fetchall()
-        keys = (
-            "item",
-            "kind",
-            "media_type",
-            "size",
-            "shingles",
-            "width",
-            "height",
-            "parts",
-            "cost_us",
-            "created_at",
-        )
+        keys: tuple[str, ...] = ("item", "kind", "media_type", "size", "shingles", "width")
+        keys += ("height", "parts", "cost_us", "created_at")
         return [{k: v for k, v in zip(keys, r, strict=True) if v is not None} for r in rows]
 
     def record_ids(self) -> Iterator[str]:

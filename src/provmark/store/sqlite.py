@@ -98,6 +98,9 @@ class SQLiteStore:
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            # indexes on random keys (output hashes) outgrow the 2 MB default cache past
+            # ~100k records and every insert then reads pages from disk
+            self._db.execute("PRAGMA cache_size=-65536")
             self._db.execute("PRAGMA foreign_keys=ON")
             self.origin = self._init_schema(origin)
         except sqlite3.DatabaseError as exc:
