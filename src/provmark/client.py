@@ -40,9 +40,9 @@ from .store.base import Page, Query, Store, StoredCheckpoint, StoredRecord
 from .verify import Evidence, Trust, Verified, verify_evidence
 
 if TYPE_CHECKING:
-    from .softbind import FuzzyResult
     from .privacy.base import Erasure
     from .privacy.views import RecordView
+    from .softbind import FuzzyResult
 
 log = logging.getLogger("provmark")
 F = TypeVar("F", bound=Callable[..., Any])
