@@ -419,3 +419,22 @@ def test_cli_verify_finds_a_marked_file_through_its_manifest(
     edited = g.change_one_pixel((tmp_path / "marked.png").read_bytes(), x=7, y=7)
     (tmp_path / "edited.png").write_bytes(edited)
     assert main(["verify", str(tmp_path / "edited.png"), *target]) == 1
+
+
+def test_marked_image_carries_a_soft_binding(
+    cert: DevCert, store: provmark.Provmark, tmp_path: Path
+) -> None:
+    import io as _io
+
+    from PIL import Image, ImageDraw
+
+    picture = Image.new("RGB", (96, 96), (30, 60, 90))
+    ImageDraw.Draw(picture).ellipse((20, 20, 70, 80), fill=(220, 180, 40))
+    buf = _io.BytesIO()
+    picture.save(buf, "PNG")
+    data = buf.getvalue()
+    stored = record_for(store, data, "image/png", 11)
+    (tmp_path / "in.png").write_bytes(data)
+    mark(tmp_path / "in.png", tmp_path / "out.png", stored, cert.chain_pem, cert.key_pem)
+    labels = [a.get("label") for a in read(tmp_path / "out.png").manifest["assertions"]]
+    assert any(str(label).startswith("c2pa.soft-binding") for label in labels), labels

@@ -210,7 +210,12 @@ def record_assertion(record: Record) -> dict[str, Any]:
 
 
 def manifest_definition(
-    record: Record, *, title: str, provider: str | None = None, has_parent: bool = False
+    record: Record,
+    *,
+    title: str,
+    provider: str | None = None,
+    has_parent: bool = False,
+    soft_binding: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from .. import __version__
 
@@ -236,15 +241,30 @@ def manifest_definition(
                 "when": record.generated_at,
             }
         ]
+    assertions = [
+        {"label": "c2pa.actions.v2", "data": {"actions": actions}},
+        {"label": DISCLOSURE_LABEL, "data": disclosure(record, provider)},
+        {"label": RECORD_LABEL, "data": record_assertion(record)},
+    ]
+    if soft_binding is not None:  # perceptual hash: finds the record after metadata is stripped
+        assertions.append(soft_binding)
     return {
         "claim_generator_info": [{"name": "provmark", "version": __version__}],
         "title": title,
-        "assertions": [
-            {"label": "c2pa.actions.v2", "data": {"actions": actions}},
-            {"label": DISCLOSURE_LABEL, "data": disclosure(record, provider)},
-            {"label": RECORD_LABEL, "data": record_assertion(record)},
-        ],
+        "assertions": assertions,
     }
+
+
+def _soft_binding(data: bytes, media: str) -> dict[str, Any] | None:
+    try:
+        from ..softbind import soft_binding_assertion
+    except ImportError:  # numpy/Pillow not installed: no soft binding
+        return None
+    try:
+        found: dict[str, Any] | None = soft_binding_assertion(data, media)
+    except ProvmarkError:  # a format it cannot fingerprint
+        return None
+    return found
 
 
 # ---------------------------------------------------------------- mark
@@ -284,7 +304,13 @@ def mark(
     material = load_signing_material(signer_cert_chain, key)
     use_sidecar = (not embeddable) if sidecar is None else sidecar
     parent = embeddable and _has_manifest(media, data)
-    definition = manifest_definition(rec, title=dst.name, provider=provider, has_parent=parent)
+    definition = manifest_definition(
+        rec,
+        title=dst.name,
+        provider=provider,
+        has_parent=parent,
+        soft_binding=_soft_binding(data, media),
+    )
     settings = {"builder": {"thumbnail": {"enabled": False}}}
     try:
         with (
