@@ -22,7 +22,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, cast
 
@@ -30,7 +29,7 @@ from .canonical import Fragment, canonical_bytes, to_json_value
 from .crypto.keys import LocalSigner, Signer
 from .errors import CaptureError
 from .record import slug_for
-from .signing_pool import Signed, SigningPool, sign_here
+from .signing_pool import Pending, Signed, SigningPool, sign_here
 from .store.base import Entry, SealFn, Store, StoredCheckpoint
 
 log = logging.getLogger("provmark.ingest")
@@ -250,7 +249,7 @@ class Writer:
             return [self._queue.popleft() for _ in range(n)]
 
     def _run(self) -> None:
-        inflight: tuple[list[dict[str, Any]], Future[list[Signed]] | list[Signed]] | None = None
+        inflight: tuple[list[dict[str, Any]], Pending | list[Signed]] | None = None
         while True:
             batch = self._take(wait=inflight is None)
             signing = self._sign_async(batch) if batch else None
@@ -264,7 +263,7 @@ class Writer:
                 self._close_pool()
                 return
 
-    def _sign_async(self, batch: list[dict[str, Any]]) -> Future[list[Signed]] | list[Signed]:
+    def _sign_async(self, batch: list[dict[str, Any]]) -> Pending | list[Signed]:
         for i, draft in enumerate(batch):
             batch[i] = self.prepare(draft)
         pool = self._signing_pool()
@@ -291,11 +290,9 @@ class Writer:
             self._pool.close()
             self._pool = None
 
-    def _store_batch(
-        self, batch: list[dict[str, Any]], signing: Future[list[Signed]] | list[Signed]
-    ) -> bool:
+    def _store_batch(self, batch: list[dict[str, Any]], signing: Pending | list[Signed]) -> bool:
         try:
-            signed = signing.result() if isinstance(signing, Future) else signing
+            signed = signing.result() if isinstance(signing, Pending) else signing
         except Exception as exc:  # the worker died mid-batch: sign this batch here
             log.error("provmark writer: signing process failed (%s); signing in-process", exc)
             self._close_pool()

@@ -31,14 +31,35 @@ def test_pool_signs_and_rotation_restarts_it(tmp_path: Path) -> None:
         assert audit(pm).ok
 
 
+def test_a_script_without_main_guard_runs_once(tmp_path: Path) -> None:
+    """The worker must not re-import the user's __main__ (multiprocessing spawn would)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import provmark\n"
+        f"pm = provmark.open({str(tmp_path / 'p.db')!r}, home={str(tmp_path)!r},"
+        " signing_processes=1, batch_size=32)\n"
+        "print('START', flush=True)\n"
+        "g = pm.capture(model='m')(lambda p: p)\n"
+        "for i in range(200): g(str(i))\n"
+        "pm.close()\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("START") == 1
+    with provmark.open(tmp_path / "p.db", home=tmp_path) as pm:
+        assert pm.store.count() == 200
+
+
 def test_killed_worker_falls_back_to_in_process(tmp_path: Path) -> None:
     with provmark.open(tmp_path / "p.db", home=tmp_path, signing_processes=1, batch_size=64) as pm:
         capture(pm, 100, "a")
         pm.flush()
         pool = pm._writer._pool
         assert pool is not None
-        for pid in list(pool._executor._processes):  # the worker, killed as by the OOM killer
-            os.kill(pid, signal.SIGKILL)
+        os.kill(pool.pid, signal.SIGKILL)  # the worker, killed as by the OOM killer
         capture(pm, 500, "b")
         pm.flush()
         assert pm.store.count() == 600
