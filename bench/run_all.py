@@ -1,5 +1,6 @@
 """`make bench`: run every benchmark in turn (each prints its own table and writes
-bench/results/<name>.json). Pass names to run only some: `python bench/run_all.py compare verify`."""
+bench/results/<name>.json). Pass names to run only some:
+`python bench/run_all.py compare bench_verify`."""
 
 from __future__ import annotations
 
