@@ -53,3 +53,21 @@ class Progress:
         if done >= total:
             sys.stderr.write("\n")
         sys.stderr.flush()
+
+
+def read_content(args: argparse.Namespace) -> tuple[Any, str]:
+    """The content a command checks: ``--text``, a FILE (as a Path) or ``-`` (stdin bytes)."""
+    from pathlib import Path
+
+    from ..errors import ConfigError
+
+    if args.text is not None:
+        return args.text, "text"
+    if not args.file:
+        raise ConfigError("give a FILE, - for standard input, or --text TEXT")
+    if args.file == "-":
+        return sys.stdin.buffer.read(), "standard input"
+    path = Path(args.file)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    return path, str(path)

@@ -17,7 +17,7 @@ from ..errors import ConfigError, VerificationError
 from ..record import Record
 from ..verify import Check, Verified, parse_checkpoint_body
 from . import trust as trust_cli
-from .common import Progress, add_db, open_from, print_json
+from .common import Progress, add_db, open_from, print_json, read_content
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -99,19 +99,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 # ---------------------------------------------------------------- verify
 
 
-def _read_content(args: argparse.Namespace) -> tuple[Any, str]:
-    if args.text is not None:
-        return args.text, "text"
-    if not args.file:
-        raise ConfigError("give a FILE, - for standard input, or --text TEXT")
-    if args.file == "-":
-        return sys.stdin.buffer.read(), "standard input"
-    path = Path(args.file)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
-    return path, str(path)
-
-
 def _pinned_keys(args: argparse.Namespace) -> list[PublicKey] | None:
     keys: list[PublicKey] = []
     for pem_path in args.key:
@@ -151,7 +138,7 @@ def _trusted(args: argparse.Namespace) -> tuple[int, bytes] | None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    content, label = _read_content(args)
+    content, label = read_content(args)
     if args.fuzzy:
         from .softbind import verify_fuzzy
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, NotFoundError, VerificationError
-from .common import add_db, open_from, print_json
+from .common import add_db, open_from, print_json, read_content
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -141,24 +141,9 @@ def _print_fuzzy(result: Any, label: str) -> None:
 # ---------------------------------------------------------------- fingerprint ...
 
 
-def _content(args: argparse.Namespace) -> tuple[Any, str]:
-    import sys
-
-    if args.text is not None:
-        return args.text, "text"
-    if not args.file:
-        raise ConfigError("give a FILE, - for standard input, or --text TEXT")
-    if args.file == "-":
-        return sys.stdin.buffer.read(), "standard input"
-    path = Path(args.file)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
-    return path, str(path)
-
-
 def cmd_add(args: argparse.Namespace) -> int:
     sb = _softbind()
-    content, label = _content(args)
+    content, label = read_content(args)
     with open_from(args) as pm:
         verified = pm.verify(content, record_id=args.record)  # only proven outputs
         fp = sb.Fingerprinter.for_provmark(pm)
