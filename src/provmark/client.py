@@ -502,23 +502,33 @@ class Provmark:
                 self, content, record_id=record_id, trusted_checkpoint=trusted_checkpoint
             )
         sha = digest_output(content, self.encoders).sha256
+        return self.verify_digest(sha, record_id=record_id, trusted_checkpoint=trusted_checkpoint)
+
+    def verify_digest(
+        self,
+        sha256: str,
+        *,
+        record_id: str | None = None,
+        trusted_checkpoint: tuple[int, bytes] | None = None,
+    ) -> Verified:
+        """:meth:`verify` given the content's SHA-256 (what the server's verify endpoint has)."""
         if record_id is not None:
             stored = self.store.get(record_id)
             if stored is None:
                 raise VerificationError("record", f"no record {record_id!r} in this store")
             candidates = [stored]
         else:
-            candidates = self.store.by_output(sha)
+            candidates = self.store.by_output(sha256)
             if not candidates:
                 raise VerificationError(
                     "output_hash",
-                    f"no record for this content (sha256 {sha}); "
+                    f"no record for this content (sha256 {sha256}); "
                     "it was not made here or was changed",
                 )
         checkpoint = self.store.latest_checkpoint()
         trust = self.trust(trusted_checkpoint)
         first_error: VerificationError | None = None
-        for stored in candidates:
+        for stored in candidates:  # the same output may have been generated more than once
             try:
                 ev = self.evidence(stored, checkpoint)
                 proof = (
@@ -526,7 +536,7 @@ class Provmark:
                     if trusted_checkpoint and checkpoint
                     else None
                 )
-                return verify_evidence(ev, trust, content_sha256=sha, consistency_proof=proof)
+                return verify_evidence(ev, trust, content_sha256=sha256, consistency_proof=proof)
             except VerificationError as exc:
                 first_error = first_error or exc
         assert first_error is not None

@@ -24,9 +24,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.datastructures import UploadFile
 
 from ..errors import VerificationError
-from ..log.merkle import consistency_proof
 from ..privacy.views import RecordView
-from ..verify import Verified, parse_checkpoint_body, verify_evidence
+from ..verify import Verified, parse_checkpoint_body
 from .auth import Principal
 from .context import Reader, ServerContext, get_context
 from .problems import Problem
@@ -217,34 +216,7 @@ def verify_sha(
                 reason=exc.detail,
             ) from None
         trusted = (cp.size, cp.root_hash)
-    if record_id is not None:
-        stored = pm.store.get(record_id)
-        if stored is None:
-            raise VerificationError("record", f"no record {record_id!r} in this store")
-        candidates = [stored]
-    else:
-        candidates = pm.store.by_output(sha)
-        if not candidates:
-            raise VerificationError(
-                "output_hash",
-                f"no record for this content (sha256 {sha}); it was not made here or was changed",
-            )
-    checkpoint = pm.store.latest_checkpoint()
-    trust = pm.trust(trusted)
-    first: VerificationError | None = None
-    for stored in candidates:
-        try:
-            ev = pm.evidence(stored, checkpoint)
-            proof = (
-                consistency_proof(trusted[0], checkpoint.size, pm.store)
-                if trusted and checkpoint
-                else None
-            )
-            return verify_evidence(ev, trust, content_sha256=sha, consistency_proof=proof)
-        except VerificationError as exc:
-            first = first or exc
-    assert first is not None
-    raise first
+    return pm.verify_digest(sha, record_id=record_id, trusted_checkpoint=trusted)
 
 
 def _answer(
