@@ -132,6 +132,21 @@ def where_clause(query: Query, mark: str = "?", time_cast: str = "") -> tuple[st
     return (" WHERE " + " AND ".join(where) if where else ""), args
 
 
+def iter_in_pages(
+    fetch: Callable[[int, int], Sequence[StoredRecord]], start: int = 0, end: int | None = None
+) -> Iterator[StoredRecord]:
+    """Records with ``start <= index < end`` in log order; ``fetch(cursor, stop)`` returns
+    the next rows (at most a page) from ``cursor``."""
+    stop = end if end is not None else 2**62
+    cursor = start
+    while True:
+        rows = fetch(cursor, stop)
+        if not rows:
+            return
+        yield from rows
+        cursor = rows[-1].index + 1
+
+
 def page_of(records: list[StoredRecord], limit: int) -> Page[StoredRecord]:
     """A page from ``limit + 1`` rows: the extra row only tells that there are more."""
     more = len(records) > limit

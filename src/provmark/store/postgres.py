@@ -38,6 +38,7 @@ from .base import (
     SealFn,
     StoredCheckpoint,
     StoredRecord,
+    iter_in_pages,
     page_of,
     where_clause,
 )
@@ -374,19 +375,11 @@ class PostgresStore:
         )
 
     def iter_records(self, start: int = 0, end: int | None = None) -> Iterator[StoredRecord]:
-        stop = end if end is not None else 2**62
-        cursor = start
-        while True:
-            rows = self._query(
-                f"SELECT {_COLUMNS} FROM records WHERE idx >= %s AND idx < %s"
-                " ORDER BY idx LIMIT 2000",
-                (cursor, stop),
-            )
-            if not rows:
-                return
-            for r in rows:
-                yield _row(r)
-            cursor = rows[-1][0] + 1
+        def fetch(cursor: int, stop: int) -> list[StoredRecord]:
+            sql = f"SELECT {_COLUMNS} FROM records WHERE idx >= %s AND idx < %s"
+            return [_row(r) for r in self._query(sql + " ORDER BY idx LIMIT 2000", (cursor, stop))]
+
+        return iter_in_pages(fetch, start, end)
 
     def public_keys(self) -> list[PublicKey]:
         return [PublicKey.from_json(json.loads(r[0])) for r in self._query("SELECT body FROM keys")]
