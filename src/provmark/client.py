@@ -32,8 +32,10 @@ from .ingest import Journal, Writer
 from .log.merkle import consistency_proof, inclusion_proof
 from .log.note import Checkpoint, NoteVerifier
 from .record import (
+    MAX_PARAMS_BYTES,
     MAX_SNAPSHOT_CHARS,
     Record,
+    check_size,
     parse_time,
 )
 from .store.base import Page, Query, Store, StoredCheckpoint, StoredRecord
@@ -279,6 +281,12 @@ class Provmark:
             except RecordError as exc:
                 raise RecordError(f"[{i}].{exc.field}", exc.reason) from None
             draft = record.payload_dict()
+            if "params" in draft:  # the exact canonical check, encoded once for the writer
+                try:
+                    raw = check_size("params", draft["params"], MAX_PARAMS_BYTES)
+                except RecordError as exc:
+                    raise RecordError(f"[{i}].{exc.field}", exc.reason) from None
+                draft["params"] = Fragment(draft["params"], raw)
             inp = draft.get("input")
             if protect and self.privacy is not None and inp and "snapshot" in inp:
                 inp["__raw__"] = inp.pop("snapshot")

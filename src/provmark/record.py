@@ -252,7 +252,14 @@ class RecordV1(_Part):
     @field_validator("params", "extra")
     @classmethod
     def _free_form(cls, value: dict[str, JSON]) -> dict[str, JSON]:
-        check_size("params/extra", value, MAX_PARAMS_BYTES)
+        # A cheap bound here; the exact RFC 8785 check (safe integers, keys) happens where
+        # the value is encoded for signing (capture and Provmark.ingest).
+        try:
+            size = len(json.dumps(value, separators=(",", ":"), allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"not JSON: {exc}") from None
+        if size > MAX_PARAMS_BYTES:
+            raise ValueError(f"is about {size} bytes of JSON, over the limit of {MAX_PARAMS_BYTES}")
         return value
 
     @property

@@ -125,3 +125,20 @@ def test_two_processes_share_one_log(tmp_path: Path) -> None:
     with provmark.open(db, home=tmp_path) as pm:
         assert pm.store.count() == 400
         assert audit(pm).ok
+
+
+def test_ingest_names_a_param_that_json_cannot_hold_exactly(tmp_path: Path) -> None:
+    with provmark.open(tmp_path / "p.db", home=tmp_path) as pm:
+        record = {
+            "record_id": "01a2136c-caee-7fed-a001-04a670353402",
+            "generated_at": "2026-11-25T15:57:06.670942Z",
+            "model": {"name": "m"},
+            "params": {"seed": 2**60 + 1},
+        }
+        with pytest.raises(provmark.RecordError, match=r"\[0\]\.params\.seed"):
+            pm.ingest([record])
+        with pytest.raises(provmark.RecordError, match=r"\[0\]\.params"):
+            pm.ingest([{**record, "params": {"t": float("nan")}}])
+        assert pm.store.count() == 0
+        pm.ingest([{**record, "params": {"seed": str(2**60 + 1), "t": 0.5}}])
+        assert pm.get(record["record_id"]).params == {"seed": str(2**60 + 1), "t": 0.5}
