@@ -365,33 +365,24 @@ def test_restore_refuses_an_archive_of_another_log(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_governance_on_postgres_through_the_store_protocol(tmp_path: Path) -> None:
-    psycopg = pytest.importorskip("psycopg")
-    import uuid
-
-    admin_url = "postgresql://postgres@127.0.0.1:5432/test"
-    name = f"provmark_gov_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable at {admin_url}: {exc}")
-    admin.execute(f"CREATE DATABASE {name}")
-    try:
-        url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-        with provmark.open(url, home=tmp_path / "home") as pm:
-            texts = make(pm, 5, team="risk")
-            hold = place_hold(pm, tag="team=risk", reason="case 9")
-            assert [h.hold_id for h in active_holds(pm)] == [hold.hold_id]
-            records: list[Any] = list(pm.store.iter_records())
-            with pytest.raises(ConfigError, match="SQLite store only"):
-                create_archive(pm, records, str(tmp_path / "cold"))
-            assert not (tmp_path / "cold").exists()
-            made = create_archive(pm, records, str(tmp_path / "cold"), keep_hot=True)
-            assert made.removed_hot == 0 and pm.store.count() == 5 + 1 + 1
+def test_governance_on_postgres(tmp_path: Path, pg_url: str) -> None:
+    """Holds, archive (rows leave the hot table), audit, verify from the archive, restore."""
+    with provmark.open(pg_url, home=tmp_path / "home") as pm:
+        texts = make(pm, 5, team="risk")
+        hold = place_hold(pm, tag="team=risk", reason="case 9")
+        assert [h.hold_id for h in active_holds(pm)] == [hold.hold_id]
+        records: list[Any] = list(pm.store.iter_records())[:5]
+        kept = create_archive(pm, records, str(tmp_path / "copy"), keep_hot=True)
+        assert kept.removed_hot == 0 and pm.store.count() == 5 + 1 + 1
+        assert create_archive(pm, records, str(tmp_path / "held")).removed_hot == 0  # on hold
+        release_hold(pm, hold.hold_id, reason="case closed")
+        made = create_archive(pm, records, str(tmp_path / "cold"))
+        assert made.removed_hot == 5
+        assert pm.store.get(records[2].record_id) is None
+        assert audit_with_archives(pm).report.ok  # archived rows count as present
         verified = verify_in_archive(
             str(tmp_path / "cold"), __import__("hashlib").sha256(texts[2].encode()).hexdigest()
         )
         assert verified.index == 2
-    finally:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+        restore_archive(pm, str(tmp_path / "cold"))
+        assert pm.verify(texts[2]).index == 2

@@ -1,8 +1,9 @@
-"""Removing record rows from the hot table and putting them back, on the store's own file.
+"""Removing record rows from the hot table and putting them back.
 
 The :class:`~provmark.store.base.Store` protocol has no way to remove or re-insert
 a record row (the log is append-only by design), so governance opens its own
-connection on the SQLite file. Only ``records`` and ``tags`` rows are touched:
+connection on the SQLite file, or runs its own transaction on the PostgreSQL
+store's pool. Only ``records`` and ``tags`` rows are touched:
 the Merkle tree's nodes and the checkpoints are never changed, so every leaf
 stays in the log and proofs over archived records keep working.
 """
@@ -109,21 +110,79 @@ def _columns(r: StoredRecord) -> tuple[tuple[Any, ...], dict[str, str]]:
     return row, dict(data.get("tags") or {})
 
 
-def hot_table(pm: Provmark) -> SQLiteHotTable:
-    """The hot table of ``pm``'s store, or a clear error where the backend has none yet."""
+class PostgresHotTable:
+    """Hot record rows of a PostgreSQL store, through its connection pool."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> PostgresHotTable:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def remove(self, records: Sequence[StoredRecord]) -> int:
+        """Delete these rows (matched by index, id and exact bytes) in one transaction."""
+
+        def run(conn: Any) -> int:
+            removed = 0
+            for r in records:
+                cur = conn.execute(
+                    "DELETE FROM records WHERE idx = %s AND record_id = %s AND payload = %s",
+                    (r.index, r.record_id, r.payload),
+                )
+                if cur.rowcount:
+                    conn.execute("DELETE FROM tags WHERE idx = %s", (r.index,))
+                    removed += cur.rowcount
+            return removed
+
+        return int(self.store.run_in_transaction(run))
+
+    def insert(self, records: Sequence[StoredRecord]) -> int:
+        """Put rows back at their log index; rows already there are left alone."""
+
+        def run(conn: Any) -> int:
+            inserted = 0
+            for r in records:
+                row, tags = _columns(r)
+                cur = conn.execute(
+                    "INSERT INTO records VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s::timestamptz,%s,%s)"
+                    " ON CONFLICT DO NOTHING",
+                    row,
+                )
+                if cur.rowcount:
+                    for k, v in tags.items():
+                        conn.execute(
+                            "INSERT INTO tags VALUES (%s,%s,%s) ON CONFLICT DO NOTHING",
+                            (k, v, r.index),
+                        )
+                    inserted += 1
+            return inserted
+
+        return int(self.store.run_in_transaction(run))
+
+
+def hot_table(pm: Provmark) -> SQLiteHotTable | PostgresHotTable:
+    """The hot table of ``pm``'s store, or a clear error where the backend has none."""
     from ..store.sqlite import SQLiteStore
 
     store = pm.store
     if isinstance(store, SQLiteStore):
         return SQLiteHotTable(store.path)
+    if hasattr(store, "run_in_transaction"):
+        return PostgresHotTable(store)
     raise ConfigError(
-        f"{store!r}: removing archived rows from the hot table (and restoring them) is "
-        "supported on the SQLite store only so far; use --keep-hot to write and verify "
-        "an archive without removing rows"
+        f"{store!r}: removing archived rows from the hot table (and restoring them) needs "
+        "the SQLite or PostgreSQL store; use --keep-hot to write and verify an archive "
+        "without removing rows"
     )
 
 
 def supports_hot_removal(pm: Provmark) -> bool:
     from ..store.sqlite import SQLiteStore
 
-    return isinstance(pm.store, SQLiteStore)
+    return isinstance(pm.store, SQLiteStore) or hasattr(pm.store, "run_in_transaction")

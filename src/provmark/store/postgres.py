@@ -188,6 +188,16 @@ class PostgresStore:
         return self._run(run, retry=False)
 
     # ------------------------------------------------------------ plumbing
+    def run_in_transaction(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """Run ``fn`` on a pooled connection inside one transaction (for governance and
+        privacy code that keeps its own tables or rows in this database)."""
+
+        def run(conn: psycopg.Connection[Any]) -> T:
+            with conn.transaction():
+                return fn(conn)
+
+        return self._run(run, retry=False)
+
     def _run(self, fn: Callable[[psycopg.Connection[Any]], T], *, retry: bool = True) -> T:
         """Run ``fn`` on a pooled connection; reads retry once on a broken connection."""
         for attempt in (1, 2):
