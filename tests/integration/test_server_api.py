@@ -564,6 +564,15 @@ def test_no_auth_demo_serves_demo_records(tmp_path: Path) -> None:
         with srv.client() as c:
             page = c.get("/v1/records", params={"limit": 100}).json()
             assert page["count"] == 25 and page["records"][0]["view"] == "full"
+            # the demo captures with soft-binding fingerprints: an edited copy is found
+            original = (tmp_path / "demo" / "summary.txt").read_text()
+            exact = c.post("/v1/verify/fuzzy", json={"text": original}).json()
+            assert exact["status"] == "identical"
+            edited = original.replace("the", "teh", 1) + " and a few more words at the end"
+            lead = c.post("/v1/verify/fuzzy", json={"text": edited}).json()
+            assert lead["status"] == "derived" and lead["matches"][0]["similarity"] > 0.5
+            bad = c.post("/v1/verify/fuzzy", json={"content_base64": "%%%"})
+            assert bad.status_code == 422 and bad.json()["field"] == "body.content_base64"
         assert "AUTHENTICATION IS OFF" in srv.log.read_text()
     finally:
         srv.stop()

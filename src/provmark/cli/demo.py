@@ -33,7 +33,7 @@ def build_demo(folder: Path, n: int = 25) -> dict[str, Path | str]:
     MarkovModel.train(CORPUS).save(weights)
     model = MarkovModel.load(weights)
     result: dict[str, Path | str] = {}
-    with open(folder / "provmark.db", home=folder / "home") as pm:
+    with open(folder / "provmark.db", home=folder / "home", fingerprint=True) as pm:
         identity = Model("provmark/markov-demo", version="1.0", provider="local", weights=weights)
 
         @pm.capture(model=identity, operation="text_completion", tags={"app": "demo"})

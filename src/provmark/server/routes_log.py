@@ -23,7 +23,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.datastructures import UploadFile
 
-from ..errors import VerificationError
+from ..errors import ProvmarkError, VerificationError
 from ..privacy.views import RecordView
 from ..verify import Verified, parse_checkpoint_body
 from .auth import Principal
@@ -288,6 +288,66 @@ async def verify(
     if answer["verified"]:
         await run_in_threadpool(ctx.audit_read, request, who, "record.verify", answer["record_id"])
     return answer
+
+
+@router.post(
+    "/v1/verify/fuzzy",
+    summary="Find the record of edited, quoted or re-encoded content (soft binding)",
+)
+async def verify_fuzzy(request: Request, who: Reader) -> dict[str, Any]:
+    """``identical`` (signed and proven), ``derived`` (a lead with similarity and the
+    matching parts, not a proof), ``no_match`` or ``too_short``. JSON ``{"text": ...}``
+    or ``{"content_base64": ..., "media_type": ...}``, or a multipart ``file``."""
+    ctx = get_context(request)
+    content, media_type = await _raw_content(request, ctx.settings.max_body_bytes)
+    try:
+        result = await run_in_threadpool(ctx.pm.verify_fuzzy, content, media_type)
+    except ProvmarkError as exc:  # unsupported media, a store without fingerprints
+        raise Problem(422, "cannot-fingerprint", str(exc), field="body", reason=str(exc)) from None
+    answer: dict[str, Any] = result.to_json()
+    return answer
+
+
+async def _raw_content(request: Request, limit: int) -> tuple[str | bytes, str | None]:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        form = await request.form()
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise Problem(
+                422,
+                "invalid-parameter",
+                "send a file field 'file'",
+                field="body.file",
+                reason="missing",
+            )
+        data = await upload.read(limit + 1)
+        await form.close()
+        if len(data) > limit:
+            raise Problem(413, "too-large", f"the file is over {limit} bytes", field="body.file")
+        return data, upload.content_type
+    try:
+        body = json.loads(await read_body(request, limit))
+    except ValueError as exc:
+        raise Problem(400, "malformed-json", f"the body is not JSON: {exc}", field="body") from None
+    if isinstance(body, dict) and isinstance(body.get("text"), str):
+        return body["text"], None
+    if isinstance(body, dict) and isinstance(body.get("content_base64"), str):
+        try:
+            raw = base64.b64decode(body["content_base64"], validate=True)
+        except (binascii.Error, ValueError):
+            raise Problem(
+                422,
+                "invalid-parameter",
+                "content_base64 is not base64",
+                field="body.content_base64",
+                reason="not base64",
+            ) from None
+        media = body.get("media_type")
+        return raw, media if isinstance(media, str) else None
+    raise Problem(
+        422, "invalid-parameter", "give text or content_base64", field="body", reason="missing"
+    )
 
 
 @router.get(
