@@ -163,7 +163,7 @@ class Writer:
             self.journal.append(draft)
         with self._cond:
             while len(self._queue) >= self.max_queue and not self._closing:
-                self._cond.wait(0.1)  # back-pressure: block, never drop
+                self._cond.wait(0.1)  # back-pressure: block (woken when a batch is taken)
             self._queue.append(draft)
             self._submitted += 1
             if len(self._queue) == self.batch_size:  # a full batch is ready: wake the writer once
@@ -246,6 +246,8 @@ class Writer:
                 )
             self._urgent = False
             n = min(len(self._queue), self.batch_size)
+            if len(self._queue) >= self.max_queue:
+                self._cond.notify_all()  # producers blocked on a full queue may go on
             return [self._queue.popleft() for _ in range(n)]
 
     def _run(self) -> None:
