@@ -140,6 +140,9 @@ def test_usage_errors_exit_2(demo: dict[str, Path | str], tmp_path: Path) -> Non
     bad_db.write_text("not a database")
     r = run("log", "--db", str(bad_db), "--home", str(tmp_path))
     assert r.returncode == 2 and "not a provmark database" in r.stderr
+    missing = run("log", "--db", str(tmp_path / "nowhere.db"), "--home", str(tmp_path))
+    assert missing.returncode == 2 and "no provmark database" in missing.stderr
+    assert not (tmp_path / "nowhere.db").exists(), "a read never creates a database"
 
 
 def test_checkpoint_proof_keys(

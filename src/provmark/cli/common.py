@@ -24,10 +24,22 @@ def add_db(p: argparse.ArgumentParser) -> None:
 
 
 def open_from(args: argparse.Namespace, **options: Any) -> Provmark:
+    """The store named by --db (or the environment). A SQLite file must exist: a
+    command never creates an empty database (and keys) by accident in the wrong folder."""
     import os
+    from pathlib import Path
 
+    from ..client import resolve_target
+    from ..errors import ConfigError
+
+    target = resolve_target(args.db)
+    if "://" not in target and not Path(target).exists():
+        raise ConfigError(
+            f"no provmark database at {target}: give --db, set PROVMARK_DB, "
+            "or capture something first (provmark.open creates it)"
+        )
     token = getattr(args, "token", None) or os.environ.get("PROVMARK_TOKEN")
-    return open(args.db, home=args.home, token=token, **options)
+    return open(target, home=args.home, token=token, **options)
 
 
 def print_json(obj: Any, *, lines: bool = False) -> None:
