@@ -102,4 +102,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"  provmark log --db {folder}/provmark.db --home {folder}/home --limit 5")
     print(f"  provmark show {result.record.slug} --db {folder}/provmark.db --home {folder}/home")
     print(f"  provmark audit --db {folder}/provmark.db --home {folder}/home")
+    print(
+        f"  provmark verify {edited} --fuzzy --db {folder}/provmark.db --home {folder}/home"
+        "   # the edited copy, found by its fingerprint (a lead, not a proof)"
+    )
     return 0
