@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from ..canonical import canonical_bytes
 from ..capture.core import Outcome, Recording
@@ -320,3 +320,17 @@ class RunRecords(Hook):
     def mark_logged(self, run_id: str, count: int) -> None:
         with self.lock:
             self.logged[run_id] = max(self.logged.get(run_id, 0), count)
+
+    def flush(self) -> None:
+        """Log the records of every run that has new ones."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        remove_hook(self.pm, self)
+        self.flush()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -31,7 +31,6 @@ from .common import (
     RunRecords,
     add_hook,
     policy_failure,
-    remove_hook,
     require,
     write_run_files,
 )
@@ -151,16 +150,6 @@ class Autolog(RunRecords):
         for run_id, ids, fresh in self.pending():
             log_records(self.pm, ids, run_id=run_id, bundles=self.bundles, new_ids=fresh)
             self.mark_logged(run_id, len(ids))
-
-    def close(self) -> None:
-        remove_hook(self.pm, self)
-        self.flush()
-
-    def __enter__(self) -> Autolog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def autolog(pm: CaptureTarget, *, bundles: bool = True) -> Autolog:

@@ -22,7 +22,6 @@ from .common import (
     RunRecords,
     add_hook,
     policy_failure,
-    remove_hook,
     require,
     write_run_files,
 )
@@ -114,16 +113,6 @@ class Autolog(RunRecords):
             run = self.runs.get(run_id)
             log_records(self.pm, ids, run=run, bundles=self.bundles, new_ids=fresh)
             self.mark_logged(run_id, len(ids))
-
-    def close(self) -> None:
-        remove_hook(self.pm, self)
-        self.flush()
-
-    def __enter__(self) -> Autolog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def autolog(pm: CaptureTarget, *, bundles: bool = True) -> Autolog:
