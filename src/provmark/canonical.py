@@ -1,8 +1,12 @@
 """RFC 8785 (JCS) canonical JSON bytes, fast.
 
-``rfc8785.dumps`` is the reference but is pure Python (~16k records/s). For the
-hot path we let the C ``json`` encoder do the work and only patch what differs
-between Python's JSON and JCS:
+``rfc8785.dumps`` is the reference but is pure Python (~16k records/s). The hot
+path is orjson (native): its output is already JCS for strings, integers, key
+order of BMP keys and floats in ECMAScript's plain range, and
+:func:`_orjson_canonical` checks the output for the few forms where it is not
+(integral or exponent floats, ``null`` that may have been a NaN, characters
+above U+FFFF that change key order). Those documents, and anything orjson
+refuses, take the exact path: the C ``json`` encoder with these patches:
 
 * floats: JCS prints them as ECMAScript does (``2`` not ``2.0``, ``1e-7`` not
   ``1e-07``). Each float is swapped for a unique marker string, the document is
@@ -19,10 +23,14 @@ The property tests check ``canonical_bytes(x) == rfc8785.dumps(x)``.
 
 from __future__ import annotations
 
+import enum
 import json
+import re
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 import rfc8785
 
 from .errors import CanonicalizationError
@@ -94,6 +102,10 @@ class _Walk:
             return [self.value(v, f"{path}[{i}]") for i, v in enumerate(obj)]
         if t is Fragment:
             return self.splice(obj.raw)
+        if isinstance(obj, enum.Enum):  # as orjson encodes them
+            return self.value(obj.value, path)
+        if isinstance(obj, uuid.UUID):
+            return str(obj)
         if isinstance(obj, bool):
             return bool(obj)
         if isinstance(obj, int):
@@ -152,6 +164,68 @@ def canonical_bytes(obj: Any, path: str = "") -> bytes:
 
     ``path`` prefixes field names in errors (``params.seed: integer ...``).
     """
+    fast = _orjson_canonical(obj)
+    return fast if fast is not None else _exact(obj, path)
+
+
+_ORJSON_OPTIONS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_STRICT_INTEGER
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+# Where orjson's output may not be JCS: a float printed integral (``2.0``, ``-0.0``) or
+# with an exponent (``1e+16``, ``1e-7``; orjson's other floats are ECMAScript's, checked
+# on a million doubles), ``null`` (orjson writes NaN and infinities as null) and a
+# 4-byte UTF-8 sequence (a key above U+FFFF sorts differently in UTF-16). Each check is
+# a literal-prefixed search, so the scan costs about 2 us per KB; matches inside
+# strings are false alarms that only cost the exact path.
+_INTEGRAL_FLOAT = re.compile(rb"\.0(?:[,\]}]|$)")
+_NEGATIVE_EXPONENT = re.compile(rb"e-[0-9]+(?:[,\]}]|$)")
+_ABOVE_BMP = re.compile(rb"[\xf0-\xf4]")
+
+
+def _suspect(out: bytes) -> bool:
+    return (
+        b"null" in out
+        or b"e+" in out
+        or _INTEGRAL_FLOAT.search(out) is not None
+        or _NEGATIVE_EXPONENT.search(out) is not None
+        or (not out.isascii() and _ABOVE_BMP.search(out) is not None)
+    )
+
+
+def _orjson_default(obj: Any) -> Any:
+    if type(obj) is Fragment:
+        return orjson.Fragment(obj.raw)
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, str) and not isinstance(obj, bool):
+        return str(obj)
+    if isinstance(obj, bool):
+        return bool(obj)
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj)
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    if isinstance(obj, list):
+        return list(obj)
+    raise TypeError  # the exact path names the field and the reason
+
+
+def _orjson_canonical(obj: Any) -> bytes | None:
+    """JCS bytes from orjson, or None when the exact path must decide."""
+    try:
+        out = orjson.dumps(obj, default=_orjson_default, option=_ORJSON_OPTIONS)
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+    return None if _suspect(out) else out
+
+
+def _exact(obj: Any, path: str) -> bytes:
     walk = _Walk()
     prepared = walk.value(obj, path)
     if walk.slow:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import itertools
 import json
 import os
@@ -36,10 +37,15 @@ from .model import HashCache, Model, as_model
 _INSTANCES = itertools.count()
 
 
+@functools.lru_cache(maxsize=4)
+def _second_text(secs: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+
+
 def format_ns(ns: int) -> str:
     """RFC 3339 UTC with microseconds from Unix nanoseconds."""
     secs, rem = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{rem // 1000:06d}Z"
+    return f"{_second_text(secs)}.{rem // 1000:06d}Z"  # strftime once per second
 
 
 class DraftBuilder:
