@@ -222,7 +222,11 @@ def _orjson_canonical(obj: Any) -> bytes | None:
         out = orjson.dumps(obj, default=_orjson_default, option=_ORJSON_OPTIONS)
     except (TypeError, orjson.JSONEncodeError):
         return None
-    return None if _suspect(out) else out
+    if _suspect(out):
+        return None
+    # A copy of exact size: orjson's output buffers, when kept (a batch of payloads, a
+    # fragment), fragment the heap so badly that each costs ~15 us of page faults.
+    return bytes(memoryview(out))
 
 
 def _exact(obj: Any, path: str) -> bytes:

@@ -34,6 +34,9 @@ from .store.base import Entry, SealFn, Store, StoredCheckpoint
 
 log = logging.getLogger("provmark.ingest")
 
+# A batch this big is worth handing to a signing process (it costs ~10 ms to start one).
+_BIG_BATCH = 256
+
 
 def sign_draft(draft: dict[str, Any], signer: Signer) -> Entry:
     """Canonicalise and sign one unsigned record; return the entry to store."""
@@ -181,8 +184,6 @@ class Writer:
     def _wait_until(self, target: int, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            self._urgent = True  # someone waits: write what is queued now
-            self._cond.notify_all()
             while self._stored < target:
                 if not self._thread.is_alive():
                     raise CaptureError("the writer thread has stopped; records are unsaved")
@@ -192,8 +193,12 @@ class Writer:
                     raise CaptureError(
                         f"{target - self._stored} records not stored after {timeout}s{reason}"
                     )
-                self._urgent = True
-                self._cond.notify_all()
+                if not self._urgent:  # someone waits: write what is queued now
+                    # Only when the writer has taken the last request: waiters woken by
+                    # each other's notify_all would otherwise spin (several request
+                    # threads of the server waiting at once).
+                    self._urgent = True
+                    self._cond.notify_all()
                 self._cond.wait(min(0.05, remaining) if remaining is not None else 0.05)
 
     @property
@@ -233,22 +238,22 @@ class Writer:
 
     def _take(self, wait: bool = True) -> list[dict[str, Any]]:
         with self._cond:
-            if not wait and len(self._queue) < self.batch_size and not self._urgent:
-                n = 0 if not self._closing else len(self._queue)
-                return [self._queue.popleft() for _ in range(min(n, self.batch_size))]
-            if not self._queue and not self._closing:
-                self._cond.wait(self.flush_interval)
-            if len(self._queue) < self.batch_size and not self._closing and not self._urgent:
-                # give a filling batch a moment, bounded by flush_interval
-                self._cond.wait_for(
-                    lambda: len(self._queue) >= self.batch_size or self._closing or self._urgent,
-                    self.flush_interval if self._queue else 0,
-                )
+            if wait:
+                if not self._queue and not self._closing:
+                    self._cond.wait(self.flush_interval)
+                if not self._batch_ready():  # give a filling batch a moment, bounded
+                    moment = self.flush_interval if self._queue else 0
+                    self._cond.wait_for(self._batch_ready, moment)
+            elif not self._batch_ready():
+                return []  # a batch is in flight: store it rather than wait for a part batch
             self._urgent = False
             n = min(len(self._queue), self.batch_size)
             if len(self._queue) >= self.max_queue:
                 self._cond.notify_all()  # producers blocked on a full queue may go on
             return [self._queue.popleft() for _ in range(n)]
+
+    def _batch_ready(self) -> bool:
+        return len(self._queue) >= self.batch_size or self._closing or self._urgent
 
     def _run(self) -> None:
         inflight: tuple[list[dict[str, Any]], Pending | list[Signed]] | None = None
@@ -268,7 +273,7 @@ class Writer:
     def _sign_async(self, batch: list[dict[str, Any]]) -> Pending | list[Signed]:
         for i, draft in enumerate(batch):
             batch[i] = self.prepare(draft)
-        pool = self._signing_pool()
+        pool = self._signing_pool(len(batch))
         if pool is not None:
             try:
                 return pool.submit(batch)
@@ -278,11 +283,12 @@ class Writer:
                 self.signing_processes = 0
         return sign_here(batch, self.signer)
 
-    def _signing_pool(self) -> SigningPool | None:
+    def _signing_pool(self, batch: int) -> SigningPool | None:
         if self._pool is not None and self._pool.key_id != self.signer.key_id:
             self._close_pool()  # the key was rotated
         if self._pool is None and SigningPool.supports(self.signer):
-            busy = len(self._queue) >= 2 * self.batch_size
+            # a backlog: a queue of two batches, or one big batch (the server's ingest)
+            busy = len(self._queue) >= 2 * self.batch_size or batch >= _BIG_BATCH
             if self.signing_processes or (self.signing_processes is None and busy):
                 self._pool = SigningPool(cast(LocalSigner, self.signer))
         return self._pool

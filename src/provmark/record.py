@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -256,9 +257,12 @@ class RecordV1(_Part):
         # A cheap bound here; the exact RFC 8785 check (safe integers, keys) happens where
         # the value is encoded for signing (capture and Provmark.ingest).
         try:
-            size = len(json.dumps(value, separators=(",", ":"), allow_nan=False))
+            raw = orjson.dumps(value)
+            if b"null" in raw:  # orjson writes NaN and infinities as null: ask json
+                json.dumps(value, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"not JSON: {exc}") from None
+        size = len(raw)
         if size > MAX_PARAMS_BYTES:
             raise ValueError(f"is about {size} bytes of JSON, over the limit of {MAX_PARAMS_BYTES}")
         return value

@@ -1,9 +1,11 @@
-"""Canonicalise and sign batches in a second process, so a second core does that work.
+"""Sign batches in a second process, so a second core does that work.
 
-One Python core cannot canonicalise (~13 us), sign (~22 us), build and store
-(~25 us) 20,000 records a second: the GIL serialises it. The writer therefore
-hands whole batches of unsigned records to one worker process holding a copy of
-the (local) record key and stores the previous batch while the next is signed.
+One Python core cannot canonicalise, sign (~22-31 us of Ed25519 each), build and
+store 20,000 records a second: the GIL serialises it. The writer therefore
+canonicalises each batch itself (orjson: a few us a record) and hands the payload
+bytes to one worker process holding a copy of the (local) record key, and stores
+the previous batch while the next is signed. Only bytes cross the pipe: pickling
+the records themselves would cost more than canonicalising them.
 
 The worker is ``python -m provmark.signing_worker``, started with :mod:`subprocess`
 rather than :mod:`multiprocessing`: a spawned multiprocessing child re-imports the
@@ -40,16 +42,40 @@ Signed = tuple[bytes, str] | tuple[None, str]
 _HEADER = struct.Struct(">Q")
 
 
-def sign_here(drafts: list[dict[str, Any]], signer: Signer) -> list[Signed]:
-    """Canonical payload and signature of each unsigned record, in this process."""
-    out: list[Signed] = []
+def payloads(drafts: list[dict[str, Any]]) -> list[bytes | str]:
+    """The canonical payload of each unsigned record, or the error text for one that
+    cannot be encoded (reported per record by the writer, never dropped silently)."""
+    out: list[bytes | str] = []
     for draft in drafts:
         try:
-            payload = canonical_bytes(draft)
-            out.append((payload, base64.b64encode(signer.sign(payload)).decode()))
-        except Exception as exc:  # reported per record by the writer, never dropped silently
-            out.append((None, repr(exc)))
+            out.append(canonical_bytes(draft))
+        except Exception as exc:
+            out.append(repr(exc))
     return out
+
+
+def sign_payloads(items: list[bytes | str], signer: Signer) -> list[str | None]:
+    """Base64 signature of each payload (None where there is only an error text)."""
+    return [
+        base64.b64encode(signer.sign(item)).decode() if isinstance(item, bytes) else None
+        for item in items
+    ]
+
+
+def signed(items: list[bytes | str], sigs: list[str | None]) -> list[Signed]:
+    return [
+        (item, sig) if isinstance(item, bytes) and sig is not None else (None, str(item))
+        for item, sig in zip(items, sigs, strict=True)
+    ]
+
+
+def sign_here(drafts: list[dict[str, Any]], signer: Signer) -> list[Signed]:
+    """Canonical payload and signature of each unsigned record, in this process."""
+    items = payloads(drafts)
+    try:
+        return signed(items, sign_payloads(items, signer))
+    except Exception as exc:  # a signer that fails fails every record of the batch
+        return [(None, repr(exc)) for _ in items]
 
 
 def send(stream: IO[bytes], obj: Any) -> None:
@@ -72,13 +98,14 @@ def receive(stream: IO[bytes]) -> Any:
 class Pending:
     """One batch being signed; :meth:`result` waits for it (in submission order)."""
 
-    def __init__(self, pool: SigningPool) -> None:
+    def __init__(self, pool: SigningPool, items: list[bytes | str]) -> None:
         self._pool = pool
+        self._items = items
         self._value: list[Signed] | None = None
 
     def result(self) -> list[Signed]:
         if self._value is None:
-            self._value = self._pool._next_result()
+            self._value = signed(self._items, self._pool._next_result())
         return self._value
 
 
@@ -121,16 +148,20 @@ class SigningPool:
             self._stdin.close()
 
     def submit(self, drafts: list[dict[str, Any]]) -> Pending:
+        """Canonicalise ``drafts`` here and queue their payloads for signing."""
         if self._proc.poll() is not None:
             raise ProvmarkError(f"the signing process exited with {self._proc.returncode}")
-        self._requests.put(drafts)
-        return Pending(self)
+        items = payloads(drafts)
+        self._requests.put(items)
+        return Pending(self, items)
 
-    def _next_result(self) -> list[Signed]:
+    def _next_result(self) -> list[str | None]:
         try:
-            result: list[Signed] = receive(self._stdout)
+            result: list[str | None] | str = receive(self._stdout)
         except (EOFError, OSError, pickle.UnpicklingError) as exc:
             raise ProvmarkError(f"the signing process failed: {exc}") from None
+        if isinstance(result, str):
+            raise ProvmarkError(f"the signing process failed: {result}")
         return result
 
     @property

@@ -1,7 +1,8 @@
 """The signing process of :mod:`provmark.signing_pool`: ``python -m provmark.signing_worker``.
 
-It reads the record key, then batches of unsigned records, from standard input and
-writes their canonical payloads and signatures to standard output.
+It reads the record key, then batches of canonical payloads (bytes, or an error text
+for a record the writer could not encode), from standard input and writes their
+base64 signatures (None for an error text) to standard output.
 """
 
 from __future__ import annotations
@@ -11,17 +12,20 @@ from typing import IO
 
 from .crypto.keys import LocalSigner
 from .crypto.keystore import load_private_key
-from .signing_pool import receive, send, sign_here
+from .signing_pool import receive, send, sign_payloads
 
 
 def work(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     signer = LocalSigner(load_private_key(receive(stdin), "signing pool"))
     while True:
         try:
-            drafts = receive(stdin)
+            items = receive(stdin)
         except EOFError:
             return
-        send(stdout, sign_here(drafts, signer))
+        try:
+            send(stdout, sign_payloads(items, signer))
+        except Exception as exc:  # the writer signs this batch in-process instead
+            send(stdout, repr(exc))
 
 
 if __name__ == "__main__":

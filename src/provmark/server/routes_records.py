@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -112,7 +113,10 @@ def parse_batch(body: bytes, content_type: str) -> list[Any]:
             reason=f"{kind} is not accepted",
         )
     try:
-        data = json.loads(body)
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:  # e.g. integers past 64 bits, lone surrogates:
+            data = json.loads(body)  # json takes them, so checks later name the field
     except ValueError as exc:
         raise Problem(
             400, "malformed-json", f"the body is not JSON: {exc}", field="body", reason=str(exc)
