@@ -40,6 +40,9 @@ Signed = tuple[bytes, str] | tuple[None, str]
 """(payload, base64 signature) or (None, error text) for a record that failed."""
 
 _HEADER = struct.Struct(">Q")
+# Sent with the key: a worker of another provmark version (the package was upgraded
+# under a running process) refuses it, and the writer signs in-process instead.
+PROTOCOL = "provmark-signing/2"
 
 
 def payloads(drafts: list[dict[str, Any]]) -> list[bytes | str]:
@@ -133,7 +136,7 @@ class SigningPool:
             target=self._feed, name="provmark-signing-feed", daemon=True
         )
         self._feeder.start()
-        self._requests.put(pem)
+        self._requests.put((PROTOCOL, pem))
 
     def _feed(self) -> None:
         while True:

@@ -12,11 +12,14 @@ from typing import IO
 
 from .crypto.keys import LocalSigner
 from .crypto.keystore import load_private_key
-from .signing_pool import receive, send, sign_payloads
+from .signing_pool import PROTOCOL, receive, send, sign_payloads
 
 
 def work(stdin: IO[bytes], stdout: IO[bytes]) -> None:
-    signer = LocalSigner(load_private_key(receive(stdin), "signing pool"))
+    hello = receive(stdin)
+    if not (isinstance(hello, tuple) and len(hello) == 2 and hello[0] == PROTOCOL):
+        sys.exit(f"provmark signing worker: expected protocol {PROTOCOL}; versions differ")
+    signer = LocalSigner(load_private_key(hello[1], "signing pool"))
     while True:
         try:
             items = receive(stdin)

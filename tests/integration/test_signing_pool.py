@@ -65,3 +65,26 @@ def test_killed_worker_falls_back_to_in_process(tmp_path: Path) -> None:
         assert pm.store.count() == 600
         assert pm.stats()["rejected"] == 0
         assert audit(pm).ok
+
+
+def test_worker_of_another_version_refuses_the_key() -> None:
+    """A worker started after an upgrade under a running process speaks another protocol:
+    it exits at once (the writer then signs in-process) instead of signing garbage."""
+    import subprocess
+    import sys
+
+    from provmark.signing_pool import send
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "provmark.signing_worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None
+    send(proc.stdin, b"-----BEGIN PRIVATE KEY-----\n")  # the old handshake: a bare key
+    proc.stdin.close()
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    assert proc.wait(timeout=30) != 0
+    assert b"protocol" in err, err
