@@ -161,11 +161,15 @@ class Writer:
         """Queue one unsigned record; returns a ticket for :meth:`wait`."""
         if self._closing:
             raise CaptureError("provmark is closed; no more records are accepted")
+        if self.last_error is not None and not self._thread.is_alive():
+            raise CaptureError(f"the writer thread has stopped ({self.last_error!r})")
         if self.journal is not None:
             draft = self.prepare(draft)  # nothing unredacted reaches the disk
             self.journal.append(draft)
         with self._cond:
             while len(self._queue) >= self.max_queue and not self._closing:
+                if not self._thread.is_alive():  # never block forever on a dead writer
+                    raise CaptureError("the writer thread has stopped; records are unsaved")
                 self._cond.wait(0.1)  # back-pressure: block (woken when a batch is taken)
             self._queue.append(draft)
             self._submitted += 1
@@ -256,6 +260,16 @@ class Writer:
         return len(self._queue) >= self.batch_size or self._closing or self._urgent
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # a bug, not a store error: say so loudly
+            self.last_error = exc
+            log.critical("provmark writer stopped: %r; records not yet stored are unsaved", exc)
+            with self._cond:
+                self._cond.notify_all()  # producers and waiters see the dead thread
+            raise
+
+    def _loop(self) -> None:
         inflight: tuple[list[dict[str, Any]], Pending | list[Signed]] | None = None
         while True:
             batch = self._take(wait=inflight is None)
