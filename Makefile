@@ -34,6 +34,7 @@ test-fast:
 	$(PY) -m pytest -q -x tests/unit
 
 bench:
+	$(PIP) install -e ".[all]" --group bench
 	$(PY) bench/run_all.py
 
 demo:

@@ -1,19 +1,25 @@
 """Scaling: append rate and proof time as the log grows, bytes per record, writer memory.
 
-    python bench/bench_scaling.py [--sizes 10000,100000,1000000] [--memory-records 1000000]
+    python bench/bench_scaling.py [--sizes 10000,100000,1000000,10000000]
+                                  [--memory-records 1000000] [--pg-records 100000]
+                                  [--out scaling]
 
-Sizes up to 10,000,000 work (about 6.5 GB of SQLite and some minutes per step); the
-default stops at 1,000,000 so a run fits in a few minutes on a 2-core machine.
+The default runs 10k, 100k, 1M and 10M log entries (about 15 GB of SQLite and some
+15 minutes on a 2-core machine); ``--sizes 10000,100000,1000000`` is the short run.
+PostgreSQL (``PROVMARK_BENCH_PG``, default the local ``test`` database) gives bytes
+per record and proof time on a second store; it is skipped when it does not answer.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import resource
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -76,6 +82,55 @@ def log_growth(sizes: list[int]) -> list[dict[str, float]]:
     return rows
 
 
+def postgres_bytes(n: int) -> dict[str, float] | str:
+    """Bytes per record (table + indexes + Merkle nodes) and proof time on PostgreSQL."""
+    try:
+        import psycopg
+
+        from provmark.store.postgres import PostgresStore
+    except ImportError as exc:
+        return f"skipped: {exc}"
+    admin = os.environ.get("PROVMARK_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+    name = f"pm_scale_{uuid.uuid4().hex[:8]}"
+    try:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+    except psycopg.Error as exc:
+        return f"skipped: {exc}".strip()
+    url = admin.rsplit("/", 1)[0] + "/" + name
+    try:
+        store = PostgresStore(url)
+        t0 = time.perf_counter()
+        for start in range(0, n, 20_000):
+            store.append(entries(start, min(n, start + 20_000)), lambda k, r: f"scale\n{k}\n-\n")
+        rate = n / (time.perf_counter() - t0)
+        lat = []
+        for index in range(0, n, max(1, n // 1000)):
+            s = time.perf_counter_ns()
+            inclusion_proof(index, n, store)
+            lat.append(time.perf_counter_ns() - s)
+        store.close()
+        with psycopg.connect(url) as conn:
+            total = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+            empty = conn.execute(
+                "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = 'public' AND c.relkind = 'r'"
+            ).fetchone()
+        p = percentiles(lat)
+        return {
+            "records": n,
+            "append_records_per_s": rate,
+            "proof_p50_us": p["p50_us"],
+            "proof_p99_us": p["p99_us"],
+            "bytes_per_record": float(empty[0] if empty and empty[0] else 0) / n,
+            "database_bytes": float(total[0] if total else 0),
+        }
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 def writer_memory(n: int) -> list[dict[str, float]]:
     """RSS of a process capturing ``n`` records: it must not grow with n."""
     rows = []
@@ -104,16 +159,26 @@ def writer_memory(n: int) -> list[dict[str, float]]:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--sizes", default="10000,100000,1000000")
+    p.add_argument("--sizes", default="10000,100000,1000000,10000000")
     p.add_argument("--memory-records", type=int, default=1_000_000)
+    p.add_argument("--pg-records", type=int, default=100_000)
+    p.add_argument("--out", default="scaling", help="results file name (bench/results/)")
     args = p.parse_args()
     growth = log_growth([int(s) for s in args.sizes.split(",")])
-    memory = writer_memory(args.memory_records)
+    pg = postgres_bytes(args.pg_records) if args.pg_records else "skipped: --pg-records 0"
+    memory = writer_memory(args.memory_records) if args.memory_records else []
     print()
     print(table("log growth (SQLite)", growth))
     print()
-    print(table("writer memory over a long run (max RSS)", memory))
-    print(f"\nresults: {save('scaling', {'growth': growth, 'memory': memory})}")
+    if isinstance(pg, dict):
+        print(table("PostgreSQL store", [pg]))
+    else:
+        print(f"PostgreSQL store: {pg}")
+    print()
+    if memory:
+        print(table("writer memory over a long run (max RSS)", memory))
+    results = {"growth": growth, "postgres": pg, "memory": memory}
+    print(f"\nresults: {save(args.out, results)}")
 
 
 if __name__ == "__main__":

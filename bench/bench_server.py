@@ -12,6 +12,7 @@ Usage: python bench/bench_server.py [--records 60000] [--batch 1000] [--clients 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -21,13 +22,27 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).parent))
+from common import Unavailable
+
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+_BUSY = (0, 429, 503)  # 0: no answer (transport error); retried with the same body
+
+
+def _seconds(retry_after: str | None) -> float:
+    try:
+        return float(retry_after or 0.5)
+    except ValueError:  # an HTTP date
+        return 1.0
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -68,47 +83,93 @@ def _records(n: int, tag: str) -> list[dict[str, Any]]:
     return out
 
 
-def load(
-    url: str, token: str, records: int, batch: int, clients: int, seconds: float, verify: int
+def post_batches(
+    url: str,
+    token: str,
+    bodies: list[tuple[bytes, int]],
+    clients: int,
+    seconds: float,
+    retries: int = 5,
 ) -> dict[str, Any]:
-    """Runs in the load process: ingest phase, then verify phase."""
-    tag = uuid.uuid4().hex[:8]
-    data = _records(records, tag)
-    bodies = [json.dumps(data[i : i + batch]).encode() for i in range(0, len(data), batch)]
+    """POST ``(body, records in it)`` to ``/v1/records`` from ``clients`` threads.
+
+    A 429/503 (server busy) or a transport error is retried with the same body,
+    up to ``retries`` times (storing is idempotent by record id). Returns
+    ``records`` acknowledged (200), the wall ``seconds``, the latency of each
+    acknowledged request in seconds, ``retried`` and the first ``errors``.
+    """
     headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
     next_body = iter(range(len(bodies)))
     deadline = time.monotonic() + seconds
-    sent = [0]
+    sent = [0, 0]  # records acknowledged, requests retried
 
-    def ingest_worker() -> None:
+    def worker() -> None:
         with httpx.Client(base_url=url, headers=headers, timeout=120) as c:
             while time.monotonic() < deadline:
                 with lock:
                     i = next(next_body, None)
                 if i is None:
                     return
-                t0 = time.perf_counter()
-                r = c.post("/v1/records", content=bodies[i])
-                dt = time.perf_counter() - t0
-                with lock:
-                    if r.status_code == 200:
-                        latencies.append(dt)
-                        sent[0] += min(batch, records - i * batch)
+                body, size = bodies[i]
+                for attempt in range(retries + 1):
+                    t0 = time.perf_counter()
+                    try:
+                        r = c.post("/v1/records", content=body)
+                    except httpx.TransportError as exc:
+                        status, text, wait = 0, f"{type(exc).__name__}: {exc}", 0.5
                     else:
-                        errors.append(f"{r.status_code} {r.text[:200]}")
+                        status, text = r.status_code, r.text[:200]
+                        wait = _seconds(r.headers.get("retry-after"))
+                    dt = time.perf_counter() - t0
+                    retry = status in _BUSY and attempt < retries
+                    with lock:
+                        if status == 200:
+                            latencies.append(dt)
+                            sent[0] += size
+                        elif retry:
+                            sent[1] += 1
+                        else:
+                            errors.append(f"{status} {text}")
+                    if not retry:
+                        break
+                    time.sleep(min(wait, 2.0))
 
     start = time.perf_counter()
-    threads = [threading.Thread(target=ingest_worker) for _ in range(clients)]
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    ingest_s = time.perf_counter() - start
+    return {
+        "records": sent[0],
+        "seconds": time.perf_counter() - start,
+        "latencies": latencies,
+        "retried": sent[1],
+        "errors": errors,
+    }
 
-    shas = [d["output"]["sha256"] for d in data[: sent[0]]]
+
+def load(
+    url: str, token: str, records: int, batch: int, clients: int, seconds: float, verify: int
+) -> dict[str, Any]:
+    """Runs in the load process: ingest phase, then verify phase."""
+    tag = uuid.uuid4().hex[:8]
+    data = _records(records, tag)
+    bodies = [
+        (json.dumps(data[i : i + batch]).encode(), len(data[i : i + batch]))
+        for i in range(0, len(data), batch)
+    ]
+    posted = post_batches(url, token, bodies, clients, seconds)
+    latencies: list[float] = posted["latencies"]
+    errors: list[str] = posted["errors"]
+    sent: int = posted["records"]
+    ingest_s: float = posted["seconds"]
+    lock = threading.Lock()
+
+    shas = [d["output"]["sha256"] for d in data[:sent]]
     v_lat: list[float] = []
     v_ok = [0]
     v_deadline = time.monotonic() + seconds
@@ -141,9 +202,9 @@ def load(
         t.join()
     verify_s = time.perf_counter() - start
     return {
-        "records": sent[0],
+        "records": sent,
         "ingest_seconds": round(ingest_s, 3),
-        "records_per_s": round(sent[0] / ingest_s, 1) if ingest_s else 0,
+        "records_per_s": round(sent / ingest_s, 1) if ingest_s else 0,
         "batch": batch,
         "clients": clients,
         "request_p50_ms": round(_pct(latencies, 0.50) * 1000, 1),
@@ -167,7 +228,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_backend(name: str, db: str, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
+@contextlib.contextmanager
+def server(
+    name: str, db: str, folder: Path, *, writer_batch: int = 2048, workers: int = 1
+) -> Iterator[tuple[str, str]]:
+    """``provmark serve`` on a free 127.0.0.1 port against ``db``: yields (url, token).
+
+    The token is a fresh developer token (may ingest); the server is stopped on exit.
+    """
     from provmark.server.auth import TokenStore
     from provmark.server.state import StateDB
 
@@ -177,24 +245,42 @@ def run_backend(name: str, db: str, folder: Path, args: argparse.Namespace) -> d
     cmd = [sys.executable, "-m", "provmark.cli", "serve", "--db", db,
            "--home", str(folder / "home"), "--state", state, "--port", str(port),
            "--no-webhooks", "--log-level", "warning",
-           "--batch-size", str(args.writer_batch), "--workers", str(args.workers)]  # fmt: skip
-    log = open(folder / f"{name}-server.log", "wb")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+           "--batch-size", str(writer_batch), "--workers", str(workers)]  # fmt: skip
+    log_path = folder / f"{name}-server.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
+            if proc.poll() is not None:
+                break
             try:
                 if httpx.get(url + "/readyz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         else:
-            raise RuntimeError(
-                f"{name} server did not start: {(folder / f'{name}-server.log').read_text()}"
-            )
+            raise RuntimeError(f"{name} server did not start: {log_path.read_text()[-2000:]}")
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} server exited: {log_path.read_text()[-2000:]}")
         sdb = StateDB(state)
         token = TokenStore(sdb).create("developer", "bench")[0]
         sdb.close()
+        yield url, token
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def run_backend(name: str, db: str, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROVMARK_")}
+    running = server(name, db, folder, writer_batch=args.writer_batch, workers=args.workers)
+    with running as (url, token):
         spec = json.dumps(
             [url, token, args.records, args.batch, args.clients, args.seconds, args.verify]
         )
@@ -202,41 +288,49 @@ def run_backend(name: str, db: str, folder: Path, args: argparse.Namespace) -> d
             [sys.executable, __file__, "--load-process", spec], capture_output=True, text=True,
             timeout=args.seconds * 3 + 120, env=env,
         )  # fmt: skip
-        if out.returncode != 0:
-            raise RuntimeError(out.stderr[-2000:])
-        result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-        result["backend"] = name
-        return result
-    finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    result["backend"] = name
+    return result
 
 
-def _pg_database() -> tuple[str, str] | None:
+def create_pg_database(admin: str = PG_ADMIN) -> tuple[str, str]:
+    """A fresh throwaway database on the server of ``admin``: (name, url).
+
+    Raises :class:`Unavailable` when the PostgreSQL store or server is not there.
+    """
     try:
         import psycopg
 
         import provmark.store.postgres  # noqa: F401
-    except ImportError:
-        return None
+    except ImportError as exc:
+        raise Unavailable(f"no PostgreSQL driver ({exc.name} not installed)") from None
     name = f"provmark_bench_{uuid.uuid4().hex[:8]}"
     try:
-        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as admin:
-            admin.execute(f"CREATE DATABASE {name}")
-    except psycopg.Error:
-        return None
-    return name, f"postgresql://postgres@127.0.0.1:5432/{name}"
+        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise Unavailable(f"PostgreSQL at {admin.split('@')[-1]}: {first}") from None
+    return name, admin.rsplit("/", 1)[0] + "/" + name
 
 
-def _drop(name: str) -> None:
+def drop_pg_database(name: str, admin: str = PG_ADMIN) -> None:
     import psycopg
 
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextlib.contextmanager
+def pg_database(admin: str = PG_ADMIN) -> Iterator[str]:
+    """The URL of a throwaway database, dropped on exit (:class:`Unavailable` if none)."""
+    name, url = create_pg_database(admin)
+    try:
+        yield url
+    finally:
+        drop_pg_database(name, admin)
 
 
 def main() -> None:
@@ -263,14 +357,11 @@ def main() -> None:
             if backend == "sqlite":
                 results.append(run_backend("sqlite", str(folder / "bench.db"), folder, args))
             elif backend == "postgres":
-                pg = _pg_database()
-                if pg is None:
-                    print("postgres: skipped (no PostgreSQL store or server)", file=sys.stderr)
-                    continue
                 try:
-                    results.append(run_backend("postgres", pg[1], folder, args))
-                finally:
-                    _drop(pg[0])
+                    with pg_database() as db:
+                        results.append(run_backend("postgres", db, folder, args))
+                except Unavailable as exc:
+                    print(f"postgres: skipped ({exc})", file=sys.stderr)
     head = f"{'backend':<9} {'records':>8} {'rec/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
     head += f"{'verify/s':>9} {'v p99 ms':>9}  (batch {args.batch}, {args.clients} clients, "
     print(head + f"{args.workers} server processes)")

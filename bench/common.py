@@ -13,6 +13,10 @@ from typing import Any
 RESULTS = Path(__file__).parent / "results"
 
 
+class Unavailable(RuntimeError):
+    """A service a benchmark needs (PostgreSQL, NATS) is not there; the message says why."""
+
+
 def percentiles(samples_ns: list[int]) -> dict[str, float]:
     """p50/p90/p99/max in microseconds."""
     s = sorted(samples_ns)

@@ -1,31 +1,50 @@
-"""Side by side: the same provenance records through MLflow, a naive baseline and provmark.
+"""Side by side: the same provenance records through MLflow, a naive baseline and provmark
+(embedded, ``provmark serve`` on PostgreSQL, and NATS JetStream -> worker -> PostgreSQL).
 
     python bench/compare.py [--n 20000] [--mlflow-n 300] [--burst 100000] [--quick]
 
 Every system writes the same fields per generation: model id + weights hash, input
 hash, params, execution context, output hash, user and time. Prints records/s,
-p50/p99 latency on the caller's thread, records lost in a burst, and the ratio to
-MLflow, writes bench/results/compare.json and bench/results/compare.png.
+p50/p99 latency on the caller's thread (per record; for the server and the queue the
+latency of one batch request / publish instead, in ``batch_p50_ms``/``batch_p99_ms``),
+records lost and duplicated in a burst, and the ratio to MLflow; writes
+bench/results/compare.json and bench/results/compare.png (throughput vs batch size,
+latency percentiles). The server and the queue need PostgreSQL at 127.0.0.1:5432 and
+NATS JetStream at 127.0.0.1:4222 (throwaway database and stream, removed at the end);
+a row whose service is not there says ``skipped: <reason>``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
 import logging
 import os
+import socket
 import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 import provmark
-from common import RESULTS, machine, percentiles, save, table
+from common import RESULTS, Unavailable, machine, percentiles, save, table
+from provmark.record import format_time, new_record_id
+
+SWEEP = (16, 64, 256, 1024, 4096)  # batch sizes of the throughput-vs-batch-size curves
+HTTP_BATCH = 1024  # records per POST /v1/records and per NATS publish in the main rows
+CLIENTS = 4  # concurrent HTTP clients in the main rows and the sweep
+BURST_CLIENTS = 16  # concurrent HTTP clients / asyncio publishers in the bursts
+WAIT = 600.0  # bound (s) on any one phase of the server and queue runs
 
 CONTEXT = {"python": "3.11", "platform": "linux-x86_64", "packages": {"torch": "2.13.0"}}
 WEIGHTS = hashlib.sha256(b"weights").hexdigest()
@@ -68,7 +87,7 @@ def mlflow_tracking(n: int, folder: Path) -> dict[str, Any]:
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{folder}/mlflow.db")
-    mlflow.set_experiment("provenance")
+    _experiment(mlflow, "provenance", folder)
 
     def write(i: int) -> None:
         f = fields(i)
@@ -92,7 +111,7 @@ def mlflow_tracing(n: int, folder: Path, burst: int) -> dict[str, Any]:
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{folder}/traces.db")
-    mlflow.set_experiment("provenance-traces")
+    _experiment(mlflow, "provenance-traces", folder)
 
     def write(i: int) -> None:
         f = fields(i)
@@ -111,6 +130,12 @@ def mlflow_tracing(n: int, folder: Path, burst: int) -> dict[str, Any]:
         result["burst"] = burst
         result["lost_in_burst"] = burst - (after - before)
     return result
+
+
+def _experiment(mlflow: Any, name: str, folder: Path) -> None:
+    """A new experiment whose artifacts stay in ``folder`` (not ./mlruns of the caller)."""
+    where = (folder / f"{name}-artifacts").as_uri()
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment(name, artifact_location=where))
 
 
 def _drain_mlflow(mlflow: Any) -> None:
@@ -213,10 +238,326 @@ def provmark_batch_sizes(n: int, folder: Path) -> list[dict[str, Any]]:
     return rows
 
 
+# ---------------------------------------------------------------- provmark server, NATS
+
+
+def as_record(i: int) -> dict[str, Any]:
+    """``fields(i)`` as an unsigned provmark record (what the server and the worker store)."""
+    f = fields(i)
+    return {
+        "record_id": new_record_id(),
+        "generated_at": format_time(datetime.fromtimestamp(f["time"], UTC)),
+        "model": {
+            "name": f["model"],
+            "version": f["model_version"],
+            "files": [{"path": "model.safetensors", "sha256": f["weights_sha256"], "size": 7}],
+        },
+        "input": {"sha256": f["input_sha256"], "media_type": "text/plain; charset=utf-8"},
+        "params": f["params"],
+        "context": f["context"],
+        "output": {
+            "sha256": f["output_sha256"],
+            "size": len(f["_output"]),
+            "media_type": "text/plain; charset=utf-8",
+        },
+        "actor": {"user_id": f["user"]},
+    }
+
+
+def batched(records: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
+    return [records[k : k + size] for k in range(0, len(records), size)]
+
+
+def ms(seconds: list[float], q: float) -> float:
+    s = sorted(seconds)
+    return s[min(len(s) - 1, int(q * len(s)))] * 1000 if s else 0.0
+
+
+class Stored:
+    """Counts in the ``records`` table of a provmark store (SQLite path or PostgreSQL URL)."""
+
+    def __init__(self, db: str) -> None:
+        self.pg = db.startswith("postgresql://")
+        if self.pg:
+            import psycopg
+
+            self.conn: Any = psycopg.connect(db, autocommit=True)
+        else:
+            self.conn = sqlite3.connect(db)
+
+    def total(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM records").fetchone()[0])
+
+    def ids(self, ids: list[str]) -> tuple[int, int]:
+        """(rows, distinct record ids) among ``ids``: lost = len(ids) - distinct."""
+        if self.pg:
+            row = self.conn.execute(
+                "SELECT count(*), count(DISTINCT record_id) FROM records "
+                "WHERE record_id = ANY(%s::uuid[])",
+                (ids,),
+            ).fetchone()
+            return int(row[0]), int(row[1])
+        rows = distinct = 0
+        for k in range(0, len(ids), 500):
+            chunk = ids[k : k + 500]
+            marks = ",".join("?" * len(chunk))
+            r, d = self.conn.execute(
+                f"SELECT count(*), count(DISTINCT record_id) FROM records "
+                f"WHERE record_id IN ({marks})",
+                chunk,
+            ).fetchone()
+            rows, distinct = rows + r, distinct + d
+        return rows, distinct
+
+    def duplicated(self) -> int:
+        """Rows beyond one per record id, over the whole store."""
+        row = self.conn.execute("SELECT count(*) - count(DISTINCT record_id) FROM records")
+        return int(row.fetchone()[0])
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def provmark_server(
+    n: int, burst: int, sweep_n: int, folder: Path
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``provmark serve`` on a fresh PostgreSQL database, records through ``POST /v1/records``."""
+    try:
+        from bench_server import pg_database, post_batches, server
+    except ImportError as exc:
+        raise Unavailable(f"{exc.name} not installed (pip install -e '.[server]')") from None
+    folder.mkdir()
+    with pg_database() as db, server("compare", db, folder) as (url, token):
+        count = Stored(db)
+
+        def post(first: int, k: int, batch: int, clients: int) -> dict[str, Any]:
+            recs = [as_record(i) for i in range(first, first + k)]
+            bodies = [(json.dumps(b).encode(), len(b)) for b in batched(recs, batch)]
+            r = post_batches(url, token, bodies, clients, WAIT)
+            rows, distinct = count.ids([x["record_id"] for x in recs])
+            return r | {"stored": distinct, "lost": k - distinct, "duplicated": rows - distinct}
+
+        try:
+            post(-16, 16, 16, 1)  # warm-up: connections, first transaction; not counted
+            r = post(0, n, HTTP_BATCH, CLIENTS)
+            result: dict[str, Any] = {
+                "n": n,
+                "records_per_s": r["stored"] / r["seconds"],
+                "stored": r["stored"],
+                "batch": HTTP_BATCH,
+                "clients": CLIENTS,
+                "batch_p50_ms": ms(r["latencies"], 0.50),
+                "batch_p99_ms": ms(r["latencies"], 0.99),
+                "retried": r["retried"],
+                "errors": r["errors"][:3],
+            }
+            sweep = []
+            first = n
+            for batch in SWEEP:
+                r = post(first, sweep_n, batch, CLIENTS)
+                first += sweep_n
+                sweep.append(
+                    {
+                        "batch_size": batch,
+                        "records_per_s": r["stored"] / r["seconds"],
+                        "batch_p50_ms": ms(r["latencies"], 0.50),
+                        "batch_p99_ms": ms(r["latencies"], 0.99),
+                    }
+                )
+            if burst:
+                # BURST_CLIENTS requests of up to 4,096 records at once: more in flight than
+                # the server's writer queue holds (50,000); back-pressure, not loss
+                batch = max(16, min(4096, burst // BURST_CLIENTS))
+                r = post(first, burst, batch, BURST_CLIENTS)
+                result |= {
+                    "burst": burst,
+                    "burst_batch": batch,
+                    "burst_clients": BURST_CLIENTS,
+                    "burst_records_per_s": r["stored"] / r["seconds"],
+                    "burst_retried": r["retried"],
+                    "burst_errors": r["errors"][:3],
+                    "lost_in_burst": r["lost"],
+                    "duplicated": count.duplicated(),
+                }
+        finally:
+            count.close()
+    return result, sweep
+
+
+def _reachable(host: str, port: int, what: str) -> None:
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError as exc:
+        raise Unavailable(f"{what} at {host}:{port}: {exc.strerror or exc}") from None
+
+
+def provmark_nats(
+    n: int, burst: int, sweep_n: int, folder: Path
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Records published to NATS JetStream, stored by a ``provmark worker`` process.
+
+    The worker writes to a fresh PostgreSQL database (an SQLite file when PostgreSQL
+    is not there). Records/s are end to end: first publish until the last is stored.
+    """
+    try:
+        import bench_queue as bq
+        from provmark.queue import QueueError
+        from provmark.queue.jetstream import NatsQueue
+    except ImportError as exc:
+        raise Unavailable(f"{exc.name} not installed (pip install -e '.[server]')") from None
+    _reachable("127.0.0.1", 4222, "NATS")
+    tag = uuid.uuid4().hex[:8]
+    try:
+        q = NatsQueue(bq.NATS, stream=f"COMPARE{tag.upper()}", subject=f"compare.{tag}",
+                      durable=f"w{tag}")  # fmt: skip
+    except QueueError as exc:
+        raise Unavailable(str(exc)) from None
+    folder.mkdir()
+    try:
+        with _worker_store(folder) as (db, store):
+            provmark.open(db, home=folder / "home").close()  # schema and keys first
+            proc = bq.worker(q, db, str(folder / "home"), 2000)
+            count = Stored(db)
+
+            def run(first: int, k: int, batch: int, clients: int = 1) -> dict[str, Any]:
+                recs = [as_record(i) for i in range(first, first + k)]
+                start = time.perf_counter()
+                if clients == 1:
+                    _, lat = bq.publish_sync(q, batched(recs, batch))
+                else:
+                    _, lat = bq.publish_async(q, batched(recs, batch), clients)
+                published = time.perf_counter()
+                done = drained(q, WAIT, lambda: proc.poll() is None)
+                rows, distinct = count.ids([x["record_id"] for x in recs])
+                return {
+                    "records_per_s": distinct / (done - start),
+                    "publish_records_per_s": k / (published - start),
+                    "batch_p50_ms": ms(lat, 0.50),
+                    "batch_p99_ms": ms(lat, 0.99),
+                    "lost": k - distinct,
+                    "duplicated": rows - distinct,
+                }
+
+            try:
+                run(-16, 16, 16)  # warm-up: the worker has started and stored; not counted
+                r = run(0, n, HTTP_BATCH)
+                result: dict[str, Any] = {"n": n, "store": store, "batch": HTTP_BATCH} | r
+                sweep = []
+                first = n
+                for batch in SWEEP:
+                    r = run(first, sweep_n, batch)
+                    first += sweep_n
+                    sweep.append(
+                        {"batch_size": batch}
+                        | {k: r[k] for k in ("records_per_s", "batch_p50_ms", "batch_p99_ms")}
+                    )
+                if burst:
+                    # everything published at once by concurrent publishers while one
+                    # worker drains: the backlog waits in JetStream (at-least-once)
+                    batch = max(16, min(4096, burst // BURST_CLIENTS))
+                    r = run(first, burst, batch, BURST_CLIENTS)
+                    result |= {
+                        "burst": burst,
+                        "burst_batch": batch,
+                        "burst_clients": BURST_CLIENTS,
+                        "burst_records_per_s": r["records_per_s"],
+                        "burst_publish_records_per_s": r["publish_records_per_s"],
+                        "lost_in_burst": r["lost"],
+                        "duplicated": count.duplicated(),
+                        "dead_letters": q.dead_letters(),
+                    }
+            finally:
+                bq.stop(proc)
+                count.close()
+    finally:
+        q.close()
+        asyncio.run(bq.delete_streams([q.stream, q.stream + "_DEAD"]))
+    return result, sweep
+
+
+def drained(q: Any, timeout: float, alive: Callable[[], bool]) -> float:
+    """When the queue's lag (published, not yet acknowledged) got to 0, as perf_counter.
+
+    The worker acknowledges a message only after its records are stored (and the store
+    is counted after this anyway); polling the lag costs the store nothing.
+    """
+    deadline = time.perf_counter() + timeout
+    while (now := time.perf_counter()) < deadline:
+        if q.pending() == 0:
+            return now
+        if not alive():
+            raise RuntimeError("the provmark worker process exited")
+        time.sleep(0.01)
+    return now
+
+
+@contextmanager
+def _worker_store(folder: Path) -> Iterator[tuple[str, str]]:
+    """(db, store): a throwaway PostgreSQL database, else an SQLite file in ``folder``."""
+    try:
+        from bench_server import create_pg_database, drop_pg_database
+
+        name, db = create_pg_database()
+    except (ImportError, Unavailable) as exc:
+        print(f"(provmark_nats: the worker stores into SQLite: {exc})", flush=True)
+        yield str(folder / "worker.db"), "sqlite (no postgresql)"
+        return
+    try:
+        yield db, "postgresql"
+    finally:
+        drop_pg_database(name)
+
+
 # ---------------------------------------------------------------- report
 
 
-def plot(results: dict[str, Any], batches: list[dict[str, Any]], path: Path) -> None:
+NOTES = {
+    "mlflow_tracking": "run per record",
+    "mlflow_tracing": "trace per record, async",
+    "naive_commit_each": "commit per record",
+    "naive_batched": "500 per commit",
+    "provmark_embedded": "capture, in process",
+    "provmark_server_pg": f"{HTTP_BATCH:,}/POST x {CLIENTS} clients",
+    "provmark_nats": f"{HTTP_BATCH:,}/publish, end to end",
+}
+LEGEND = f"""\
+records_per_s: stored (signed + logged for provmark); server: {CLIENTS} HTTP clients, counted
+  in the store after; nats: first publish until the worker stored the last record.
+p50_us/p99_us: per record on the caller's thread. batch_p50_ms/batch_p99_ms: one request of
+  {HTTP_BATCH:,} records (server: POST /v1/records until stored; nats: publish until JetStream
+  acknowledged it), not per record. burst: records sent at once (server: {BURST_CLIENTS} clients
+  x up to 4,096 records per POST; nats: {BURST_CLIENTS} asyncio publishers); lost_in_burst: record
+  ids sent but not in the store after; duplicated: rows beyond one per record id in the store."""
+
+
+def row(name: str, r: dict[str, Any], base: float | None) -> dict[str, Any]:
+    """One line of the table; '-' where a column does not apply."""
+    note = NOTES.get(name, "")
+    if "skipped" in r or "failed" in r:
+        note = f"skipped: {r['skipped']}" if "skipped" in r else f"failed: {r['failed']}"
+        r = {}
+    elif name == "provmark_nats":
+        note += f", worker -> {r['store']}"
+    elif name == "provmark_server_pg":
+        note += ", postgresql"
+    rate = r.get("records_per_s")
+    return {
+        "system": name,
+        "n": r.get("n", "-"),
+        "records_per_s": rate if rate is not None else "-",
+        "p50_us": r.get("p50_us", "-"),
+        "p99_us": r.get("p99_us", "-"),
+        "batch_p50_ms": r.get("batch_p50_ms", "-"),
+        "batch_p99_ms": r.get("batch_p99_ms", "-"),
+        "burst": r.get("burst", "-"),
+        "lost_in_burst": r.get("lost_in_burst", "-"),
+        "duplicated": r.get("duplicated", "-"),
+        "x_mlflow": rate / base if rate is not None and base else "-",
+        "note": note,
+    }
+
+
+def plot(results: dict[str, Any], sweeps: dict[str, list[dict[str, Any]]], path: Path) -> None:
     try:
         import matplotlib
 
@@ -225,13 +566,21 @@ def plot(results: dict[str, Any], batches: list[dict[str, Any]], path: Path) -> 
     except ImportError:
         print("(matplotlib not installed: no plot)")
         return
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    a.plot([r["batch_size"] for r in batches], [r["records_per_s"] for r in batches], marker="o")
-    a.set_xscale("log", base=2)
-    a.set_xlabel("writer batch size")
-    a.set_ylabel("records/s (signed + logged)")
-    a.set_title("provmark embedded throughput vs batch size")
-    names = list(results)
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(17, 4.8))
+    labels = {
+        "provmark_embedded": "embedded (writer batch)",
+        "provmark_server_pg": f"server + PostgreSQL (records per POST, {CLIENTS} clients)",
+        "provmark_nats": "NATS -> worker, end to end (records per publish)",
+    }
+    for name, sweep in sweeps.items():
+        if sweep:
+            xs = [r["batch_size"] for r in sweep]
+            a.plot(xs, [r["records_per_s"] for r in sweep], marker="o", label=labels[name])
+    a.set_xlabel("batch size (records)")
+    a.set_ylabel("records/s (signed + logged, stored)")
+    a.set_title("provmark throughput vs batch size")
+    a.legend(fontsize=8)
+    names = [k for k, r in results.items() if "p50_us" in r]
     for q, marker in (("p50_us", "o"), ("p99_us", "s")):
         b.scatter(names, [results[k][q] for k in names], marker=marker, label=q)
     b.set_yscale("log")
@@ -239,22 +588,57 @@ def plot(results: dict[str, Any], batches: list[dict[str, Any]], path: Path) -> 
     b.set_title("latency per record on the caller's thread")
     b.legend()
     b.tick_params(axis="x", rotation=30)
+    for name, what, color in (
+        ("provmark_server_pg", "server POST", "C1"),
+        ("provmark_nats", "JetStream publish", "C2"),
+    ):
+        sweep = sweeps.get(name) or []
+        xs = [r["batch_size"] for r in sweep]
+        for q, style in (("batch_p50_ms", "o-"), ("batch_p99_ms", "s--")):
+            if sweep:
+                c.plot(xs, [r[q] for r in sweep], style, color=color, label=f"{what} {q[6:9]}")
+    for axis in (a, c):
+        axis.set_xscale("log", base=2)
+        axis.set_xticks(list(SWEEP), [str(x) for x in SWEEP])
+    c.set_yscale("log")
+    c.set_xlabel("batch size (records)")
+    c.set_ylabel("latency of one batch request (ms)")
+    c.set_title("server POST /v1/records and JetStream publish latency")
+    c.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
 
-def main() -> None:
+def attempt(
+    name: str, run: Callable[[], tuple[dict[str, Any], list[dict[str, Any]]]]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run one system; a missing service makes a skipped row, another error a failed one."""
+    print(f"({name} ...)", flush=True)
+    try:
+        return run()
+    except Unavailable as exc:
+        print(f"({name} skipped: {exc})", flush=True)
+        return {"skipped": str(exc)}, []
+    except Exception as exc:
+        traceback.print_exc()
+        return {"failed": f"{type(exc).__name__}: {str(exc)[:200]}"}, []
+
+
+def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--n", type=int, default=20_000, help="records per provmark/naive run")
     p.add_argument("--mlflow-n", type=int, default=300, help="records per MLflow run (it is slow)")
     p.add_argument("--burst", type=int, default=100_000)
+    p.add_argument("--sweep-n", type=int, default=8192, help="records per batch-size point")
     p.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     args = p.parse_args()
     if args.quick:
-        args.n, args.mlflow_n, args.burst = 2000, 30, 2000
+        args.n, args.mlflow_n, args.burst, args.sweep_n = 2000, 30, 2000, 2000
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "true")
     results: dict[str, Any] = {}
+    sweeps: dict[str, list[dict[str, Any]]] = {}
+    sweep_n = args.sweep_n
     with tempfile.TemporaryDirectory() as d:
         folder = Path(d)
         results["mlflow_tracking"] = mlflow_tracking(args.mlflow_n, folder)
@@ -262,28 +646,44 @@ def main() -> None:
         results["naive_commit_each"] = naive(args.n // 4, folder, batched=False)
         results["naive_batched"] = naive(args.n, folder, batched=True)
         results["provmark_embedded"] = provmark_embedded(args.n, folder, args.burst)
-        batches = provmark_batch_sizes(max(2000, args.n // 4), folder)
+        sweeps["provmark_embedded"] = provmark_batch_sizes(sweep_n, folder)
+        services = {"provmark_server_pg": provmark_server, "provmark_nats": provmark_nats}
+        for name, run in services.items():
+            results[name], sweeps[name] = attempt(
+                name, lambda run=run, name=name: run(args.n, args.burst, sweep_n, folder / name)
+            )
     base = results["mlflow_tracking"]["records_per_s"]
-    rows = [
-        {
-            "system": name,
-            "n": r["n"],
-            "records_per_s": r["records_per_s"],
-            "p50_us": r["p50_us"],
-            "p99_us": r["p99_us"],
-            "lost_in_burst": r.get("lost_in_burst", "-"),
-            "x_mlflow": r["records_per_s"] / base,
-        }
-        for name, r in results.items()
-    ]
+    rows = [row(name, r, base) for name, r in results.items()]
     print(table("provenance records, same fields, same machine, one run", rows))
+    print(LEGEND)
     print()
-    print(table("provmark embedded: throughput vs writer batch size", batches))
+    curves = []
+    for i, batch in enumerate(SWEEP):
+        line: dict[str, Any] = {"batch_size": batch}
+        for name, short in (
+            ("provmark_embedded", "embedded"),
+            ("provmark_server_pg", "server"),
+            ("provmark_nats", "nats"),
+        ):
+            point = sweeps[name][i] if len(sweeps[name]) > i else {}
+            line[f"{short}_rec_s"] = point.get("records_per_s", "-")
+            if short != "embedded":
+                line[f"{short}_p50_ms"] = point.get("batch_p50_ms", "-")
+                line[f"{short}_p99_ms"] = point.get("batch_p99_ms", "-")
+        curves.append(line)
+    print(
+        table(
+            f"throughput vs batch size ({sweep_n:,} records each; embedded: writer batch, "
+            f"server: records per POST x {CLIENTS} clients, nats: per publish, end to end)",
+            curves,
+        )
+    )
     RESULTS.mkdir(exist_ok=True)
-    plot(results, batches, RESULTS / "compare.png")
-    out = save("compare", {"results": results, "batches": batches, "rows": rows})
+    plot(results, sweeps, RESULTS / "compare.png")
+    out = save("compare", {"results": results, "batches": sweeps, "rows": rows})
     print(f"\nresults: {out} and {RESULTS / 'compare.png'}; machine: {machine()['cpu']}")
+    return 1 if any("failed" in r for r in results.values()) else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
