@@ -43,6 +43,7 @@ from provmark.record import format_time, new_record_id
 SWEEP = (16, 64, 256, 1024, 4096)  # batch sizes of the throughput-vs-batch-size curves
 HTTP_BATCH = 1024  # records per POST /v1/records and per NATS publish in the main rows
 CLIENTS = 4  # concurrent HTTP clients in the main rows and the sweep
+SERVER_WORKERS = 2  # `provmark serve --workers 2`: one process per core of the bench machine
 BURST_CLIENTS = 16  # concurrent HTTP clients / asyncio publishers in the bursts
 WAIT = 600.0  # bound (s) on any one phase of the server and queue runs
 
@@ -319,7 +320,7 @@ class Stored:
 
 
 def provmark_server(
-    n: int, burst: int, sweep_n: int, folder: Path
+    n: int, burst: int, sweep_n: int, folder: Path, workers: int = SERVER_WORKERS
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """``provmark serve`` on a fresh PostgreSQL database, records through ``POST /v1/records``."""
     try:
@@ -327,7 +328,7 @@ def provmark_server(
     except ImportError as exc:
         raise Unavailable(f"{exc.name} not installed (pip install -e '.[server]')") from None
     folder.mkdir()
-    with pg_database() as db, server("compare", db, folder) as (url, token):
+    with pg_database() as db, server("compare", db, folder, workers=workers) as (url, token):
         count = Stored(db)
 
         def post(first: int, k: int, batch: int, clients: int) -> dict[str, Any]:
@@ -539,7 +540,7 @@ def row(name: str, r: dict[str, Any], base: float | None) -> dict[str, Any]:
     elif name == "provmark_nats":
         note += f", worker -> {r['store']}"
     elif name == "provmark_server_pg":
-        note += ", postgresql"
+        note += f", {SERVER_WORKERS} server processes, postgresql"
     rate = r.get("records_per_s")
     return {
         "system": name,

@@ -83,7 +83,7 @@ class Provmark:
         config: Mapping[str, Any] | None = None,
         redactor: Any = None,
         hash_user_ids: bool = False,
-        batch_size: int = 512,
+        batch_size: int = 2048,
         flush_interval: float = 0.05,
         max_queue: int = 50_000,
         signing_processes: int | None = None,

@@ -122,7 +122,7 @@ class Writer:
         signer: Signer,
         seal: SealFn,
         *,
-        batch_size: int = 512,
+        batch_size: int = 2048,
         flush_interval: float = 0.05,
         max_queue: int = 50_000,
         journal: Journal | None = None,

@@ -79,7 +79,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--no-webhooks", action="store_true", help="do not deliver webhooks from this server"
     )
-    p.add_argument("--batch-size", type=int, default=1024, help="records per store transaction")
+    p.add_argument("--batch-size", type=int, default=2048, help="records per store transaction")
     p.add_argument(
         "--workers",
         type=int,
