@@ -266,7 +266,8 @@ class Provmark:
         stored. Records whose id is already stored are skipped (idempotent).
         With ``wait`` this returns once the batch is stored and logged.
         With ``protect`` (and redaction on) an input snapshot sent by a client is
-        redacted and sealed exactly like one captured here, before it is signed.
+        redacted and sealed exactly like one captured here, before it is signed (text
+        values of ``params`` always are, see docs/privacy.md).
         """
         from .errors import RecordError
         from .record import validate_record

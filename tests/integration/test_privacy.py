@@ -605,3 +605,40 @@ def test_postgres_vault_end_to_end(pg_database: str, tmp_path: Path) -> None:
         assert sorted(r[0] for r in rows) == [False, True]
         tables = conn.execute("SELECT convert_from(payload, 'UTF8') FROM records").fetchall()
         assert not any("alice@example.com" in t[0] for t in tables)
+
+
+def test_pii_in_params_is_redacted_sealed_and_shredded(db: Path, home: Path) -> None:
+    """A keyword argument is signed too: its text is redacted like the prompt, the original
+    sealed under its path for auditors and shredded with the subject's key."""
+    email, phone = "jane.doe@example.org", "+44 20 7946 0123"
+    with provmark.open(db, home=home) as pm:
+
+        @pm.capture(model=MODEL)
+        def answer(prompt: str, *, user_email: str = "", tools: Any = None, t: float = 0.2) -> str:
+            return "ok " + prompt
+
+        with pm.acting_for("alice"):
+            answer("hello", user_email=email, tools=[{"note": f"call {phone}"}], t=0.5)
+        pm.flush()
+        assert_clean(files(db), [email, phone, phone.replace(" ", "")], "database")
+        assert isinstance(pm.verify("ok hello"), Verified)
+        dev = pm.view("developer", principal="dan").find(limit=1).records[0]
+        assert email not in json.dumps(dev.params) and dev.params["t"] == 0.5
+        auditor = pm.view("auditor", principal="carol", reason="case 9")
+        full = auditor.find(limit=1).records[0]
+        assert full.params == {"user_email": email, "tools": [{"note": f"call {phone}"}], "t": 0.5}
+        revealed = auditor.reveal(full.record_id)
+        assert revealed["params.user_email"].value == email
+        assert revealed["params.tools[0].note"].status is Status.DECRYPTED
+        pm.erase("alice")
+        assert auditor.reveal(full.record_id)["params.user_email"].status is Status.ERASED
+        assert isinstance(pm.verify("ok hello"), Verified), "erasure never breaks verification"
+
+
+def test_params_policy_keep_leaves_them_as_given(db: Path, home: Path) -> None:
+    policy = {"fields": {"input.snapshot": "encrypt", "params": "keep"}}
+    with provmark.open(db, home=home, redaction_policy=policy) as pm:
+        gen = pm.capture(model=MODEL)(lambda p, *, to="": "ok")
+        gen("hi", to="bob@example.org")
+        pm.flush()
+        assert b"bob@example.org" in files(db)

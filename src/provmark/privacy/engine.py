@@ -51,7 +51,8 @@ log = logging.getLogger("provmark.privacy")
 ENCRYPTED_KEY = "$encrypted"
 MAX_ERROR_CHARS = 2048
 _FAILED = "[REDACTION FAILED]"
-_TOP = ("input.snapshot", "error.message")
+_TOP = ("input.snapshot", "error.message", "params")
+_PLAIN = (int, float, bool, type(None))
 
 
 class _HasText(Protocol):
@@ -67,7 +68,7 @@ class TextRedactor(Protocol):
 
 def default_policy() -> Policy:
     """Built-in detectors everywhere; the whole original prompt is also encrypted."""
-    return Policy(fields={"input.snapshot": Action.ENCRYPT})
+    return Policy(fields={"input.snapshot": Action.ENCRYPT, "params": Action.ENCRYPT})
 
 
 def _effective(policy: Policy, path: str) -> Action:
@@ -218,7 +219,7 @@ class Privacy:
         err = draft.get("error")
         captured = isinstance(draft.get("context"), Fragment)
         message = err.get("message") if captured and isinstance(err, dict) else None
-        if raw is None and not message:
+        if raw is None and not message and not _has_text(draft.get("params")):
             return
         try:
             self._protect(draft, raw, message)
@@ -232,6 +233,8 @@ class Privacy:
                 inp["snapshot"] = _FAILED
             if message:
                 draft["error"]["message"] = _FAILED
+            if _has_text(draft.get("params")):
+                draft["params"] = {"$redaction": _FAILED}
             if self.direct:  # the caller's thread: fail the capture, never store PII
                 detail = str(exc) if isinstance(exc, StoreError | KeyStoreError) else ""
                 raise CaptureError(
@@ -256,8 +259,53 @@ class Privacy:
             else:
                 draft["error"]["message"] = text[:MAX_ERROR_CHARS]
             sealed += seal
+        if _has_text(draft.get("params")):
+            sealed += self._protect_params(draft)
         if sealed and self.vault is not None:
             self._seal(draft, str(draft["record_id"]), sealed)
+
+    def _protect_params(self, draft: dict[str, Any]) -> list[tuple[str, Any]]:
+        """Redact the text values of ``params`` (a prompt template or an e-mail passed as
+        a keyword argument would otherwise be signed as given). With ``encrypt`` (the
+        default) the original of each value that had a finding is sealed under its path
+        (``params.user``, ``params.messages[0].content``) for auditors."""
+        action = self._actions["params"]
+        if action is Action.KEEP or self.redactor is None:
+            return []
+        if action is Action.DROP:
+            draft.pop("params", None)
+            return []
+        params = draft["params"]
+        value = params.value if isinstance(params, Fragment) else params
+        found: list[tuple[str, Any]] = []
+        out = self._params_value(value, "params", action, found)
+        if not found:
+            return []
+        draft["params"] = Fragment(out) if isinstance(params, Fragment) else out
+        return found if action is Action.ENCRYPT else []
+
+    def _params_value(
+        self, value: Any, path: str, action: Action, found: list[tuple[str, Any]]
+    ) -> Any:
+        if isinstance(value, str):
+            if action is Action.MASK:
+                out: Any = MASKED
+            elif action is Action.HASH:
+                out = self.hmac_value(value)
+            else:
+                out = self.redact_text(value)
+            if out != value:
+                found.append((path, value))
+            return out
+        if isinstance(value, Mapping):
+            return {
+                k: self._params_value(v, f"{path}.{k}", action, found) for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [
+                self._params_value(v, f"{path}[{i}]", action, found) for i, v in enumerate(value)
+            ]
+        return value
 
     def _render(self, path: str, value: Any) -> tuple[str | None, list[tuple[str, Any]]]:
         """The text the signed record keeps at ``path`` and the values to encrypt.
@@ -318,6 +366,16 @@ class Privacy:
     def close(self) -> None:
         if self.vault is not None:
             self.vault.close()
+
+
+def _has_text(params: Any) -> bool:
+    """Whether ``params`` holds any string (numbers alone need no redaction: the common case,
+    decided without walking nested values)."""
+    if isinstance(params, Fragment):
+        params = params.value
+    if not isinstance(params, Mapping) or not params:
+        return False
+    return not all(type(v) in _PLAIN for v in params.values())
 
 
 class VaultedStore:

@@ -303,6 +303,7 @@ def _with_revealed(rec: Record, found: Mapping[tuple[str, str], Revealed], pm: P
     snapshot = rec.input.snapshot
     message = rec.error.message if rec.error else None
     nested: list[tuple[str, Any]] = []
+    params_found: dict[str, Any] = {}
     shown_refs = []
     for ref in refs:
         path = str(ref.get("$encrypted", "")) if isinstance(ref, dict) else ""
@@ -326,6 +327,8 @@ def _with_revealed(rec: Record, found: Mapping[tuple[str, str], Revealed], pm: P
             message = str(got.value)
         elif path.startswith("input.snapshot."):
             nested.append((path[len("input.snapshot.") :], got.value))
+        elif path.startswith(("params.", "params[")):
+            params_found[path] = got.value
     if (
         nested
         and snapshot is not None
@@ -338,7 +341,20 @@ def _with_revealed(rec: Record, found: Mapping[tuple[str, str], Revealed], pm: P
     }
     if rec.error is not None:
         update["error"] = rec.error.model_copy(update={"message": message})
+    if params_found:
+        update["params"] = _refill(rec.params, "params", params_found)
     return rec.model_copy(update=update)
+
+
+def _refill(value: Any, path: str, originals: Mapping[str, Any]) -> Any:
+    """``params`` with each sealed value put back at its path (``params.a[0].b``)."""
+    if path in originals:
+        return originals[path]
+    if isinstance(value, Mapping):
+        return {k: _refill(v, f"{path}.{k}", originals) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_refill(v, f"{path}[{i}]", originals) for i, v in enumerate(value)]
+    return value
 
 
 def _fill(snapshot: str, nested: list[tuple[str, Any]]) -> str:
