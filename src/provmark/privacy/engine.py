@@ -219,10 +219,11 @@ class Privacy:
         err = draft.get("error")
         captured = isinstance(draft.get("context"), Fragment)
         message = err.get("message") if captured and isinstance(err, dict) else None
-        if raw is None and not message and not _has_text(draft.get("params")):
+        params = _has_text(draft.get("params"))
+        if raw is None and not message and not params:
             return
         try:
-            self._protect(draft, raw, message)
+            self._protect(draft, raw, message, params)
         except Exception as exc:
             log.error(
                 "provmark: redaction of record %s failed (%s); its text fields are withheld",
@@ -233,7 +234,7 @@ class Privacy:
                 inp["snapshot"] = _FAILED
             if message:
                 draft["error"]["message"] = _FAILED
-            if _has_text(draft.get("params")):
+            if params:
                 draft["params"] = {"$redaction": _FAILED}
             if self.direct:  # the caller's thread: fail the capture, never store PII
                 detail = str(exc) if isinstance(exc, StoreError | KeyStoreError) else ""
@@ -242,7 +243,7 @@ class Privacy:
                     f"({type(exc).__name__}{': ' + detail if detail else ''})"
                 ) from None
 
-    def _protect(self, draft: dict[str, Any], raw: Any, message: str | None) -> None:
+    def _protect(self, draft: dict[str, Any], raw: Any, message: str | None, params: bool) -> None:
         sealed: list[tuple[str, Any]] = []
         if raw is not None:
             value = raw if isinstance(raw, str) else json.loads(_json_text(raw))
@@ -259,7 +260,7 @@ class Privacy:
             else:
                 draft["error"]["message"] = text[:MAX_ERROR_CHARS]
             sealed += seal
-        if _has_text(draft.get("params")):
+        if params:
             sealed += self._protect_params(draft)
         if sealed and self.vault is not None:
             self._seal(draft, str(draft["record_id"]), sealed)
