@@ -642,3 +642,19 @@ def test_params_policy_keep_leaves_them_as_given(db: Path, home: Path) -> None:
         gen("hi", to="bob@example.org")
         pm.flush()
         assert b"bob@example.org" in files(db)
+
+
+@pytest.mark.parametrize("action", ["mask", "hash", "drop"])
+def test_params_policy_mask_hash_drop(db: Path, home: Path, action: str) -> None:
+    policy = {"fields": {"input.snapshot": "encrypt", "params": action}}
+    with provmark.open(db, home=home, redaction_policy=policy) as pm:
+        gen = pm.capture(model=MODEL)(lambda p, *, to="", n=3: "ok")
+        gen("hi", to="bob@example.org", n=4)
+        pm.flush()
+        assert b"bob@example.org" not in files(db)
+        params = pm.view("auditor", principal="carol", reason="t").find(limit=1).records[0].params
+        if action == "drop":
+            assert params == {}
+        else:
+            assert params["n"] == 4 and params["to"] != "bob@example.org"
+            assert params["to"].startswith("hmac-sha256:" if action == "hash" else "[")
