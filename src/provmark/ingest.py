@@ -28,7 +28,7 @@ from typing import Any, cast
 from .canonical import Fragment, canonical_bytes, to_json_value
 from .crypto.keys import LocalSigner, Signer
 from .errors import CaptureError
-from .record import slug_for
+from .record import secondary_outputs, slug_for
 from .signing_pool import Pending, Signed, SigningPool, sign_here
 from .store.base import Entry, SealFn, Store, StoredCheckpoint
 
@@ -65,6 +65,7 @@ def entry_for(draft: dict[str, Any], payload: bytes, sig: str, signer: Signer) -
         actor=actor.get("user_id"),
         generated_at=draft["generated_at"],
         tags=dict(draft.get("tags") or {}),
+        outputs=tuple(secondary_outputs(draft)) if "outputs" in draft else (),
     )
 
 

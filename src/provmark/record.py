@@ -361,6 +361,15 @@ def output_hashes(payload: dict[str, Any]) -> list[str]:
     return found
 
 
+def secondary_outputs(data: dict[str, Any]) -> list[str]:
+    """The sha256 of every output besides the primary one (v2 ``outputs[1:]``), which the
+    stores index beside ``output_sha256`` so that ``verify`` finds them too."""
+    if not data.get("outputs"):
+        return []
+    primary = (data.get("output") or {}).get("sha256")
+    return [h for h in output_hashes(data) if h != primary]
+
+
 def record_from_payload(payload: bytes | dict[str, Any], **extra: Any) -> Record:
     """Parse a stored payload (plus ``signature=``/``log=``) into a :class:`Record`."""
     data = json.loads(payload) if isinstance(payload, bytes) else dict(payload)

@@ -139,9 +139,9 @@ def test_upgrade_from_v1_database(url: str, tmp_path: Path) -> None:
         }
         assert "records_model" in indexes and "records_model_idx" not in indexes
 
-    with provmark.open(url, home=tmp_path) as pm:  # opening upgrades v1 -> v2
+    with provmark.open(url, home=tmp_path) as pm:  # opening upgrades v1 -> the latest
         assert pm.store.origin == origin
-        assert pm.store.schema_version == 2  # type: ignore[attr-defined]
+        assert pm.store.schema_version == 3  # type: ignore[attr-defined]
         for i, rec in enumerate(old):
             got = pm.get(rec["record_id"])
             assert got.log is not None and got.log.index == i
@@ -154,7 +154,7 @@ def test_upgrade_from_v1_database(url: str, tmp_path: Path) -> None:
 
     with psycopg.connect(url, autocommit=True) as conn:
         versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
-        assert versions == [1, 2]
+        assert versions == [1, 2, 3]
         conn.execute("SET enable_seqscan = off")  # the table is tiny; ask for the index plan
         sql = "EXPLAIN SELECT idx FROM records WHERE model = %s ORDER BY idx DESC LIMIT 51"
         plan = "\n".join(r[0] for r in conn.execute(sql, ("acme/old",)))
@@ -303,3 +303,35 @@ def test_kill_9_mid_append_loses_no_committed_record(
         assert report.records == report.tree_size == report.checkpoint_size
         assert report.records >= 10 + len(committed) + 100
         assert report.records % 2000 == 110  # whole batches only: none half-written
+
+
+def _multi_output(pm: provmark.Provmark, contents: list[bytes]) -> str:
+    [rid] = pm.ingest(
+        [
+            {
+                "record_id": new_record_id(),
+                "generated_at": now_utc(),
+                "operation": "image_generation",
+                "model": {"name": "acme/painter"},
+                "outputs": [
+                    {"sha256": hashlib.sha256(c).hexdigest(), "size": len(c)} for c in contents
+                ],
+            }
+        ]
+    )
+    return rid
+
+
+def test_secondary_outputs_verify_and_migration_3_indexes_old_rows(
+    url: str, tmp_path: Path
+) -> None:
+    contents = [b"first image", b"second image", b"third image"]
+    with provmark.open(url, home=tmp_path) as pm:
+        rid = _multi_output(pm, contents)
+        for c in contents:
+            assert pm.verify(c).record.record_id == rid
+    with psycopg.connect(url, autocommit=True) as conn:  # as a store before migration 3
+        conn.execute("DROP TABLE outputs")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 3")
+    with provmark.open(url, home=tmp_path) as pm:
+        assert pm.verify(contents[2]).record.record_id == rid

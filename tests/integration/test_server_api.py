@@ -570,7 +570,8 @@ def test_no_auth_demo_serves_demo_records(tmp_path: Path) -> None:
             assert exact["status"] == "identical"
             edited = original.replace("the", "teh", 1) + " and a few more words at the end"
             lead = c.post("/v1/verify/fuzzy", json={"text": edited}).json()
-            assert lead["status"] == "derived" and lead["matches"][0]["similarity"] > 0.5
+            # a MinHash estimate under a random per-store key: 0.47-0.7 on this short text
+            assert lead["status"] == "derived" and lead["matches"][0]["similarity"] > 0.3
             bad = c.post("/v1/verify/fuzzy", json={"content_base64": "%%%"})
             assert bad.status_code == 422 and bad.json()["field"] == "body.content_base64"
         assert "AUTHENTICATION IS OFF" in srv.log.read_text()

@@ -142,3 +142,33 @@ def test_ingest_names_a_param_that_json_cannot_hold_exactly(tmp_path: Path) -> N
         assert pm.store.count() == 0
         pm.ingest([{**record, "params": {"seed": str(2**60 + 1), "t": 0.5}}])
         assert pm.get(record["record_id"]).params == {"seed": str(2**60 + 1), "t": 0.5}
+
+
+def test_secondary_outputs_verify_and_old_stores_are_indexed_on_open(tmp_path: Path) -> None:
+    """Every output of a v2 record verifies; a store made before the outputs table gets
+    it, filled from the records already there, when it is opened."""
+    from provmark.record import new_record_id, now_utc
+
+    contents = [b"first image", b"second image", b"third image"]
+    outputs = [{"sha256": hashlib.sha256(c).hexdigest(), "size": len(c)} for c in contents]
+    db = tmp_path / "p.db"
+    with provmark.open(db, home=tmp_path / "home") as pm:
+        [rid] = pm.ingest(
+            [
+                {
+                    "record_id": new_record_id(),
+                    "generated_at": now_utc(),
+                    "operation": "image_generation",
+                    "model": {"name": "acme/painter"},
+                    "outputs": outputs,
+                }
+            ]
+        )
+        for c in contents:
+            assert pm.verify(c).record.record_id == rid
+        assert [r.record_id for r in pm.find(output=contents[1]).records] == [rid]
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TABLE outputs")
+    with provmark.open(db, home=tmp_path / "home") as pm:
+        assert pm.verify(contents[2]).record.record_id == rid
+        assert pm.store.by_output(outputs[0]["sha256"])[0].record_id == rid

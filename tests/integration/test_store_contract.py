@@ -209,6 +209,28 @@ def test_by_output_in_log_order(store: Store, log: Log) -> None:
     assert [r.index for r in found] == sorted(r.index for r in found)
 
 
+def test_every_output_of_a_v2_record_is_found(store: Store, log: Log) -> None:
+    """A v2 record with several outputs: by_output and find(output=) reach each of them."""
+    shas = [hashlib.sha256(f"image {i}".encode()).hexdigest() for i in range(3)]
+    draft = {
+        "record_id": new_record_id(),
+        "generated_at": format_time(T0),
+        "model": {"name": "acme/painter"},
+        "operation": "image_generation",
+        "outputs": [{"sha256": sha, "size": 10} for sha in shas],
+    }
+    multi = sign_draft(validate_record(draft).payload_dict(), log.signer)
+    assert multi.outputs == tuple(shas[1:])
+    log.append(store, [*log.entries(2), multi, *log.entries(1, output=shas[2])])
+    for sha in shas:
+        found = [r.record_id for r in store.by_output(sha)]
+        assert found[0] == multi.record_id
+        assert [r.record_id for r in store.find(Query(output=sha)).records][-1] == multi.record_id
+    assert len(store.by_output(shas[2])) == 2  # the secondary output and a later primary one
+    log.append(store, [multi])  # idempotent: nothing is indexed twice
+    assert [r.record_id for r in store.by_output(shas[1])] == [multi.record_id]
+
+
 def test_find_filters(store: Store, log: Log) -> None:
     log.append(store, log.entries(3, model="m1", actor="alice", tags={"app": "x", "env": "prod"}))
     log.append(store, log.entries(2, model="m2", actor="bob", operation="chat", tags={"app": "y"}))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, StoreError
-from ..record import slug_for
+from ..record import secondary_outputs, slug_for
 from ..store.base import StoredRecord
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ class SQLiteHotTable:
                 )
                 if cur.rowcount:
                     db.execute("DELETE FROM tags WHERE idx = ?", (r.index,))
+                    db.execute("DELETE FROM outputs WHERE idx = ?", (r.index,))
                     removed += cur.rowcount
             db.execute("COMMIT")
         except BaseException:
@@ -70,7 +71,7 @@ class SQLiteHotTable:
         db.execute("BEGIN IMMEDIATE")
         try:
             for r in records:
-                row, tags = _columns(r)
+                row, tags, outputs = _columns(r)
                 cur = db.execute(
                     "INSERT OR IGNORE INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row
                 )
@@ -78,6 +79,10 @@ class SQLiteHotTable:
                     db.executemany(
                         "INSERT OR IGNORE INTO tags VALUES (?,?,?)",
                         [(k, v, r.index) for k, v in tags.items()],
+                    )
+                    db.executemany(
+                        "INSERT OR IGNORE INTO outputs VALUES (?,?)",
+                        [(sha, r.index) for sha in outputs],
                     )
                     inserted += 1
             db.execute("COMMIT")
@@ -87,8 +92,9 @@ class SQLiteHotTable:
         return inserted
 
 
-def _columns(r: StoredRecord) -> tuple[tuple[Any, ...], dict[str, str]]:
-    """The index columns of a row, taken from its payload as the writer does."""
+def _columns(r: StoredRecord) -> tuple[tuple[Any, ...], dict[str, str], list[str]]:
+    """The index columns of a row, its tags and its secondary outputs, taken from its
+    payload as the writer does."""
     data = json.loads(r.payload)
     model = data.get("model") or {}
     output = data.get("output") or {}
@@ -107,7 +113,7 @@ def _columns(r: StoredRecord) -> tuple[tuple[Any, ...], dict[str, str]]:
         r.payload,
         r.signature_json().decode(),
     )
-    return row, dict(data.get("tags") or {})
+    return row, dict(data.get("tags") or {}), secondary_outputs(data)
 
 
 class PostgresHotTable:
@@ -137,6 +143,7 @@ class PostgresHotTable:
                 )
                 if cur.rowcount:
                     conn.execute("DELETE FROM tags WHERE idx = %s", (r.index,))
+                    conn.execute("DELETE FROM outputs WHERE idx = %s", (r.index,))
                     removed += cur.rowcount
             return removed
 
@@ -148,7 +155,7 @@ class PostgresHotTable:
         def run(conn: Any) -> int:
             inserted = 0
             for r in records:
-                row, tags = _columns(r)
+                row, tags, outputs = _columns(r)
                 cur = conn.execute(
                     "INSERT INTO records VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s::timestamptz,%s,%s)"
                     " ON CONFLICT DO NOTHING",
@@ -159,6 +166,11 @@ class PostgresHotTable:
                         conn.execute(
                             "INSERT INTO tags VALUES (%s,%s,%s) ON CONFLICT DO NOTHING",
                             (k, v, r.index),
+                        )
+                    for sha in outputs:
+                        conn.execute(
+                            "INSERT INTO outputs VALUES (%s,%s) ON CONFLICT DO NOTHING",
+                            (sha, r.index),
                         )
                     inserted += 1
             return inserted

@@ -47,6 +47,8 @@ class Entry(Signed):
     actor: str | None
     generated_at: str
     tags: dict[str, str] = field(default_factory=dict)
+    # sha256 of the outputs besides the primary one (v2 records with several outputs)
+    outputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,8 +113,14 @@ def where_clause(query: Query, mark: str = "?", time_cast: str = "") -> tuple[st
     """
     where: list[str] = []
     args: list[Any] = []
-    columns = ("output_sha256", "model", "actor", "operation", "status")
-    values = (query.output, query.model, query.actor, query.operation, query.status)
+    if query.output is not None:  # the primary output, or any other of a v2 record
+        where.append(
+            f"idx IN (SELECT idx FROM records WHERE output_sha256 = {mark}"
+            f" UNION ALL SELECT idx FROM outputs WHERE sha256 = {mark})"
+        )
+        args.extend((query.output, query.output))
+    columns = ("model", "actor", "operation", "status")
+    values = (query.model, query.actor, query.operation, query.status)
     for column, value in zip(columns, values, strict=True):
         if value is not None:
             where.append(f"{column} = {mark}")

@@ -56,6 +56,7 @@ _RECORD_COLUMNS: _Columns = (
 )  # fmt: skip
 _TAG_COLUMNS: _Columns = (("key", "text"), ("value", "text"), ("idx", "int8"))
 _NODE_COLUMNS: _Columns = (("level", "int2"), ("idx", "int8"), ("hash", "bytea"))
+_OUTPUT_COLUMNS: _Columns = (("sha256", "text"), ("idx", "int8"))
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
 # log_entry = b'{"record":' + payload + b',"signature":' + signature JSON + b'}'
 _SIG_KEY = b',"signature":'
@@ -332,7 +333,10 @@ class PostgresStore:
 
     def by_output(self, sha256: str) -> list[StoredRecord]:
         rows = self._query(
-            f"SELECT {_COLUMNS} FROM records WHERE output_sha256 = %s ORDER BY idx", (sha256,)
+            f"SELECT {_COLUMNS} FROM records WHERE idx IN (SELECT idx FROM records"
+            " WHERE output_sha256 = %s UNION ALL SELECT idx FROM outputs WHERE sha256 = %s)"
+            " ORDER BY idx",
+            (sha256, sha256),
         )
         return [_row(r) for r in rows]
 
@@ -420,6 +424,7 @@ def _rows(
     """Rows of records, tags and new tree nodes for ``fresh`` at ``size``; extends ``rng``."""
     rows: list[tuple[Any, ...]] = []
     tag_rows: list[tuple[Any, ...]] = []
+    output_rows: list[tuple[Any, ...]] = []
     leaves: list[bytes] = []
     for i, e in enumerate(fresh):
         idx = size + i
@@ -441,11 +446,13 @@ def _rows(
             )
         )  # fmt: skip
         tag_rows.extend((k, v, idx) for k, v in e.tags.items())
+        output_rows.extend((sha, idx) for sha in dict.fromkeys(e.outputs))
         leaves.append(hashlib.sha256(b"\x00" + entry).digest())
     node_rows: list[tuple[Any, ...]] = [(lv, ix, h) for (lv, ix), h in rng.extend(leaves)]
     return [
         ("records", _RECORD_COLUMNS, rows),
         ("tags", _TAG_COLUMNS, tag_rows),
+        ("outputs", _OUTPUT_COLUMNS, output_rows),
         ("nodes", _NODE_COLUMNS, node_rows),
     ]
 

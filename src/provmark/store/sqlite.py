@@ -67,6 +67,23 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL, created_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS keys (key_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outputs (
+    sha256 TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (sha256, idx)
+) WITHOUT ROWID;
+"""
+
+# A store made before the outputs table: make it and index the records already there
+# (v2 records with several outputs; the primary one is records.output_sha256).
+_OUTPUTS_UPGRADE = """
+CREATE TABLE IF NOT EXISTS outputs (
+    sha256 TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (sha256, idx)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO outputs (sha256, idx)
+SELECT json_extract(o.value, '$.sha256'), r.idx
+FROM records r, json_each(CAST(r.payload AS TEXT), '$.outputs') o
+WHERE instr(CAST(r.payload AS TEXT), '"outputs"') > 0
+  AND json_extract(o.value, '$.sha256') IS NOT NULL
+  AND json_extract(o.value, '$.sha256') IS NOT r.output_sha256
 """
 
 _COLUMNS = "idx, record_id, payload, signature"
@@ -129,6 +146,8 @@ class SQLiteStore:
                     f"this one knows {STORE_SCHEMA_VERSION}); upgrade provmark"
                 )
             if "origin" in meta:
+                if "outputs" not in tables:
+                    self._upgrade(_OUTPUTS_UPGRADE)
                 return str(meta["origin"])
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -147,6 +166,18 @@ class SQLiteStore:
             db.execute("ROLLBACK")
             raise
         return str(db.execute("SELECT value FROM meta WHERE key='origin'").fetchone()[0])
+
+    def _upgrade(self, script: str) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in script.split(";"):
+                if stmt.strip():
+                    db.execute(stmt)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     # ------------------------------------------------------------ writes
     def append(self, entries: Sequence[Entry], seal: SealFn) -> StoredCheckpoint:
@@ -178,6 +209,7 @@ class SQLiteStore:
         if fresh:
             rows: list[tuple[Any, ...]] = []
             tag_rows: list[tuple[str, str, int]] = []
+            output_rows: list[tuple[str, int]] = []
             leaves: list[bytes] = []
             for i, e in enumerate(fresh):
                 idx = size + i
@@ -198,10 +230,14 @@ class SQLiteStore:
                     )
                 )
                 tag_rows.extend((k, v, idx) for k, v in e.tags.items())
+                if e.outputs:
+                    output_rows.extend((sha, idx) for sha in e.outputs)
                 leaves.append(e.leaf_hash())
             db.executemany("INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
             if tag_rows:
                 db.executemany("INSERT INTO tags VALUES (?,?,?)", tag_rows)
+            if output_rows:
+                db.executemany("INSERT OR IGNORE INTO outputs VALUES (?,?)", output_rows)
             rng = rng.copy()
             nodes = rng.extend(leaves)
             db.executemany(
@@ -246,7 +282,10 @@ class SQLiteStore:
 
     def by_output(self, sha256: str) -> list[StoredRecord]:
         rows = self._query(
-            f"SELECT {_COLUMNS} FROM records WHERE output_sha256 = ? ORDER BY idx", (sha256,)
+            f"SELECT {_COLUMNS} FROM records WHERE output_sha256 = ?"
+            f" UNION SELECT {_COLUMNS} FROM records"
+            " WHERE idx IN (SELECT idx FROM outputs WHERE sha256 = ?) ORDER BY idx",
+            (sha256, sha256),
         )
         return [_row(r) for r in rows]
 
