@@ -162,15 +162,13 @@ class Writer:
         """Queue one unsigned record; returns a ticket for :meth:`wait`."""
         if self._closing:
             raise CaptureError("provmark is closed; no more records are accepted")
-        if self.last_error is not None and not self._thread.is_alive():
-            raise CaptureError(f"the writer thread has stopped ({self.last_error!r})")
+        self._ensure_writer()
         if self.journal is not None:
             draft = self.prepare(draft)  # nothing unredacted reaches the disk
             self.journal.append(draft)
         with self._cond:
             while len(self._queue) >= self.max_queue and not self._closing:
-                if not self._thread.is_alive():  # never block forever on a dead writer
-                    raise CaptureError("the writer thread has stopped; records are unsaved")
+                self._ensure_writer()  # never block forever on a dead writer
                 self._cond.wait(0.1)  # back-pressure: block (woken when a batch is taken)
             self._queue.append(draft)
             self._submitted += 1
@@ -190,8 +188,7 @@ class Writer:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while self._stored < target:
-                if not self._thread.is_alive():
-                    raise CaptureError("the writer thread has stopped; records are unsaved")
+                self._ensure_writer()
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     reason = f": {self.last_error}" if self.last_error else ""
@@ -205,6 +202,11 @@ class Writer:
                     self._urgent = True
                     self._cond.notify_all()
                 self._cond.wait(min(0.05, remaining) if remaining is not None else 0.05)
+
+    def _ensure_writer(self) -> None:
+        if not self._thread.is_alive():
+            reason = f" ({self.last_error!r})" if self.last_error is not None else ""
+            raise CaptureError(f"the writer thread has stopped{reason}; records are unsaved")
 
     @property
     def pending(self) -> int:

@@ -73,12 +73,18 @@ def signed(items: list[bytes | str], sigs: list[str | None]) -> list[Signed]:
 
 
 def sign_here(drafts: list[dict[str, Any]], signer: Signer) -> list[Signed]:
-    """Canonical payload and signature of each unsigned record, in this process."""
-    items = payloads(drafts)
-    try:
-        return signed(items, sign_payloads(items, signer))
-    except Exception as exc:  # a signer that fails fails every record of the batch
-        return [(None, repr(exc)) for _ in items]
+    """Canonical payload and signature of each unsigned record, in this process; a record
+    that cannot be encoded or signed is reported alone, the others are signed."""
+    out: list[Signed] = []
+    for item in payloads(drafts):
+        if isinstance(item, str):
+            out.append((None, item))
+            continue
+        try:
+            out.append((item, base64.b64encode(signer.sign(item)).decode()))
+        except Exception as exc:
+            out.append((None, repr(exc)))
+    return out
 
 
 def send(stream: IO[bytes], obj: Any) -> None:
