@@ -197,14 +197,14 @@ def _suspect(out: bytes) -> bool:
 
 
 def _orjson_default(obj: Any) -> Any:
+    """Our fragments, and subclasses of JSON types (passed through to here) as the exact
+    path's walk sees them."""
     if type(obj) is Fragment:
         return orjson.Fragment(obj.raw)
     if isinstance(obj, enum.Enum):
         return obj.value
-    if isinstance(obj, str) and not isinstance(obj, bool):
+    if isinstance(obj, str):
         return str(obj)
-    if isinstance(obj, bool):
-        return bool(obj)
     if isinstance(obj, int):
         return int(obj)
     if isinstance(obj, float):
