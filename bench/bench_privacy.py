@@ -73,16 +73,33 @@ def caller_overhead(n: int, **options: Any) -> dict[str, float]:
     return percentiles(samples)
 
 
-def _draft(text: str, user: str) -> dict[str, Any]:
-    return {
+# params as captured from keyword arguments: numbers only (the common case), or text
+# with PII in it (redacted and sealed like the prompt since params are covered too)
+PARAMS: dict[str, dict[str, Any] | None] = {
+    "none": None,
+    "numeric": {"temperature": 0.2, "top_p": 0.9, "max_tokens": 256, "seed": 7},
+    "text+pii": {
+        "temperature": 0.2,
+        "system": "You answer for the support desk of Acme.",
+        "user_email": "jo.smith@example.org",
+        "tools": [{"name": "call", "note": "callback +44 20 7946 0123"}],
+    },
+}
+
+
+def _draft(text: str, user: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    draft: dict[str, Any] = {
         "record_id": new_record_id(),
         "input": {"__raw__": text},
         "context": Fragment({}),
         "actor": {"user_id": user},
     }
+    if params is not None:
+        draft["params"] = Fragment(params)
+    return draft
 
 
-def writer_cost(n: int, kind: str) -> dict[str, Any]:
+def writer_cost(n: int, kind: str, params: str = "none") -> dict[str, Any]:
     """Per-record writer-thread cost, in us: the detectors alone, ``protect`` (detectors +
     HMACs + subject hash + references), their per-record difference, and the vault write
     (AES-256-GCM + INSERT, one transaction per 512) amortised per record."""
@@ -91,7 +108,7 @@ def writer_cost(n: int, kind: str) -> dict[str, Any]:
         privacy = pm.privacy
         assert isinstance(privacy, Privacy) and privacy.vault is not None
         texts = [prompt(kind, i) for i in range(n)]
-        drafts = [_draft(t, f"user-{rng.randrange(50)}") for t in texts]
+        drafts = [_draft(t, f"user-{rng.randrange(50)}", PARAMS[params]) for t in texts]
         redact, protect, extra = [], [], []
         store_ns = 0
         for start in range(0, n, 512):
@@ -112,6 +129,7 @@ def writer_cost(n: int, kind: str) -> dict[str, Any]:
     store = store_ns / n / 1000
     return {
         "prompt": kind,
+        "params": params,
         "detectors_p50": p50["r"],
         "protect_p50": p50["p"],
         "protect_p99": percentiles(protect)["p99_us"],
@@ -162,6 +180,7 @@ def main() -> None:
     ]
     print(table("caller thread: pm.record() with a 2 KB prompt (us, hashing included)", caller))
     writer = [writer_cost(min(n, 4096), kind) for kind in ("clean", "pii")]
+    writer += [writer_cost(min(n, 4096), "clean", params) for params in ("numeric", "text+pii")]
     print()
     print(table("writer thread: per record (us)", writer))
     durable = [
