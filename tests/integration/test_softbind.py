@@ -462,3 +462,23 @@ def test_capture_time_fingerprints_find_an_edited_copy(tmp_path: Path) -> None:
         assert edited.status == "derived"
         assert pm.verify(secret, fuzzy=True).status == "identical"  # exact still proven
         assert pm.verify_fuzzy(secret.replace("merger", "merge", 1)).status == "no_match"
+
+
+@pytest.mark.postgres
+def test_fingerprints_beside_a_postgresql_store(tmp_path: Path, pg_url: str) -> None:
+    """A PostgreSQL store has no SQLite file: fingerprints go to a file of their own beside
+    the keys, and an edited copy is still found."""
+    text = (
+        "The committee approved the budget after a long debate about healthcare costs. "
+        "Education spending rises by three percent and the vote on transport moves to May. "
+    ) * 3
+    with provmark.open(pg_url, home=tmp_path / "home", fingerprint=True) as pm:
+        summarize = pm.capture(model="acme/summarizer")(lambda prompt: text)
+        summarize("minutes")
+        assert pm.verify(text, fuzzy=True).status == "identical"
+        edited = pm.verify(text.replace("committee", "comittee", 1), fuzzy=True)
+        assert edited.status == "derived"
+    files = list((tmp_path / "home").glob("softbind-*.db"))
+    assert len(files) == 1
+    with provmark.open(pg_url, home=tmp_path / "home", fingerprint=True) as pm:  # reopened
+        assert pm.verify(text.replace("budget", "budgets", 1), fuzzy=True).status == "derived"

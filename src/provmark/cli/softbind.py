@@ -173,10 +173,10 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def _store(pm: Any) -> Any:
-    sb = _softbind()
-    from ..softbind.fingerprinter import sqlite_path
+    _softbind()
+    from ..softbind.fingerprinter import fingerprint_store
 
-    return sb.SQLiteFingerprintStore(sqlite_path(pm))
+    return fingerprint_store(pm)
 
 
 def _record_id(pm: Any, ref: str) -> str:

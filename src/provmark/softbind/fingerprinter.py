@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..crypto.keystore import default_home
 from ..errors import ConfigError, KeyStoreError
 from . import image as img
 from . import text as txt
@@ -76,13 +77,17 @@ def softbind_key(pm: Any) -> bytes:
     return key
 
 
-def sqlite_path(pm: Any) -> Path:
+def fingerprint_store(pm: Any) -> SQLiteFingerprintStore:
+    """Where ``pm``'s fingerprints live: in its SQLite file, or, for a store without one
+    (PostgreSQL), in ``softbind-<log id>.db`` beside its keys (one file per host: servers
+    on several hosts each fingerprint what they capture)."""
     path = getattr(pm.store, "path", None)
-    if not isinstance(path, Path):
-        raise ConfigError(
-            f"soft binding keeps its fingerprints in the SQLite store; {pm.store!r} is not one"
-        )
-    return path
+    if isinstance(path, Path):
+        return SQLiteFingerprintStore(path)
+    keys = getattr(pm.keystore, "directory", None)
+    home = Path(keys).parent if keys is not None else default_home()
+    log_id = hashlib.sha256(pm.store.origin.encode()).hexdigest()[:16]
+    return SQLiteFingerprintStore(home / f"softbind-{log_id}.db", standalone=True)
 
 
 def _read(content: Any) -> bytes:
@@ -177,9 +182,10 @@ class Fingerprinter:
 
     @classmethod
     def for_provmark(cls, pm: Any, **options: Any) -> Fingerprinter:
-        """Fingerprints in ``pm``'s SQLite file under the key ``softbind`` of its key store."""
+        """Fingerprints in ``pm``'s :func:`fingerprint_store` under the key ``softbind`` of
+        its key store."""
         key = softbind_key(pm)
-        store = SQLiteFingerprintStore(sqlite_path(pm))
+        store = fingerprint_store(pm)
         try:
             return cls(store, key, **options)
         except BaseException:

@@ -149,9 +149,13 @@ class FingerprintStore(Protocol):
 class SQLiteFingerprintStore:
     """Fingerprint tables inside a provmark SQLite file, on a connection of their own."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, standalone: bool = False) -> None:
+        """``path`` is a provmark SQLite store; with ``standalone`` a file of fingerprints
+        alone (made when missing), for a provmark store that is not SQLite."""
         self.path = Path(path)
-        if not self.path.is_file():
+        if standalone:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self.path.is_file():
             raise StoreError(f"{self.path}: no such provmark database")
         self._lock = threading.RLock()
         try:
@@ -163,8 +167,10 @@ class SQLiteFingerprintStore:
             tables = {
                 r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
             }
-            if "records" not in tables or "meta" not in tables:
+            if not standalone and ("records" not in tables or "meta" not in tables):
                 raise StoreError(f"{self.path}: not a provmark database")
+            if standalone and tables and "softbind_items" not in tables:
+                raise StoreError(f"{self.path}: not a provmark fingerprint file")
             if "softbind_items" not in tables:
                 self._create()
         except sqlite3.DatabaseError as exc:
