@@ -100,6 +100,24 @@ def _row(row: tuple[Any, ...]) -> StoredRecord:
     return StoredRecord(index=row[0], record_id=row[1], payload=payload, signature=signature)
 
 
+def _insert(db: sqlite3.Connection, verb: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Many rows in few statements (``INSERT ... VALUES (...), (...), ...``).
+
+    ``executemany`` runs one statement per row and releases the GIL around each; with
+    a busy capturing thread every re-acquisition can wait, so a batch of 2048 rows
+    took thousands of GIL hand-offs. A few hundred rows per statement take a few.
+    """
+    if not rows:
+        return
+    width = len(rows[0])
+    # bound variables per statement: 32766 by default since SQLite 3.32, 999 before
+    per = max(1, min(db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), 32766) // width)
+    group = "(" + ",".join("?" * width) + ")"
+    for start in range(0, len(rows), per):
+        part = rows[start : start + per]
+        db.execute(f"{verb} VALUES {','.join([group] * len(part))}", [v for r in part for v in r])
+
+
 class SQLiteStore:
     """A :class:`~provmark.store.base.Store` on one SQLite file."""
 
@@ -233,16 +251,12 @@ class SQLiteStore:
                 if e.outputs:
                     output_rows.extend((sha, idx) for sha in e.outputs)
                 leaves.append(e.leaf_hash())
-            db.executemany("INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-            if tag_rows:
-                db.executemany("INSERT INTO tags VALUES (?,?,?)", tag_rows)
-            if output_rows:
-                db.executemany("INSERT OR IGNORE INTO outputs VALUES (?,?)", output_rows)
+            _insert(db, "INSERT INTO records", rows)
+            _insert(db, "INSERT INTO tags", tag_rows)
+            _insert(db, "INSERT OR IGNORE INTO outputs", output_rows)
             rng = rng.copy()
             nodes = rng.extend(leaves)
-            db.executemany(
-                "INSERT INTO nodes VALUES (?,?,?)", [(lv, ix, h) for (lv, ix), h in nodes]
-            )
+            _insert(db, "INSERT INTO nodes", [(lv, ix, h) for (lv, ix), h in nodes])
         elif size:
             latest = self.latest_checkpoint()
             if latest is not None and latest.size == size:
