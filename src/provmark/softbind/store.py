@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import ConfigError, StoreError
+from ..store.sqlite import run_script
 from . import image as img
 from . import text as txt
 from .hamming import HammingIndex
@@ -191,16 +192,7 @@ class SQLiteFingerprintStore:
         return f"SQLiteFingerprintStore({str(self.path)!r})"
 
     def _create(self) -> None:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for stmt in SCHEMA.split(";"):
-                if stmt.strip():
-                    db.execute(stmt)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        run_script(self._db, SCHEMA)
 
     # ------------------------------------------------------------ write
     def check(self, key_id: str) -> None:

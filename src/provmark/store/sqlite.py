@@ -100,6 +100,19 @@ def _row(row: tuple[Any, ...]) -> StoredRecord:
     return StoredRecord(index=row[0], record_id=row[1], payload=payload, signature=signature)
 
 
+def run_script(db: sqlite3.Connection, script: str) -> None:
+    """The ``;``-separated statements of ``script`` in one write transaction."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for stmt in script.split(";"):
+            if stmt.strip():
+                db.execute(stmt)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
 def _insert(db: sqlite3.Connection, verb: str, rows: Sequence[tuple[Any, ...]]) -> None:
     """Many rows in few statements (``INSERT ... VALUES (...), (...), ...``).
 
@@ -165,7 +178,7 @@ class SQLiteStore:
                 )
             if "origin" in meta:
                 if "outputs" not in tables:
-                    self._upgrade(_OUTPUTS_UPGRADE)
+                    run_script(db, _OUTPUTS_UPGRADE)
                 return str(meta["origin"])
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -184,18 +197,6 @@ class SQLiteStore:
             db.execute("ROLLBACK")
             raise
         return str(db.execute("SELECT value FROM meta WHERE key='origin'").fetchone()[0])
-
-    def _upgrade(self, script: str) -> None:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for stmt in script.split(";"):
-                if stmt.strip():
-                    db.execute(stmt)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     # ------------------------------------------------------------ writes
     def append(self, entries: Sequence[Entry], seal: SealFn) -> StoredCheckpoint:
