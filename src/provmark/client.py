@@ -36,6 +36,7 @@ from .record import (
     MAX_SNAPSHOT_CHARS,
     Record,
     check_size,
+    is_sha256,
     parse_time,
 )
 from .store.base import Page, Query, Store, StoredCheckpoint, StoredRecord
@@ -426,7 +427,7 @@ class Provmark:
         self.flush()
         sha = None
         if output is not None:
-            sha = output if _is_sha256(output) else digest_output(output, self.encoders).sha256
+            sha = output if is_sha256(output) else digest_output(output, self.encoders).sha256
         page = self.store.find(
             Query(
                 output=sha,  # type: ignore[arg-type]
@@ -677,12 +678,6 @@ def _json_text(value: Any) -> str:
     from .canonical import to_json_value
 
     return json.dumps(to_json_value(value), ensure_ascii=False, sort_keys=True, default=str)
-
-
-def _is_sha256(value: Any) -> bool:
-    return (
-        isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
-    )
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

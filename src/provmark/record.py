@@ -473,6 +473,11 @@ def is_record_id(value: str) -> bool:
     return bool(_UUID.match(value))
 
 
+def is_sha256(value: Any) -> bool:
+    """Whether ``value`` is a SHA-256 digest as records write it (64 lowercase hex)."""
+    return isinstance(value, str) and _HEX64.match(value) is not None
+
+
 def is_slug(value: str) -> bool:
     return bool(_SLUG.match(value))
 

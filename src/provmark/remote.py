@@ -54,7 +54,7 @@ from .errors import (
     StoreError,
     VerificationError,
 )
-from .record import Record
+from .record import Record, is_sha256
 from .remote_journal import Journal
 from .remote_sender import Sender, _problem
 from .store.base import Page
@@ -266,12 +266,7 @@ class RemoteProvmark:
         self.flush()
         sha = None
         if output is not None:
-            is_hex = (
-                isinstance(output, str)
-                and len(output) == 64
-                and all(c in "0123456789abcdef" for c in output)
-            )
-            sha = output if is_hex else digest_output(output, self.encoders).sha256
+            sha = output if is_sha256(output) else digest_output(output, self.encoders).sha256
         params: dict[str, Any] = {
             "output": sha,
             "model": model,

@@ -8,6 +8,18 @@ import sys
 from typing import Any
 
 from ..client import Provmark, open
+from ..errors import ConfigError
+
+
+def parse_tags(items: list[str]) -> dict[str, str]:
+    """``--tag KEY=VALUE`` options as a dict; a malformed one is a ConfigError naming it."""
+    tags = {}
+    for t in items:
+        key, sep, value = t.partition("=")
+        if not sep:
+            raise ConfigError(f"--tag {t!r}: use KEY=VALUE")
+        tags[key] = value
+    return tags
 
 
 def add_db(p: argparse.ArgumentParser) -> None:
@@ -30,7 +42,6 @@ def open_from(args: argparse.Namespace, **options: Any) -> Provmark:
     from pathlib import Path
 
     from ..client import resolve_target
-    from ..errors import ConfigError
 
     target = resolve_target(args.db)
     if "://" not in target and not Path(target).exists():
@@ -70,8 +81,6 @@ class Progress:
 def read_content(args: argparse.Namespace) -> tuple[Any, str]:
     """The content a command checks: ``--text``, a FILE (as a Path) or ``-`` (stdin bytes)."""
     from pathlib import Path
-
-    from ..errors import ConfigError
 
     if args.text is not None:
         return args.text, "text"

@@ -14,7 +14,7 @@ from typing import IO, Any
 from ..errors import ConfigError, NotFoundError
 from ..record import Record
 from ..store.base import Query, Store, StoredRecord
-from .common import Progress, add_db, open_from, print_json
+from .common import Progress, add_db, open_from, parse_tags, print_json
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -91,16 +91,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _query(args: argparse.Namespace) -> Query:
-    from ..client import _is_sha256, _time_arg
+    from ..client import _time_arg
+    from ..record import is_sha256
 
-    tags = {}
-    for t in args.tag:
-        key, sep, value = t.partition("=")
-        if not sep:
-            raise ConfigError(f"--tag {t!r}: use KEY=VALUE")
-        tags[key] = value
+    tags = parse_tags(args.tag)
     output = args.output
-    if output and not _is_sha256(output):
+    if output and not is_sha256(output):
         from ..capture.hashing import digest_output
 
         output = digest_output(Path(output)).sha256

@@ -11,6 +11,7 @@ from ..capture.environment import DEFAULT_PACKAGES
 from ..capture.model import Model
 from ..errors import ConfigError
 from ..integrations import containers
+from ..record import is_sha256
 from .common import print_json
 
 
@@ -139,7 +140,7 @@ def _model(args: argparse.Namespace) -> Model | None:
 
 def _dataset(text: str) -> dict[str, str]:
     uri, sep, sha = text.rpartition("=") if "=" in text else (text, "", "")
-    if sep and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha):
+    if sep and is_sha256(sha):
         return {"uri": uri, "sha256": sha}
     if sep and not uri:
         raise ConfigError(f"--dataset {text!r}: expected URI or URI=SHA256")

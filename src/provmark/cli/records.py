@@ -14,10 +14,10 @@ from ..bundle import load_bundle, verify_bundle, write_bundle
 from ..capture.hashing import digest_output
 from ..crypto.keys import PublicKey, key_id_for, load_public_key
 from ..errors import ConfigError, VerificationError
-from ..record import Record
+from ..record import Record, is_sha256
 from ..verify import Check, Verified, parse_checkpoint_body
 from . import trust as trust_cli
-from .common import Progress, add_db, open_from, print_json, read_content
+from .common import Progress, add_db, open_from, parse_tags, print_json, read_content
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -297,14 +297,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_log(args: argparse.Namespace) -> int:
-    tags = {}
-    for t in args.tag:
-        key, sep, value = t.partition("=")
-        if not sep:
-            raise ConfigError(f"--tag {t!r}: use KEY=VALUE")
-        tags[key] = value
+    tags = parse_tags(args.tag)
     output: Any = args.output
-    if output and not (len(output) == 64 and all(c in "0123456789abcdef" for c in output)):
+    if output and not is_sha256(output):
         output = Path(output)
     with open_from(args) as pm:
         page = pm.find(

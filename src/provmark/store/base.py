@@ -105,6 +105,15 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
+def output_filter(mark: str = "?") -> str:
+    """``idx IN (...)`` of the records with this output: the primary one
+    (``records.output_sha256``) or any other of a v2 record (``outputs``); two arguments."""
+    return (
+        f"idx IN (SELECT idx FROM records WHERE output_sha256 = {mark}"
+        f" UNION ALL SELECT idx FROM outputs WHERE sha256 = {mark})"
+    )
+
+
 def where_clause(query: Query, mark: str = "?", time_cast: str = "") -> tuple[str, list[Any]]:
     """The ``WHERE`` clause and arguments of a query, for the SQL stores.
 
@@ -114,10 +123,7 @@ def where_clause(query: Query, mark: str = "?", time_cast: str = "") -> tuple[st
     where: list[str] = []
     args: list[Any] = []
     if query.output is not None:  # the primary output, or any other of a v2 record
-        where.append(
-            f"idx IN (SELECT idx FROM records WHERE output_sha256 = {mark}"
-            f" UNION ALL SELECT idx FROM outputs WHERE sha256 = {mark})"
-        )
+        where.append(output_filter(mark))
         args.extend((query.output, query.output))
     columns = ("model", "actor", "operation", "status")
     values = (query.model, query.actor, query.operation, query.status)

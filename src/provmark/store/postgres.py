@@ -39,6 +39,7 @@ from .base import (
     StoredCheckpoint,
     StoredRecord,
     iter_in_pages,
+    output_filter,
     page_of,
     where_clause,
 )
@@ -333,9 +334,7 @@ class PostgresStore:
 
     def by_output(self, sha256: str) -> list[StoredRecord]:
         rows = self._query(
-            f"SELECT {_COLUMNS} FROM records WHERE idx IN (SELECT idx FROM records"
-            " WHERE output_sha256 = %s UNION ALL SELECT idx FROM outputs WHERE sha256 = %s)"
-            " ORDER BY idx",
+            f"SELECT {_COLUMNS} FROM records WHERE {output_filter('%s')} ORDER BY idx",
             (sha256, sha256),
         )
         return [_row(r) for r in rows]

@@ -30,6 +30,7 @@ from .base import (
     StoredCheckpoint,
     StoredRecord,
     iter_in_pages,
+    output_filter,
     page_of,
     where_clause,
 )
@@ -297,9 +298,7 @@ class SQLiteStore:
 
     def by_output(self, sha256: str) -> list[StoredRecord]:
         rows = self._query(
-            f"SELECT {_COLUMNS} FROM records WHERE output_sha256 = ?"
-            f" UNION SELECT {_COLUMNS} FROM records"
-            " WHERE idx IN (SELECT idx FROM outputs WHERE sha256 = ?) ORDER BY idx",
+            f"SELECT {_COLUMNS} FROM records WHERE {output_filter()} ORDER BY idx",
             (sha256, sha256),
         )
         return [_row(r) for r in rows]
