@@ -514,6 +514,23 @@ class Provmark:
         sha = digest_output(content, self.encoders).sha256
         return self.verify_digest(sha, record_id=record_id, trusted_checkpoint=trusted_checkpoint)
 
+    def candidates(self, sha256: str, record_id: str | None = None) -> list[StoredRecord]:
+        """The stored records to verify content against: the one named, else every record
+        stating this output; a :class:`VerificationError` when there is none."""
+        if record_id is not None:
+            stored = self.store.get(record_id)
+            if stored is None:
+                raise VerificationError("record", f"no record {record_id!r} in this store")
+            return [stored]
+        found = self.store.by_output(sha256)
+        if not found:
+            raise VerificationError(
+                "output_hash",
+                f"no record for this content (sha256 {sha256}); "
+                "it was not made here or was changed",
+            )
+        return found
+
     def verify_digest(
         self,
         sha256: str,
@@ -522,19 +539,7 @@ class Provmark:
         trusted_checkpoint: tuple[int, bytes] | None = None,
     ) -> Verified:
         """:meth:`verify` given the content's SHA-256 (what the server's verify endpoint has)."""
-        if record_id is not None:
-            stored = self.store.get(record_id)
-            if stored is None:
-                raise VerificationError("record", f"no record {record_id!r} in this store")
-            candidates = [stored]
-        else:
-            candidates = self.store.by_output(sha256)
-            if not candidates:
-                raise VerificationError(
-                    "output_hash",
-                    f"no record for this content (sha256 {sha256}); "
-                    "it was not made here or was changed",
-                )
+        candidates = self.candidates(sha256, record_id)
         checkpoint = self.store.latest_checkpoint()
         trust = self.trust(trusted_checkpoint)
         first_error: VerificationError | None = None

@@ -91,19 +91,7 @@ class TrustPolicy:
             raise ConfigError("witness, timestamp and revocation checks need a local store")
         pm.flush()
         sha = digest_output(content, pm.encoders).sha256
-        if record_id is not None:
-            stored = pm.store.get(record_id)
-            if stored is None:
-                raise VerificationError("record", f"no record {record_id!r} in this store")
-            candidates = [stored]
-        else:
-            candidates = pm.store.by_output(sha)
-            if not candidates:
-                raise VerificationError(
-                    "output_hash",
-                    f"no record for this content (sha256 {sha}); "
-                    "it was not made here or was changed",
-                )
+        candidates = pm.candidates(sha, record_id)
         own = archive is None
         arch = archive or TrustArchive.existing(pm)
         try:
