@@ -62,6 +62,7 @@ ROOT = rid(1, T0)
 CHILD = rid(2, T0)
 FAILED = rid(3, T0)
 IMAGE = rid(4, T0)
+VARIANTS = rid(5, T0)
 OUTPUT_TEXT = "The council approved the budget after a long debate."
 TRANSLATION = "Le conseil a approuvé le budget après un long débat."
 
@@ -103,8 +104,18 @@ MODEL = {
 }
 
 
+def variant(n: int) -> bytes:
+    """The n-th image of the multi-output (v2) record: a PNG with other pixels."""
+    return png(pixels=bytes((x * 11 + y * 5 + n * 90) % 256 for y in range(8) for x in range(24)))
+
+
 def drafts() -> list[dict[str, Any]]:
-    """Four unsigned records: a root, its child, a failed grandchild, an image."""
+    """Five unsigned records: a root, its child, a failed grandchild, an image, and a
+    schema v2 record with two image outputs derived from the first image."""
+    outputs = [
+        {"sha256": sha(variant(n)), "media_type": "image/png", "size": len(variant(n))}
+        for n in (1, 2)
+    ]
     return [
         {
             "record_id": ROOT,
@@ -184,6 +195,21 @@ def drafts() -> list[dict[str, Any]]:
             "output": {"sha256": sha(png()), "media_type": "image/png", "size": len(png())},
             "context": CONTEXT,
             "actor": {"service": "painter-api"},
+        },
+        {
+            "record_id": VARIANTS,
+            "schema_version": "2",
+            "started_at": "2024-07-01T12:00:06.000000Z",
+            "generated_at": "2024-07-01T12:00:07.000000Z",
+            "operation": "image_generation",
+            "status": "ok",
+            "model": {"name": "acme/painter", "version": "2.0", "provider": "acme"},
+            "input": {"sha256": sha("two variations"), "media_type": "text/plain"},
+            "output": outputs[0],
+            "outputs": outputs,
+            "context": CONTEXT,
+            "actor": {"service": "painter-api"},
+            "parents": [IMAGE],
         },
     ]
 
@@ -322,6 +348,15 @@ def tampered(files: dict[str, bytes]) -> dict[str, bytes]:
         env["payload"] = base64.b64encode(payload).decode()
         lines[1] = json.dumps(env, separators=(",", ":"), sort_keys=True).encode() + b"\n"
         out["export.intoto.tampered.jsonl"] = b"".join(lines)
+        # the multi-output record's second subject swapped for another image's digest
+        lines = files["export.intoto.jsonl"].splitlines(keepends=True)
+        env = json.loads(lines[-1])
+        payload = base64.b64decode(env["payload"]).replace(
+            sha(variant(2)).encode(), sha(png()).encode(), 1
+        )
+        env["payload"] = base64.b64encode(payload).decode()
+        lines[-1] = json.dumps(env, separators=(",", ":"), sort_keys=True).encode() + b"\n"
+        out["export.intoto.tampered-subject.jsonl"] = b"".join(lines)
     if "c2pa-marked.png" in files:
         out["c2pa-marked.tampered.png"] = change_one_pixel(files["c2pa-marked.png"])
     if "c2pa-summary.txt" in files:

@@ -235,6 +235,12 @@ def test_mark_and_read_with_a_dev_certificate(
 
     assert cli(site, "mark", str(src), "-o", str(out), "--record", site["image"]) == 0
     assert "embedded" in capsys.readouterr().out
+    # without --record: the record whose output is the image's bytes
+    found = tmp_path / "found.png"
+    assert cli(site, "mark", str(src), "-o", str(found)) == 0
+    assert "embedded" in capsys.readouterr().out
+    assert cli(site, "c2pa-read", str(found), "--json") == 0
+    assert json.loads(capsys.readouterr().out)["record"]["record_id"] == site["image"]
 
     assert cli(site, "c2pa-read", str(out), "--trust", str(ca), "--check-log") == 0
     text = capsys.readouterr().out
@@ -272,3 +278,5 @@ def test_mark_bad_input(
     assert "both --cert and --key" in capsys.readouterr().err
     assert cli(site, "c2pa-read", str(other)) == 1
     assert "no C2PA manifest" in capsys.readouterr().err
+    assert cli(site, "mark", str(other), "-o", out, *certs) == 2  # no --record, no record of it
+    assert "no record states" in capsys.readouterr().err

@@ -359,12 +359,19 @@ def test_predicate_schema_is_published_and_matches() -> None:
     golden = (GOLDEN / "export.intoto.jsonl").read_bytes()
     assert g.build_deterministic()["export.intoto.jsonl"] == golden
     statements = verify_lines(GOLDEN / "export.intoto.jsonl", g.public_key())
-    assert len(statements) == 3
+    assert len(statements) == 4
+    # the v2 record: one subject per output
+    assert [s["digest"]["sha256"] for s in statements[-1]["subject"]] == [
+        g.sha(g.variant(1)),
+        g.sha(g.variant(2)),
+    ]
     for line in golden.splitlines():
         Envelope.from_dict(json.loads(line)).verify([sslib_key("Ed25519")], 1)
     for body in statements:
         jsonschema.Draft202012Validator(published).validate(body["predicate"])
     with pytest.raises(VerificationError, match="line 2"):
         verify_lines(GOLDEN / "export.intoto.tampered.jsonl", g.public_key())
+    with pytest.raises(VerificationError, match="line 4"):
+        verify_lines(GOLDEN / "export.intoto.tampered-subject.jsonl", g.public_key())
     with pytest.raises(VerificationError, match="line 1: not JSON"):
         verify_lines(b"{oops\n", g.public_key())

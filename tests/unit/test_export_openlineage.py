@@ -331,14 +331,15 @@ def test_send_to_an_openlineage_endpoint(receiver: tuple[str, type[_Receiver]]) 
     url, handler = receiver
     exp = OpenLineageExporter()
     sent = send(exp.events(r for r, _ in g.signed()), url, api_key="s3cret")
-    assert sent == 4
-    assert [r["path"] for r in handler.received] == ["/api/v1/lineage"] * 4
+    assert sent == 5
+    assert [r["path"] for r in handler.received] == ["/api/v1/lineage"] * 5
     assert handler.received[0]["auth"] == "Bearer s3cret"
     assert [r["body"]["run"]["runId"] for r in handler.received] == [
         g.ROOT,
         g.CHILD,
         g.FAILED,
         g.IMAGE,
+        g.VARIANTS,
     ]
     for r in handler.received:
         check_event(r["body"])
@@ -366,3 +367,12 @@ def test_send_to_nothing_fails_clearly() -> None:
         )
     with pytest.raises(ProvmarkError, match="OpenLineage endpoint"):
         send([], "not a url")
+
+
+def test_multi_output_record_has_every_output() -> None:
+    record, payload = g.signed()[4]
+    assert record.schema_version == "2" and len(record.outputs) == 2
+    event = event_json(run_event(record, payload))
+    check_event(event)
+    versions = [o["facets"]["version"]["datasetVersion"] for o in event["outputs"]]
+    assert versions == [g.sha(g.variant(1)), g.sha(g.variant(2))]

@@ -89,7 +89,7 @@ def test_rdf_round_trip_keeps_every_statement(fmt: str) -> None:
     back = parse(serialize(doc, fmt), fmt)
     validate(back)
     assert statements(back) == statements(doc)
-    assert len(statements(doc)) == 44
+    assert len(statements(doc)) == 56  # 44 of the v1 records, 12 of the v2 one
 
 
 def test_golden_files_parse_back_and_validate() -> None:
@@ -100,7 +100,7 @@ def test_golden_files_parse_back_and_validate() -> None:
     ):
         doc = parse((GOLDEN / name).read_bytes(), fmt)
         validate(doc)
-        assert summary(doc)["prov:Activity"] == 4
+        assert summary(doc)["prov:Activity"] == 5
 
 
 def test_provn_has_no_reader_in_prov() -> None:
@@ -153,7 +153,14 @@ def test_parents_become_derivations() -> None:
     records = [r for r, _ in g.signed()]
     doc = document(records)
     derived = relations(doc, "prov:Derivation")
-    assert len(derived) == 1
+    assert len(derived) == 3  # the translation, and both images of the v2 record
+    variants = [d for d in derived if d["prov:activity"] == generation_id(g.VARIANTS)]
+    assert {d["prov:generatedEntity"] for d in variants} == {
+        output_id(g.sha(g.variant(1))),
+        output_id(g.sha(g.variant(2))),
+    }
+    assert {d["prov:usedEntity"] for d in variants} == {output_id(g.sha(g.png()))}
+    derived = [d for d in derived if d["prov:activity"] == generation_id(g.CHILD)]
     assert derived[0]["prov:generatedEntity"] == output_id(g.sha(g.TRANSLATION))
     assert derived[0]["prov:usedEntity"] == output_id(g.sha(g.OUTPUT_TEXT))
     # the failed record has no output: it used its parent's output instead
@@ -218,8 +225,8 @@ def test_lineage_graph_export(store_pm: provmark.Provmark) -> None:
 
 
 def test_iter_query_pages_and_limit(store_pm: provmark.Provmark) -> None:
-    assert len(list(iter_query(store_pm.store, Query()))) == 4
-    assert len(list(iter_query(store_pm.store, Query(limit=1)))) == 4  # pages of one
+    assert len(list(iter_query(store_pm.store, Query()))) == 5
+    assert len(list(iter_query(store_pm.store, Query(limit=1)))) == 5  # pages of one
     assert len(list(iter_query(store_pm.store, Query(), limit=2))) == 2
 
 
@@ -278,3 +285,44 @@ def test_registry_and_errors() -> None:
     assert exp.name == "prov-o" and exp.media_type == "text/turtle"
     with pytest.raises(ConfigError):
         serialize(ProvDocument(), "prov-xml")
+
+
+def test_plain_sparql_finds_unqualified_relations() -> None:
+    """Independent readers query ``?e prov:wasGeneratedBy ?a`` (not the qualified form)."""
+    stored = stored_golden()
+    for fmt, rdf in (("prov-o", "turtle"), ("prov-jsonld", "json-ld")):
+        graph = rdflib.Graph().parse(data=get_exporter(fmt).export(stored), format=rdf)  # type: ignore[arg-type]
+        prefix = "PREFIX prov: <http://www.w3.org/ns/prov#>\n"
+        generated = {
+            (str(e), str(a))
+            for e, a in graph.query(prefix + "SELECT ?e ?a WHERE { ?e prov:wasGeneratedBy ?a }")
+        }
+        gen = lambda rid: str(generation_id(rid).uri)  # noqa: E731
+        out = lambda data: str(output_id(g.sha(data)).uri)  # noqa: E731
+        assert (out(g.OUTPUT_TEXT), gen(g.ROOT)) in generated
+        assert (out(g.variant(1)), gen(g.VARIANTS)) in generated
+        assert (out(g.variant(2)), gen(g.VARIANTS)) in generated
+        assert len(generated) == 5  # two v1 texts, one image, two v2 images; not the failure
+        used = {
+            str(e)
+            for (e,) in graph.query(prefix + f"SELECT ?e WHERE {{ <{gen(g.ROOT)}> prov:used ?e }}")
+        }
+        assert str(PMID["input-sha256-" + g.sha("Summarize: the council debate")].uri) in used
+        assert len(used) == 3  # model, input, dataset
+        agents = {
+            str(a)
+            for (a,) in graph.query(
+                prefix + f"SELECT ?a WHERE {{ <{gen(g.ROOT)}> prov:wasAssociatedWith ?a }}"
+            )
+        }
+        assert agents == {
+            str(PMID["agent-provmark"].uri),
+            str(PMID["service-summarizer-api"].uri),
+        }
+        derived = graph.query(prefix + "SELECT ?e ?p WHERE { ?e prov:wasDerivedFrom ?p }")
+        assert len(derived) == 3
+        # the qualified forms are still there
+        qualified = graph.query(
+            prefix + "SELECT ?e WHERE { ?e prov:qualifiedGeneration [ prov:activity ?a ] }"
+        )
+        assert len(qualified) == 5

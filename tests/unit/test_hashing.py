@@ -65,3 +65,25 @@ def test_stream_hash_equals_whole() -> None:
 def test_unreadable_file_is_clear(tmp_path: Path) -> None:
     with pytest.raises(CaptureError, match="cannot read"):
         digest_output(tmp_path / "missing.txt")
+
+
+def test_image_bytes_are_sniffed_and_name_the_operation() -> None:
+    import sys
+    from pathlib import Path
+
+    from provmark.capture.hashing import StreamHasher, digest_output, operation_for
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "golden"))
+    import make_golden as g
+
+    assert digest_output(g.png()).media_type == "image/png"
+    assert digest_output(b"\xff\xd8\xff\xe0rest").media_type == "image/jpeg"
+    assert digest_output(b"RIFF\x00\x00\x00\x00WEBPVP8 ").media_type == "image/webp"
+    assert digest_output(b"\x00\x01 not a format").media_type == "application/octet-stream"
+    h = StreamHasher()
+    h.update(g.png()[:5])
+    h.update(g.png()[5:])
+    assert h.digest().media_type == "image/png"
+    assert operation_for("image/png") == "image_generation"
+    assert operation_for("text/plain; charset=utf-8") == "text_completion"
+    assert operation_for(None) == "text_completion"

@@ -27,7 +27,7 @@ class Spec:
     """What a capture site declares once (per decorator or ``record()`` call)."""
 
     model: Any  # provmark.Model
-    operation: str = "text_completion"
+    operation: str | None = None  # None: text_completion, or image_generation for images
     input_arg: str | None = None
     actor: Mapping[str, str] | None = None
     tags: Mapping[str, str] | None = None

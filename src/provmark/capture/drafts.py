@@ -31,7 +31,7 @@ from ..record import (
 )
 from .core import Outcome, Spec
 from .environment import DEFAULT_PACKAGES, probe
-from .hashing import Digest, Encoders, digest_output
+from .hashing import Digest, Encoders, digest_output, operation_for
 from .model import HashCache, Model, as_model
 
 _INSTANCES = itertools.count()
@@ -114,7 +114,7 @@ class DraftBuilder:
             "schema_version": "1",
             "started_at": format_ns(o.started_ns),
             "generated_at": format_ns(now_ns),
-            "operation": spec.operation,
+            "operation": spec.operation or "text_completion",
             "status": "ok" if o.error is None else "error",
             "model": spec.model.fragment(self.hash_cache),
             "context": self.context(),
@@ -135,6 +135,8 @@ class DraftBuilder:
             media = spec.media_type or o.extra.pop("_media_type", None) or digest.media_type
             if media:
                 out["media_type"] = media
+            if spec.operation is None:
+                draft["operation"] = operation_for(media)
             if isinstance(o.output, os.PathLike):
                 out["uri"] = Path(o.output).resolve().as_uri()
             draft["output"] = out

@@ -56,6 +56,42 @@ class Encoders:
         return None
 
 
+def sniff_media_type(head: bytes) -> str | None:
+    """The media type of well-known binary formats from their first bytes (magic numbers)."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "audio/wav"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "image/tiff"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in (b"avif", b"avis"):
+            return "image/avif"
+        if brand in (b"heic", b"heix", b"mif1", b"msf1"):
+            return "image/heic"
+        return "video/mp4"
+    if head.startswith(b"%PDF-"):
+        return "application/pdf"
+    return None
+
+
+def operation_for(media_type: str | None) -> str:
+    """The operation name of a capture that did not declare one, from what it made."""
+    kind = (media_type or "").split("/", 1)[0]
+    return {
+        "image": "image_generation",
+        "audio": "audio_generation",
+        "video": "video_generation",
+    }.get(kind, "text_completion")
+
+
 def hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:
     h = hashlib.sha256()
     size = 0
@@ -76,10 +112,11 @@ def digest_output(value: Any, encoders: Encoders | None = None) -> Digest:
         return Digest(hashlib.sha256(data).hexdigest(), len(data), "text/plain; charset=utf-8")
     if isinstance(value, bytes | bytearray | memoryview):
         data = bytes(value)
-        return Digest(hashlib.sha256(data).hexdigest(), len(data), "application/octet-stream")
+        media = sniff_media_type(data[:16]) or "application/octet-stream"
+        return Digest(hashlib.sha256(data).hexdigest(), len(data), media)
     if isinstance(value, os.PathLike):
         sha, size = hash_file(value)
-        media = mimetypes.guess_type(os.fspath(value))[0] or "application/octet-stream"
+        media = mimetypes.guess_type(os.fspath(value))[0] or _sniff_file(value)
         return Digest(sha, size, media)
     if hasattr(value, "read") and callable(value.read):
         return _digest_stream(value)
@@ -101,6 +138,15 @@ def digest_output(value: Any, encoders: Encoders | None = None) -> Digest:
     return Digest(hashlib.sha256(data).hexdigest(), len(data), "application/json")
 
 
+def _sniff_file(path: os.PathLike[str]) -> str:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return "application/octet-stream"
+    return sniff_media_type(head) or "application/octet-stream"
+
+
 def _digest_stream(stream: Any) -> Digest:
     start = None
     seekable = getattr(stream, "seekable", lambda: False)()
@@ -109,16 +155,21 @@ def _digest_stream(stream: Any) -> Digest:
     h = hashlib.sha256()
     size = 0
     text = None
+    head = b""
     while chunk := stream.read(CHUNK):
         if isinstance(chunk, str):
             text = True
             chunk = chunk.encode("utf-8")
+        if not head:
+            head = chunk[:16]
         h.update(chunk)
         size += len(chunk)
     if start is not None:
         stream.seek(start)
-    media = "text/plain; charset=utf-8" if text else "application/octet-stream"
-    return Digest(h.hexdigest(), size, media)
+    media = "text/plain; charset=utf-8" if text else None
+    return Digest(
+        h.hexdigest(), size, media or sniff_media_type(head) or "application/octet-stream"
+    )
 
 
 class StreamHasher:
@@ -128,6 +179,7 @@ class StreamHasher:
         self._h = hashlib.sha256()
         self.size = 0
         self._kind: type | None = None
+        self._head = b""
 
     def update(self, chunk: Any) -> None:
         if isinstance(chunk, str):
@@ -141,9 +193,14 @@ class StreamHasher:
         if self._kind is not None and kind is not self._kind:
             raise CaptureError("a stream mixed str and bytes chunks; its hash would be ambiguous")
         self._kind = kind
+        if len(self._head) < 16:
+            self._head += data[: 16 - len(self._head)]
         self._h.update(data)
         self.size += len(data)
 
     def digest(self) -> Digest:
-        media = "text/plain; charset=utf-8" if self._kind is str else "application/octet-stream"
+        if self._kind is str:
+            media = "text/plain; charset=utf-8"
+        else:
+            media = sniff_media_type(self._head) or "application/octet-stream"
         return Digest(self._h.hexdigest(), self.size, media)

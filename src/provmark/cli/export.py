@@ -53,7 +53,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("mark", help="embed a signed C2PA manifest for a record in an image")
     p.add_argument("file", metavar="IMAGE", help="the generated image (or text: sidecar manifest)")
     p.add_argument("-o", dest="out", required=True, metavar="OUT", help="where to write")
-    p.add_argument("--record", required=True, metavar="ID", help="record id or slug")
+    p.add_argument(
+        "--record", metavar="ID", help="record id or slug (default: the record of IMAGE's hash)"
+    )
     p.add_argument("--cert", metavar="PEM", help="certificate chain, leaf first")
     p.add_argument("--key", metavar="PEM", help="private key of the leaf certificate")
     p.add_argument("--provider", help="SB 942 provider name (default: the model's provider)")
@@ -241,9 +243,7 @@ def cmd_mark(args: argparse.Namespace) -> int:
     chain, key = _cert_paths(args)
     with open_from(args) as pm:
         pm.flush()
-        stored = pm.store.get(args.record)
-        if stored is None:
-            raise NotFoundError(f"no record {args.record!r}")
+        stored = _record_to_mark(pm.store, args.record, Path(args.file))
     done = mark(
         args.file,
         args.out,
@@ -258,6 +258,24 @@ def cmd_mark(args: argparse.Namespace) -> int:
     parent = ", earlier manifest kept as ingredient" if done.parent_manifest else ""
     print(f"{done.path}  C2PA manifest {how} ({done.media_type}{parent})")
     return 0
+
+
+def _record_to_mark(store: Store, record: str | None, asset: Path) -> StoredRecord:
+    """The record named, else the newest record whose output is the asset's bytes."""
+    if record:
+        stored = store.get(record)
+        if stored is None:
+            raise NotFoundError(f"no record {record!r}")
+        return stored
+    from ..capture.hashing import hash_file
+
+    sha, _ = hash_file(asset)
+    found = store.by_output(sha)
+    if not found:
+        raise NotFoundError(
+            f"no record states {asset} as its output (sha256 {sha}); give --record ID"
+        )
+    return max(found, key=lambda s: s.index)
 
 
 def _report_lines(report: Any) -> list[str]:

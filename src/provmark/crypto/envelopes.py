@@ -287,6 +287,21 @@ def subject_name(record: Record) -> str:
     return record.slug
 
 
+def subjects(record: Record) -> list[dict[str, Any]]:
+    """One in-toto subject per output (v2 records have several): the file name of its
+    URI, else the record slug (``<slug>/<n>`` for the n-th output after the first)."""
+    out = []
+    for n, o in enumerate(record.all_outputs()):
+        name = posixpath.basename(urlparse(o.uri).path) if o.uri else ""
+        out.append(
+            {
+                "name": name or (record.slug if n == 0 else f"{record.slug}/{n}"),
+                "digest": {"sha256": o.sha256},
+            }
+        )
+    return out
+
+
 def predicate(record: Record, payload: bytes | None = None) -> dict[str, Any]:
     """The record as an in-toto predicate: payload fields plus ``signature`` and ``log``.
 
@@ -305,7 +320,7 @@ def predicate(record: Record, payload: bytes | None = None) -> dict[str, Any]:
 def statement(
     record: Record, payload: bytes | None = None, *, predicate_type: str = PREDICATE_TYPE
 ) -> bytes:
-    """The in-toto Statement v1 bytes (RFC 8785) for a record; its subject is the output."""
+    """The in-toto Statement v1 bytes (RFC 8785) for a record; its subjects are the outputs."""
     if record.output is None:
         raise RecordError(
             "output.sha256",
@@ -314,7 +329,7 @@ def statement(
         )
     body = {
         "_type": STATEMENT_TYPE,
-        "subject": [{"name": subject_name(record), "digest": {"sha256": record.output.sha256}}],
+        "subject": subjects(record),
         "predicateType": predicate_type,
         "predicate": predicate(record, payload),
     }

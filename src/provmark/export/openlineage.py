@@ -180,8 +180,7 @@ def run_event(
             )
         inputs.append(InputDataset(namespace=ns, name=name, facets=facets))
     outputs = []
-    if r.output is not None:
-        o = r.output
+    for o in r.all_outputs():
         ns, name = dataset_name(o.uri) if o.uri else ("provmark", f"output/{o.sha256}")
         out_facets: dict[str, OutputDatasetFacet] = {}
         if o.size is not None:

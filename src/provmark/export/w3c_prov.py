@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
+import rdflib
 from prov.constants import (
     PROV_ATTR_ACTIVITY,
     PROV_ATTR_AGENT,
@@ -161,17 +162,18 @@ class _Builder:
         for ent, role in self._inputs(r):
             doc.used(act, ent, started, other_attributes={PROV["role"]: PM[role]})
 
-        out = None
-        if r.output is not None:
-            o = r.output
+        outs = []
+        for o in r.all_outputs():  # v2 records: every output of the generation
             out_attrs: dict[Any, Any] = {
                 PROV["type"]: PM["Output"],
                 **_attrs({"sha256": o.sha256, "mediaType": o.media_type, "size": o.size}),
             }
             if o.uri:
                 out_attrs[PROV["location"]] = o.uri
-            out = self.entity(output_id(o.sha256), out_attrs)
-            doc.wasGeneratedBy(out, act, ended)
+            out = output_id(o.sha256)
+            if out not in outs:
+                outs.append(self.entity(out, out_attrs))
+                doc.wasGeneratedBy(out, act, ended)
 
         recorder = self.agent(
             PMID["agent-provmark"], {PROV["type"]: PROV["SoftwareAgent"], PROV["label"]: "provmark"}
@@ -193,9 +195,9 @@ class _Builder:
 
         for parent in r.parents:
             source = self._parent(parent)
-            if out is not None:
+            for out in outs:
                 doc.wasDerivedFrom(out, source, act)
-            else:
+            if not outs:
                 doc.used(act, source, started, other_attributes={PROV["role"]: PM["parent"]})
 
     def _inputs(self, r: Record) -> Iterator[tuple[QualifiedName, str]]:
@@ -292,10 +294,10 @@ def serialize(doc: ProvDocument, fmt: str) -> bytes:
     elif fmt == "prov-n":
         text = doc.get_provn()
     elif fmt == "prov-o":
-        text = doc.serialize(format="rdf", rdf_format="turtle")
+        text = rdf_graph(doc).serialize(format="turtle")
     elif fmt == "prov-jsonld":
-        text = doc.serialize(
-            format="rdf", rdf_format="json-ld", context=dict(JSONLD_CONTEXT), auto_compact=True
+        text = rdf_graph(doc).serialize(
+            format="json-ld", context=dict(JSONLD_CONTEXT), auto_compact=True
         )
     else:
         raise ConfigError(f"unknown PROV format {fmt!r}; choose one of {', '.join(MEDIA_TYPES)}")
@@ -303,15 +305,59 @@ def serialize(doc: ProvDocument, fmt: str) -> bytes:
     return text.encode() if text.endswith("\n") else (text + "\n").encode()
 
 
+# qualified PROV-O property -> (the qualified influence's link property, unqualified property)
+_UNQUALIFIED: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {
+        "qualifiedGeneration": ("activity", "wasGeneratedBy"),
+        "qualifiedUsage": ("entity", "used"),
+        "qualifiedAssociation": ("agent", "wasAssociatedWith"),
+        "qualifiedDerivation": ("entity", "wasDerivedFrom"),
+        "qualifiedDelegation": ("agent", "actedOnBehalfOf"),
+    }
+)
+
+
+def rdf_graph(doc: ProvDocument) -> rdflib.Graph:
+    """The PROV-O graph of ``doc``: ``prov``'s qualified forms plus the unqualified ones.
+
+    ``prov`` writes a relation with attributes (time, role) only in its qualified form
+    (``?e prov:qualifiedGeneration [ prov:activity ?a ]``); PROV-O says the unqualified
+    property (``?e prov:wasGeneratedBy ?a``) holds too, and plain queries look for it,
+    so it is asserted beside every qualified influence.
+    """
+    from prov.serializers.provrdf import ProvRDFSerializer
+
+    graph = ProvRDFSerializer(doc).encode_container(doc)
+    ns = rdflib.Namespace(str(PROV.uri))
+    for qualified, (link, plain) in _UNQUALIFIED.items():
+        for subject, influence in list(graph.subject_objects(ns[qualified])):
+            for target in list(graph.objects(influence, ns[link])):
+                graph.add((subject, ns[plain], target))
+    return graph
+
+
+def _without_implied(graph: rdflib.Graph) -> rdflib.Graph:
+    """Drop the unqualified triples :func:`rdf_graph` added (``prov`` would read each
+    as a second relation beside its qualified form)."""
+    ns = rdflib.Namespace(str(PROV.uri))
+    for qualified, (link, plain) in _UNQUALIFIED.items():
+        for subject, influence in list(graph.subject_objects(ns[qualified])):
+            for target in list(graph.objects(influence, ns[link])):
+                graph.remove((subject, ns[plain], target))
+    return graph
+
+
 def parse(data: bytes | str, fmt: str) -> ProvDocument:
     """Read an export back with ``prov`` (PROV-N has no reader in ``prov``)."""
     text = data.decode() if isinstance(data, bytes) else data
     if fmt == "prov-json":
         return ProvDocument.deserialize(content=text, format="json")
-    if fmt == "prov-o":
-        return ProvDocument.deserialize(content=text, format="rdf", rdf_format="turtle")
-    if fmt == "prov-jsonld":
-        return ProvDocument.deserialize(content=text, format="rdf", rdf_format="json-ld")
+    if fmt in ("prov-o", "prov-jsonld"):
+        rdf_format = "turtle" if fmt == "prov-o" else "json-ld"
+        graph = _without_implied(rdflib.Graph().parse(data=text, format=rdf_format))
+        return ProvDocument.deserialize(
+            content=graph.serialize(format="nt"), format="rdf", rdf_format="nt"
+        )
     raise ConfigError(f"prov cannot read {fmt!r}; it reads prov-json, prov-o and prov-jsonld")
 
 
