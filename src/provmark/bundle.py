@@ -48,7 +48,11 @@ def make_bundle(pm: Provmark, stored: StoredRecord) -> dict[str, Any]:
     size = int(ev.checkpoint.split("\n")[1])
     key_info = {k: v for k, v in key.to_json().items() if k != "public_key"}
     key_info["attestation"] = sign_note(key_statement(key), pm.store.origin, pm.note_signing_key())
+    from .bundle_timestamps import bundle_timestamps
+
+    stamps = bundle_timestamps(pm, ev.index, size)
     return {
+        **({"timestamps": stamps} if stamps else {}),
         "media_type": MEDIA_TYPE,
         "record": json.loads(stored.payload),
         "signature": dict(stored.signature),
@@ -100,7 +104,7 @@ def _field(obj: Any, name: str, kind: type, where: str = "bundle") -> Any:
 
 
 _SHAPE: dict[str, tuple[set[str], set[str]]] = {
-    "bundle": ({"media_type", "record", "signature", "log", "public_key", "key"}, set()),
+    "bundle": ({"media_type", "record", "signature", "log", "public_key", "key"}, {"timestamps"}),
     "signature": ({"alg", "key_id", "sig"}, set()),
     "log": ({"origin", "index", "leaf_hash", "proof", "checkpoint", "log_key"}, {"tree_size"}),
     "key": ({"key_id", "alg", "purpose", "not_before", "attestation"}, {"not_after"}),
@@ -228,5 +232,16 @@ def verify_bundle(
     if lg.get("tree_size", verified.tree_size) != verified.tree_size:
         raise VerificationError(
             "bundle_format", f"log.tree_size {lg.get('tree_size')} is not the checkpoint's size"
+        )
+    if "timestamps" in bundle:  # RFC 3161 tokens of checkpoints that include the record
+        from .bundle_timestamps import check_timestamps
+        from .log.note import Checkpoint
+
+        check_timestamps(
+            bundle["timestamps"],
+            origin=origin,
+            index=index,
+            tree_size=verified.tree_size,
+            root=Checkpoint.parse(checkpoint.split("\n\n", 1)[0] + "\n").root_hash,
         )
     return verified

@@ -107,8 +107,10 @@ def checkpoint_body(note: str) -> str:
 
 
 def _parse(response: bytes) -> Any:
+    from .tsa_der import der_ordered  # TSAs that send their chain leave it unsorted
+
     try:
-        return _rfc3161().decode_timestamp_response(response)
+        return _rfc3161().decode_timestamp_response(der_ordered(response))
     except ValueError as exc:
         raise VerificationError(CHECK, f"not an RFC 3161 time-stamp response: {exc}") from None
 

@@ -119,8 +119,10 @@ def make_ca(folder: Path, cn: str) -> tuple[x509.Certificate, ec.EllipticCurvePr
     return cert, key
 
 
-def make_tsa_files(folder: Path, cn: str = "provmark test TSA") -> Path:
-    """A root CA, a TSA certificate (critical id-kp-timeStamping) and an `openssl ts` config."""
+def make_tsa_files(folder: Path, cn: str = "provmark test TSA", *, chain: bool = False) -> Path:
+    """A root CA, a TSA certificate (critical id-kp-timeStamping) and an `openssl ts` config.
+
+    ``chain``: the TSA sends its certificate chain (TSA certificate + root) in replies."""
     ca, ca_key = make_ca(folder, f"{cn} root")
     now = datetime.datetime.now(datetime.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
@@ -150,6 +152,13 @@ def make_tsa_files(folder: Path, cn: str = "provmark test TSA") -> Path:
         )
     )
     (folder / "serial").write_text("01\n")
+    certs = ""
+    if chain:
+        (folder / "chain.pem").write_bytes(
+            cert.public_bytes(serialization.Encoding.PEM)
+            + ca.public_bytes(serialization.Encoding.PEM)
+        )
+        certs = f"certs = {folder}/chain.pem\n"
     config = folder / "tsa.cnf"
     config.write_text(
         f"""[ tsa ]
@@ -160,7 +169,7 @@ serial = {folder}/serial
 crypto_device = builtin
 signer_cert = {folder}/tsa.pem
 signer_key = {folder}/tsa.key
-signer_digest = sha256
+{certs}signer_digest = sha256
 default_policy = 1.2.3.4.1
 digests = sha256, sha384, sha512
 accuracy = secs:1
@@ -225,9 +234,9 @@ class _TsaServer(ThreadingHTTPServer):
 class LocalTsa:
     """An RFC 3161 TSA over HTTP on 127.0.0.1 whose answers come from `openssl ts -reply`."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, chain: bool = False) -> None:
         assert shutil.which("openssl"), "the openssl command is missing: apt-get install openssl"
-        self.folder = make_tsa_files(folder)
+        self.folder = make_tsa_files(folder, chain=chain)
         self.ca = folder / "ca.pem"
         self._server = _TsaServer(folder)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
