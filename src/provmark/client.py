@@ -744,7 +744,7 @@ def open(
         except ImportError as exc:
             raise ConfigError(f"remote provmark servers need provmark[remote]: {exc}") from None
         # RemoteProvmark offers the same capture/find/get/verify/bundle API over HTTP
-        return cast(Provmark, open_remote(text, token=token, **options))
+        return cast(Provmark, open_remote(text, token=token, home=home, **options))
     if keystore is None and os.environ.get("PROVMARK_PKCS11_TOKEN"):
         from .crypto.pkcs11 import Pkcs11KeyStore  # keys held in an HSM
 

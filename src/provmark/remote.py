@@ -12,13 +12,18 @@ Delivery guarantees:
 * **never dropped**: when the server cannot be reached (or answers 5xx/429), the
   batch and everything queued behind it is appended to a local journal and
   fsync'd; the sender retries with exponential backoff and replays the journal
-  when the server is back. ``close()`` with the server down leaves the records in
-  the journal; the next ``open`` of the same URL replays them. Each process takes
+  when the server is back. The journal is sealed (AES-256-GCM under the
+  ``remote-journal`` secret of ``$PROVMARK_HOME/keys``) and its files are 0600: it holds
+  prompts as captured, which the server redacts and seals. ``close()`` with the
+  server down leaves the records in the journal; the next ``open`` of the same URL
+  replays them. Each process takes
   its own journal file (``<home>/remote/<url hash>/<n>.jsonl``, under an exclusive
   lock) and adopts the files of processes that died.
 * records the server refuses as invalid (422 naming ``[i]``) are dropped one by one,
   logged and counted in ``rejected``; the rest of the batch is sent again.
 * a bad token (401/403) keeps everything in the journal and makes ``flush`` raise.
+* ``senders`` (default 2) requests are in flight at once, so that the server works on
+  one batch while the next travels (see docs/performance.md).
 
 Records still in memory (normally less than ``flush_interval`` old) are lost if the
 process is killed with SIGKILL before they are sent or spilled.
@@ -55,7 +60,7 @@ from .errors import (
     VerificationError,
 )
 from .record import Record, is_sha256
-from .remote_journal import Journal
+from .remote_journal import Journal, journal_key
 from .remote_sender import Sender, _problem
 from .store.base import Page
 from .verify import Check, Verified
@@ -110,6 +115,8 @@ class RemoteProvmark:
         retry_max: float = 30.0,
         journal_dir: str | os.PathLike[str] | None = None,
         close_timeout: float = 10.0,
+        senders: int = 2,
+        home: str | os.PathLike[str] | None = None,
     ) -> None:
         if policy not in ("strict", "best_effort"):
             raise ConfigError(f"policy must be 'strict' or 'best_effort', not {policy!r}")
@@ -127,17 +134,19 @@ class RemoteProvmark:
         self._drafts = DraftBuilder(**options)
         self.encoders = self._drafts.encoders
         url_hash = hashlib.sha256(self.url.encode()).hexdigest()[:16]
-        base = Path(journal_dir) if journal_dir else default_home() / "remote" / url_hash
+        home_dir = Path(home) if home else default_home()
+        base = Path(journal_dir) if journal_dir else home_dir / "remote" / url_hash
         self._origin: str | None = None
         self._sender = Sender(
             self._http,
-            Journal(base),
+            Journal(base, journal_key(home_dir)),
             redactor=redactor,
             batch_size=batch_size,
             flush_interval=flush_interval,
             max_queue=max_queue,
             retry_max=retry_max,
             close_timeout=close_timeout,
+            senders=senders,
         )
 
     def __repr__(self) -> str:

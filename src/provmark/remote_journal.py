@@ -3,10 +3,18 @@
 One file per process (``<n>.jsonl`` in a directory per server URL), held under an
 exclusive ``flock``; a process that opens the directory adopts the files of
 processes that died (their locks are free), so their records are sent too.
+
+The records still hold what the application captured (prompts with e-mail
+addresses, card numbers, keys: the server redacts and seals them, and keeps the
+originals for auditors), so nothing is written in clear: each line is sealed with
+AES-256-GCM under the ``remote-journal`` secret of the key store
+(``$PROVMARK_HOME/keys/remote-journal.secret``, mode 0600), and the directory and its
+files are 0700/0600. Lines in clear left by an older version are still read.
 """
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import json
 import os
@@ -15,12 +23,29 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .crypto.keystore import FileKeyStore, default_home
+from .errors import KeyStoreError
+
+SECRET_NAME = "remote-journal"
+_SEALED = b"s1:"  # a sealed line: s1:base64(nonce(12) || AES-GCM(json line) || tag)
+_AAD = b"provmark/remote-journal/v1"
+
+
+def journal_key(home: Path | None = None) -> bytes:
+    """The 32-byte key that seals journal lines (created on first use, mode 0600)."""
+    return FileKeyStore((home or default_home()) / "keys").secret(SECRET_NAME)
+
 
 class Journal:
     """JSON lines of records not yet acknowledged, fsync'd once per append."""
 
-    def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+    def __init__(self, directory: Path, key: bytes | None = None) -> None:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(directory, 0o700)
+        self._aead = AESGCM(key if key is not None else journal_key())
         self._lock = threading.Lock()
         self._fh: IO[bytes] | None = None
         self.path = directory / "0.jsonl"
@@ -48,10 +73,31 @@ class Journal:
             n += 1
         self._fh.flush()
         os.fdatasync(self._fh.fileno())
-        self.count = len(self.read())
+        try:
+            self.count = len(self.read())
+        except BaseException:
+            self._fh.close()
+            raise
+
+    def _seal(self, draft: dict[str, Any]) -> bytes:
+        nonce = os.urandom(12)
+        plain = json.dumps(draft, separators=(",", ":")).encode()
+        return _SEALED + base64.b64encode(nonce + self._aead.encrypt(nonce, plain, _AAD))
+
+    def _open(self, line: bytes) -> Any:
+        if not line.startswith(_SEALED):
+            return json.loads(line)  # written in clear by an older version
+        raw = base64.b64decode(line[len(_SEALED) :])
+        try:
+            return json.loads(self._aead.decrypt(raw[:12], raw[12:], _AAD))
+        except InvalidTag:
+            raise KeyStoreError(
+                f"{self.path}: a journal line does not open with this key store's "
+                f"{SECRET_NAME!r} secret (was PROVMARK_HOME changed?)"
+            ) from None
 
     def append(self, drafts: Sequence[dict[str, Any]]) -> None:
-        data = b"".join(json.dumps(d, separators=(",", ":")).encode() + b"\n" for d in drafts)
+        data = b"".join(self._seal(d) + b"\n" for d in drafts)
         with self._lock:
             assert self._fh is not None
             self._fh.seek(0, os.SEEK_END)
@@ -65,7 +111,7 @@ class Journal:
             assert self._fh is not None
             self._fh.seek(0)
             raw = _complete_lines(self._fh.read())
-        return [json.loads(line) for line in raw.splitlines() if line.strip()]
+        return [self._open(line) for line in raw.splitlines() if line.strip()]
 
     def clear(self) -> None:
         with self._lock:
@@ -88,9 +134,11 @@ class Journal:
 def _lock_slot(path: Path, *, create: bool) -> IO[bytes] | None:
     """The slot file, exclusively locked by this process, or None when another holds it."""
     try:
-        fh = open(path, "ab+" if create else "rb+")  # noqa: SIM115 - held until close
+        fd = os.open(path, os.O_RDWR | (os.O_CREAT | os.O_APPEND if create else 0), 0o600)
     except FileNotFoundError:
         return None
+    fh = os.fdopen(fd, "ab+" if create else "rb+")
+    os.fchmod(fd, 0o600)  # also a file left 0644 by an older version
     try:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         if os.stat(path).st_ino != os.fstat(fh.fileno()).st_ino:

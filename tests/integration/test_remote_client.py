@@ -99,7 +99,10 @@ def test_server_down_journal_then_replay_without_duplicates(
             pm.flush(timeout=1.5)
         assert pm.journal.count == 40 and pm.pending == 40
         lines = pm.journal.path.read_text().splitlines()
-        assert len(lines) == 40 and all('"snapshot":"during' in line for line in lines)
+        assert len(lines) == 40 and not any("during" in line for line in lines)  # sealed
+        assert {d["input"]["snapshot"] for d in pm.journal.read()} == {
+            f"during {i}" for i in range(40)
+        }
         server.start()
         pm.flush(timeout=30)
         assert pm.journal.count == 0
@@ -107,6 +110,72 @@ def test_server_down_journal_then_replay_without_duplicates(
         pm.close()
     assert count(server, dev_token, name) == 41
     assert tree_size(server, dev_token) == before + 41
+
+
+SECRET_PROMPT = (
+    "Refund ann.lee@example.com on card 4111 1111 1111 1111, "
+    "then call the API with sk-proj-Zq8vT3xY7wK2mN9pL4rB6cD1fG5hJ0sA"
+)
+
+
+def test_offline_journal_holds_no_prompt_in_clear_and_is_private(
+    server: Server, dev_token: str, tmp_path: Path
+) -> None:
+    """Issue 18: the journal of a client whose server is away is sealed and 0600; the
+    records it kept reach the server exactly as captured (auditors see the original)."""
+    name = f"acme/private-journal-{uuid.uuid4().hex[:6]}"
+    journal = tmp_path / "remote" / "j"
+    server.stop()
+    pm = remote(server, dev_token, journal, close_timeout=0.5, home=tmp_path)
+    try:
+        with pm.record(model=provmark.Model(name), input=SECRET_PROMPT) as rec:
+            rec.set_output("refund done")
+        with pm.record(model=provmark.Model(name), input={"prompt": SECRET_PROMPT}) as rec2:
+            rec2.set_output("refund done twice")
+        with pytest.raises(provmark.CaptureError, match="not stored"):
+            pm.flush(timeout=1.0)
+        assert pm.journal.count == 2
+    finally:
+        pm.close()
+    files = list(journal.glob("*.jsonl"))
+    assert len(files) == 1
+    data = files[0].read_bytes()
+    secrets = ("ann.lee", "example.com", "4111", "1111 1111", "sk-proj-", "Zq8vT3xY7wK2", "Refund")
+    for secret in secrets:
+        assert secret.encode() not in data, secret
+    lines = data.splitlines()
+    assert len(lines) == 2 and all(line.startswith(b"s1:") for line in lines)
+    assert files[0].stat().st_mode & 0o777 == 0o600
+    assert journal.stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "keys" / "remote-journal.secret").stat().st_mode & 0o777 == 0o600
+    server.start()
+    with remote(server, dev_token, journal, home=tmp_path) as again:
+        again.flush(30)
+        assert again.journal.count == 0
+    with remote(server, server.token("auditor"), tmp_path / "a") as auditor:
+        assert auditor.get(rec.record_id or "").input.snapshot == SECRET_PROMPT
+        snapshot = auditor.get(rec2.record_id or "").input.snapshot or ""
+        assert SECRET_PROMPT in snapshot
+    with remote(server, dev_token, tmp_path / "d") as developer:
+        shown = developer.get(rec.record_id or "").input.snapshot or ""
+        assert "ann.lee@example.com" not in shown and "4111 1111 1111 1111" not in shown
+
+
+def test_journal_reads_lines_in_clear_and_makes_the_file_private(tmp_path: Path) -> None:
+    old = tmp_path / "0.jsonl"
+    old.write_bytes(b'{"record_id": "a", "input": {"snapshot": "left by 0.x"}}\n')
+    old.chmod(0o644)
+    key = bytes(range(32))
+    journal = Journal(tmp_path, key)
+    try:
+        assert journal.path == old and old.stat().st_mode & 0o777 == 0o600
+        journal.append([{"record_id": "b", "input": {"snapshot": "sealed now"}}])
+        assert b"sealed now" not in old.read_bytes()
+        assert [d["record_id"] for d in journal.read()] == ["a", "b"]
+    finally:
+        journal.close()
+    with pytest.raises(provmark.ProvmarkError, match="does not open"):
+        Journal(tmp_path, bytes(32))
 
 
 def test_closed_while_down_is_replayed_by_the_next_open(
