@@ -130,6 +130,57 @@ def test_remote_urls_and_changed_data(repo: Path, tmp_path: Path) -> None:
     assert again["data/train.csv"].sha256 == sha(repo / "data" / "train.csv")
 
 
+def test_stage_dependencies_kept_in_git(
+    tmp_path: Path, pm: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stage whose data is committed to git (its md5 only in dvc.lock) yields datasets."""
+    root = tmp_path / "gitrepo"
+    (root / "refs").mkdir(parents=True)
+    (root / "labels.json").write_text('{"spam": 1, "ham": 0}')
+    (root / "refs" / "a.txt").write_text("reference a")
+    (root / "score.py").write_text("open('score.txt', 'w').write('0.9')\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
+    run(root, "init", "-q")
+    run(root, "config", "core.analytics", "false")
+    run(root, "stage", "add", "-q", "-n", "score", "-d", "labels.json", "-d", "refs",
+        "-d", "score.py", "-o", "score.txt", f"{sys.executable} score.py")  # fmt: skip
+    run(root, "repro", "-q")
+    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "data in git"], cwd=root, check=True)
+
+    with caplog.at_level("WARNING", logger="provmark.integrations"):
+        ds = pm_dvc.Datasets(root, stage="score")
+    by_path = {d.path: d for d in ds.items}
+    assert set(by_path) == {"labels.json", "refs"}, "code deps are left out by default"
+    labels = by_path["labels.json"]
+    assert labels.sha256 == sha(root / "labels.json") and labels.source == "dvc.lock"
+    assert labels.uri == f"{(root / 'labels.json').as_uri()}#md5={md5(root / 'labels.json')}"
+    with pm.record(model="acme/scorer", input="x") as rec:
+        ds.attach(rec)
+        rec.set_output("0.9")
+    assert {"uri": labels.uri, "sha256": labels.sha256} in datasets_of(pm.get(rec.record_id))
+    if by_path["refs"].sha256 is None:  # a directory DVC did not cache: said, not silent
+        assert "refs" in caplog.text and "md5 only" in caplog.text
+
+    with_code = pm_dvc.Datasets(root, stage="score", code=True)
+    assert "score.py" in {d.path for d in with_code.items}
+
+    (root / "labels.json").write_text('{"spam": 0}')
+    with pytest.raises(pm_dvc.DatasetChanged, match=r"labels\.json changed"):
+        pm_dvc.Datasets(root, stage="score")
+
+    lock = root / "dvc.lock"
+    text = lock.read_text()
+    lock.write_text(text.replace("- path: labels.json\n      hash: md5\n", "- path: labels.json\n"
+                                 "      hash: md5\n      x", 1))  # fmt: skip
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="provmark.integrations"):
+        left = pm_dvc.Datasets(root, stage="score")
+    assert "labels.json" not in {d.path for d in left.items}
+    assert "dependency labels.json has no md5 in dvc.lock" in caplog.text
+
+
 def test_bad_repositories(tmp_path: Path, repo: Path) -> None:
     with pytest.raises(ConfigError, match="is not a DVC repository"):
         pm_dvc.Datasets(tmp_path)

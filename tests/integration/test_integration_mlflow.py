@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -105,10 +106,42 @@ def test_model_identity_from_the_registry(tracking: Path, pm: Any, tmp_path: Pat
     assert files["model.safetensors"] == hashlib.sha256(b"\x00" * 64).hexdigest()
     assert r.model.provider == "mlflow" and r.model.version == str(mv.version)
 
+    assert set(files) == {"config.json", "model.safetensors"}
+
     with pytest.raises(ConfigError, match="not models:/"):
         pm_mlflow.model_from_registry("runs:/abc/model")
     with pytest.raises(ConfigError, match="models:/nope/1"):
         pm_mlflow.model_from_registry("models:/nope/1")
+
+
+def test_pickled_models_are_hashed_file_by_file(tracking: Path, pm: Any, tmp_path: Path) -> None:
+    """A model saved as pickles (no weight-file suffix) still gets its files and a digest,
+    and two different models get different digests."""
+    client = mlflow.MlflowClient()
+    client.create_registered_model("pickled")
+    digests = []
+    for coef in (1.0, 2.0):
+        folder = tmp_path / f"pickled-{coef}"
+        (folder / "data").mkdir(parents=True)
+        (folder / "data" / "model.pkl").write_bytes(pickle.dumps({"coef": coef}))
+        (folder / "MLmodel").write_text("flavors:\n  python_function:\n    loader_module: x\n")
+        (folder / "conda.yaml").write_text("dependencies: [python=3.11]\n")
+        (folder / "__pycache__").mkdir()
+        (folder / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"cache")
+        with mlflow.start_run() as run:
+            mlflow.log_artifacts(str(folder), "model")
+        mv = client.create_model_version("pickled", f"{run.info.artifact_uri}/model",
+                                         run_id=run.info.run_id)  # fmt: skip
+        model = pm_mlflow.model_from_registry(f"models:/pickled/{mv.version}")
+        with pm.record(model=model, input="x") as rec:
+            rec.set_output(f"prediction {coef}")
+        r = pm.get(rec.record_id)
+        files = {f.path: f.sha256 for f in r.model.files}
+        assert set(files) == {"MLmodel", "conda.yaml", "data/model.pkl"}
+        assert files["data/model.pkl"] == hashlib.sha256(pickle.dumps({"coef": coef})).hexdigest()
+        assert r.model.digest and r.model.digest.startswith("sha256:")
+        digests.append(r.model.digest)
+    assert digests[0] != digests[1]
 
 
 def test_log_records_explicitly_and_the_failure_policy(

@@ -1,10 +1,6 @@
-"""OpenAI-compatible clients against a small OpenAI-compatible server on 127.0.0.1.
-
-The server speaks /v1/chat/completions (plain and SSE streaming), /v1/completions and
-/v1/embeddings. Model names steer it: ``down`` answers 503, ``router/auto`` is answered
-by ``small-model`` (a router switching models), ``gpt-x`` by its pinned snapshot
-``gpt-x-2026-01-01``, ``malformed`` returns a reply without ``choices``.
-"""
+"""OpenAI-compatible clients against the small OpenAI-compatible server of llm_server.py
+on 127.0.0.1 (chat, completions, embeddings, the Responses API; see its doc for how model
+names steer it)."""
 
 from __future__ import annotations
 
@@ -13,12 +9,11 @@ import hashlib
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import llm_server
 import pytest
 
 import provmark
@@ -28,99 +23,11 @@ from provmark.redaction import Redactor
 openai = pytest.importorskip("openai", reason="openai is not installable here")
 from provmark.integrations import openai as pm_openai  # noqa: E402
 
-SERVED = {"router/auto": "small-model", "gpt-x": "gpt-x-2026-01-01"}
-
-
-def reply_for(body: dict[str, Any]) -> str:
-    last = body["messages"][-1]["content"] if "messages" in body else body.get("prompt", "")
-    return f"echo: {last}"
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def send(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        model = body["model"]
-        if model == "down":
-            return self.send(503, {"error": {"message": "overloaded", "type": "server_error"}})
-        served = SERVED.get(model, model)
-        base = {"id": "resp-" + hashlib.sha256(json.dumps(body).encode()).hexdigest()[:12]}
-        base.update(created=1700000000, model=served, system_fingerprint="fp_local_1")
-        usage = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
-        if self.path.endswith("/embeddings"):
-            inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-            data = [
-                {"object": "embedding", "index": i, "embedding": [0.25, -0.5, float(len(t))]}
-                for i, t in enumerate(inputs)
-            ]
-            usage = {"prompt_tokens": 4, "total_tokens": 4}
-            return self.send(200, {"object": "list", "data": data, "model": served, "usage": usage})
-        text = reply_for(body)
-        if model == "malformed":
-            return self.send(200, {**base, "object": "chat.completion"})
-        if self.path.endswith("/completions") and "messages" not in body:
-            choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
-            return self.send(200, {**base, "object": "text_completion", "choices": [choice]})
-        if body.get("stream"):
-            return self.stream(base, text, usage, body)
-        n = body.get("n", 1)
-        choices = [
-            {
-                "index": i,
-                "message": {"role": "assistant", "content": text + ("" if i == 0 else f" #{i}")},
-                "finish_reason": "stop",
-            }
-            for i in range(n)
-        ]
-        self.send(200, {**base, "object": "chat.completion", "choices": choices, "usage": usage})
-
-    def stream(self, base: dict[str, Any], text: str, usage: dict[str, int], body: Any) -> None:
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
-        self.send_header("transfer-encoding", "chunked")
-        self.end_headers()
-        pieces = [text[i : i + 4] for i in range(0, len(text), 4)]
-        events = []
-        for i, piece in enumerate(pieces):
-            delta = {"content": piece} if i else {"role": "assistant", "content": piece}
-            choice = {"index": 0, "delta": delta, "finish_reason": None}
-            events.append({**base, "object": "chat.completion.chunk", "choices": [choice]})
-        stop = {"index": 0, "delta": {}, "finish_reason": "stop"}
-        events.append({**base, "object": "chat.completion.chunk", "choices": [stop]})
-        if (body.get("stream_options") or {}).get("include_usage"):
-            events.append(
-                {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}
-            )
-        for event in events:
-            self.chunk(f"data: {json.dumps(event)}\n\n".encode())
-        self.chunk(b"data: [DONE]\n\n")
-        self.chunk(b"")
-
-    def chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
-
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
-    httpd.server_close()
+    with llm_server.running() as url:
+        yield url + "/v1"
 
 
 @pytest.fixture
@@ -231,7 +138,7 @@ def test_fallback_models_and_router_switch_are_recorded(server: str, pm: Any) ->
     c = client(server, pm, fallback_models=["backup-model"])
     reply = c.chat.completions.create(model="down", messages=MESSAGES[1:])
     r = pm.verify(reply.choices[0].message.content).record
-    assert r.model.name == "down"
+    assert r.model.name == "backup-model", "the record names the model that answered"
     assert r.fallback is not None
     assert (r.fallback.requested_model, r.fallback.served_model) == ("down", "backup-model")
     assert "InternalServerError" in (r.fallback.reason or "")
@@ -242,12 +149,163 @@ def test_fallback_models_and_router_switch_are_recorded(server: str, pm: Any) ->
     )
     r = pm.verify(routed.choices[0].message.content).record
     assert r.fallback.served_model == "small-model" and r.fallback.requested_model == "router/auto"
+    assert r.model.name == "small-model"
 
     pinned = plain_client.chat.completions.create(
         model="gpt-x", messages=[{"role": "user", "content": "pinned"}]
     )
     r = pm.verify(pinned.choices[0].message.content).record
     assert r.fallback is None and r.extra["served_model"] == "gpt-x-2026-01-01"
+    assert r.model.name == "gpt-x", "a pinned snapshot of the model asked for is no fallback"
+
+
+def test_fallback_records_are_found_by_the_answering_model(
+    server: str, db_path: Path, home: Path
+) -> None:
+    with provmark.open(db_path, home=home, flush_interval=0.01) as pm:
+        c = client(server, pm, fallback_models=["small-model"])
+        reply = c.chat.completions.create(model="down", messages=[{"role": "user", "content": "x"}])
+        text = reply.choices[0].message.content
+        pm.flush()
+        assert [r.model.name for r in pm.find(model="small-model").records] == ["small-model"]
+        assert not pm.find(model="down").records
+    cli = [sys.executable, "-m", "provmark.cli"]
+    where = ["--db", str(db_path), "--home", str(home)]
+    found = subprocess.run(
+        [*cli, "log", "--model", "small-model", "--json", *where],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert found.returncode == 0, found.stderr
+    rows = [json.loads(line) for line in found.stdout.splitlines()]
+    assert len(rows) == 1 and rows[0]["fallback"]["requested_model"] == "down"
+    verified = subprocess.run(
+        [*cli, "verify", "--text", text, *where], capture_output=True, text=True, timeout=60
+    )
+    assert verified.returncode == 0, verified.stderr
+    assert "model    small-model" in verified.stdout
+    assert "asked for down" in verified.stdout
+
+
+def test_raw_and_streaming_response_views_record_the_parsed_reply(server: str, pm: Any) -> None:
+    c = client(server, pm)
+    raw = c.chat.completions.with_raw_response.create(
+        model="acme-chat", messages=[{"role": "user", "content": "raw one"}], temperature=0.1
+    )
+    assert raw.headers["content-type"] == "application/json"
+    reply = raw.parse()
+    r = pm.verify(reply.choices[0].message.content).record
+    assert r.params == {"temperature": 0.1} and r.extra["response_id"] == reply.id
+
+    with c.chat.completions.with_streaming_response.create(
+        model="acme-chat", messages=[{"role": "user", "content": "streamed view"}]
+    ) as response:
+        assert response.http_response.status_code == 200
+        body = json.loads(b"".join(response.iter_bytes()))
+    assert pm.verify(body["choices"][0]["message"]["content"]).record.operation == "chat"
+
+    raw_stream = c.chat.completions.with_raw_response.create(
+        model="acme-chat", messages=[{"role": "user", "content": "raw stream"}], stream=True
+    )
+    text = "".join(ch.choices[0].delta.content or "" for ch in raw_stream.parse() if ch.choices)
+    assert pm.verify(text).record.extra["stream_chunks"] >= 3
+
+    with c.chat.completions.with_streaming_response.create(
+        model="acme-chat", messages=[{"role": "user", "content": "view of a stream"}], stream=True
+    ) as response:
+        text = "".join(ch.choices[0].delta.content or "" for ch in response.parse() if ch.choices)
+    assert pm.verify(text).record.output.size == len(text)
+
+    fallback = client(server, pm, fallback_models=["backup-model"])
+    raw = fallback.chat.completions.with_raw_response.create(model="down", messages=MESSAGES[1:])
+    r = pm.verify(raw.parse().choices[0].message.content).record
+    assert r.model.name == "backup-model" and r.fallback.requested_model == "down"
+    assert pm.capture_failures == 0
+
+
+def test_async_raw_and_streaming_response_views(server: str, pm: Any) -> None:
+    c = pm_openai.instrument(
+        openai.AsyncOpenAI(base_url=server, api_key="sk-test", max_retries=0), pm
+    )
+
+    async def run() -> list[str]:
+        raw = await c.chat.completions.with_raw_response.create(
+            model="acme-chat", messages=[{"role": "user", "content": "async raw"}]
+        )
+        texts = [raw.parse().choices[0].message.content or ""]
+        async with c.chat.completions.with_streaming_response.create(
+            model="acme-chat", messages=[{"role": "user", "content": "async view"}]
+        ) as response:
+            texts.append((await response.parse()).choices[0].message.content or "")
+        async with c.chat.completions.with_streaming_response.create(
+            model="acme-chat", messages=[{"role": "user", "content": "async stream"}], stream=True
+        ) as response:
+            pieces = [
+                ch.choices[0].delta.content or ""
+                async for ch in await response.parse()
+                if ch.choices
+            ]
+            texts.append("".join(pieces))
+        await c.close()
+        return texts
+
+    for text in asyncio.run(run()):
+        assert pm.verify(text).record.status == "ok"
+
+
+def test_responses_api_plain_stream_and_failure(server: str, pm: Any) -> None:
+    c = client(server, pm, fallback_models=["small-model"])
+    reply = c.responses.create(
+        model="acme-chat",
+        input="Summarise the memo",
+        instructions="be terse",
+        temperature=0.3,
+        max_output_tokens=50,
+        text={"format": {"type": "text"}},
+    )
+    assert reply.output_text == "echo: Summarise the memo (be terse)"
+    r = pm.verify(reply.output_text).record
+    assert r.operation == "chat" and r.extra["api"] == "responses"
+    assert r.extra["response_id"] == reply.id and r.extra["served_model"] == "acme-chat"
+    assert r.usage.input_tokens == 9 and r.usage.output_tokens == 4
+    assert r.params["temperature"] == 0.3 and r.params["max_output_tokens"] == 50
+    assert "text_sha256" in r.params and "text" not in r.params
+    assert json.loads(r.input.snapshot) == {
+        "input": "Summarise the memo",
+        "instructions": "be terse",
+    }
+
+    stream = c.responses.create(model="acme-chat", input="stream it", stream=True)
+    deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+    r = pm.verify("".join(deltas)).record
+    assert r.usage.output_tokens == 4 and r.extra["stream_chunks"] == len(deltas) + 2
+
+    fell_back = c.responses.create(model="down", input="who answers?")
+    r = pm.verify(fell_back.output_text).record
+    assert r.model.name == "small-model" and r.fallback.requested_model == "down"
+
+    raw = c.responses.with_raw_response.create(model="acme-chat", input="raw responses")
+    assert pm.verify(raw.parse().output_text).record.extra["api"] == "responses"
+
+    failing = c.responses.create(model="failing", input="crash", stream=True)
+    for _ in failing:
+        pass
+    pm.flush()
+    r = pm.get(pm_openai.instrumentation(c).last_record_id)
+    assert r.status == "error" and r.error.type == "ResponseFailed"
+    assert "the model crashed" in (r.error.message or "")
+
+
+def test_tool_calls_are_the_output(server: str, pm: Any) -> None:
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
+    c = client(server, pm)
+    reply = c.chat.completions.create(
+        model="acme-chat", messages=[{"role": "user", "content": "weather in Paris?"}], tools=tools
+    )
+    message = reply.choices[0].message
+    r = pm.verify([message.model_dump(mode="json", exclude_none=True)]).record
+    assert "tools_sha256" in r.params
 
 
 def test_failed_call_is_an_error_record(server: str, pm: Any) -> None:

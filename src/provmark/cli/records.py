@@ -222,6 +222,8 @@ def _print_verified(v: Verified, label: str) -> None:
     print(f"VERIFIED  {label}")
     print(f"  record   {r.slug}  ({r.record_id})")
     print(f"  model    {model}" + (f"  [{r.model.digest}]" if r.model.digest else ""))
+    if r.fallback:  # model is the one that answered
+        print(f"  fallback asked for {r.fallback.requested_model}: {r.fallback.reason or ''}")
     who = f" for {r.actor.user_id}" if r.actor.user_id else ""
     print(f"  made     {r.generated_at}{who}  ({r.operation})")
     print(f"  log      index {v.index} of {v.tree_size}")

@@ -13,12 +13,14 @@ import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol, Self
 
 from ..canonical import canonical_bytes
 from ..capture.core import Outcome, Recording
+from ..capture.model import Model
 from ..errors import CanonicalizationError, CaptureError, ConfigError
 from ..record import slug_for
 
@@ -170,6 +172,26 @@ def remove_hook(pm: CaptureTarget, hook: Hook) -> None:
             del vars(pm)["emit"]  # the class's own emit again
 
 
+class FolderModel(Model):
+    """A model identified by every file of its folder, whatever the format: MLflow models
+    (``MLmodel``, pickles, ``conda.yaml``...), diffusers pipelines (``model_index.json``,
+    scheduler and component configs...). Python byte-code caches (``__pycache__``) are
+    left out: they change with the interpreter, not with the model."""
+
+    def files(self) -> list[Path]:
+        paths = Model(self.name, weights=self.weights).files()  # files given as weights=
+        if self.directory is not None:
+            root = Path(self.directory)
+            if not root.is_dir():
+                raise CaptureError(f"model directory {root} does not exist")
+            paths.extend(
+                p
+                for p in sorted(root.rglob("*"))
+                if p.is_file() and "__pycache__" not in p.relative_to(root).parts
+            )
+        return paths
+
+
 def same_model(requested: str | None, served: str | None) -> bool:
     """Whether ``served`` is ``requested`` or a pinned snapshot of it (``gpt-4o`` ->
     ``gpt-4o-2024-08-06``, ``gemini-1.5-pro`` -> ``gemini-1.5-pro-002``, ``llama3`` ->
@@ -179,6 +201,13 @@ def same_model(requested: str | None, served: str | None) -> bool:
     r = requested.lower().rsplit("/", 1)[-1]
     s = served.lower().rsplit("/", 1)[-1]
     return s == r or (s.startswith(r) and bool(_SNAPSHOT_SUFFIX.match(s[len(r) :])))
+
+
+def answered_by(rec: Recording, model: Any) -> None:
+    """Make ``model`` (a :class:`provmark.Model`) the record's ``model``: the model that
+    answered after a fallback; ``fallback.requested_model`` keeps the one asked for, so
+    ``log --model``, ``verify`` and the web UI name the model that made the output."""
+    rec.outcome.spec = replace(rec.outcome.spec, model=model)
 
 
 _SNAPSHOT_SUFFIX = re.compile(r"^(?:-\d[\d.-]*|-latest|[@:].+)$")

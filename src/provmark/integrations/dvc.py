@@ -9,8 +9,11 @@
         summarize(article)
 
 Which datasets: the outputs of ``.dvc`` files and of ``dvc.lock`` stages (``targets``
-picks some by path), or with ``stage=`` the dependencies of that stage that DVC tracks
-as data. Each is resolved once, when ``Datasets`` is made:
+picks some by path), or with ``stage=`` the dependencies of that stage: those DVC tracks
+as data, and files kept in git whose md5 ``dvc.lock`` holds (code files such as
+``train.py`` only with ``code=True``; a dependency without an md5 or outside the
+repository is logged as a warning and left out). Each is resolved once, when
+``Datasets`` is made:
 
 * ``uri``: the object's URL in the default DVC remote (content-addressed, from
   ``dvc.api.get_url``) when a remote is configured, else ``file://<path>#md5=<md5>``;
@@ -34,11 +37,15 @@ from typing import Any
 
 from ..capture.core import Outcome, Recording
 from ..errors import ConfigError
-from .common import CaptureTarget, Hook, add_hook, remove_hook, require
+from .common import CaptureTarget, Hook, add_hook, log, remove_hook, require
 
 MINIMUM, BELOW = "3.0", "4"
 LOCK_SCHEMA = "2.0"
 _CHUNK = 1 << 20
+# stage dependencies kept in git that are code, not data (Datasets(code=True) keeps them)
+CODE_SUFFIXES = frozenset(
+    {".py", ".ipynb", ".sh", ".bash", ".r", ".jl", ".js", ".ts", ".rb", ".go", ".java", ".scala"}
+)
 
 
 class DatasetChanged(ConfigError):
@@ -88,6 +95,7 @@ class Datasets:
         targets: Sequence[str | Path] | None = None,
         stage: str | None = None,
         remote: bool = True,
+        code: bool = False,
     ) -> None:
         api = _dvc_api()
         self.root = Path(root).resolve()
@@ -98,7 +106,7 @@ class Datasets:
         has_remote = bool(self.config.get("core", "remote", fallback=None))
         tracked = self._tracked()
         if stage is not None:
-            chosen = self._stage_deps(stage, tracked)
+            chosen = self._stage_deps(stage, tracked, code)
         elif targets is not None:
             chosen = []
             for target in targets:
@@ -188,24 +196,67 @@ class Datasets:
             "stage": stage,
         }
 
-    def _stage_deps(self, stage: str, tracked: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    def _stage_deps(
+        self, stage: str, tracked: dict[str, dict[str, Any]], code: bool
+    ) -> list[dict[str, Any]]:
         for lock in self._files("dvc.lock"):
             stages = (_yaml(lock) or {}).get("stages") or {}
             if stage in stages:
+                source = lock.relative_to(self.root).as_posix()
                 deps = []
                 for dep in stages[stage].get("deps") or ():
-                    rel = (lock.parent / str(dep["path"])).resolve().relative_to(self.root)
-                    if rel.as_posix() in tracked:
-                        deps.append(tracked[rel.as_posix()])
+                    found = self._dep(stage, lock, source, dep, tracked, code)
+                    if found is not None:
+                        deps.append(found)
                 return deps
         raise ConfigError(f"Datasets: no stage {stage!r} in any dvc.lock of {self.root}")
+
+    def _dep(
+        self,
+        stage: str,
+        lock: Path,
+        source: str,
+        dep: dict[str, Any],
+        tracked: dict[str, dict[str, Any]],
+        code: bool,
+    ) -> dict[str, Any] | None:
+        """One stage dependency: DVC-tracked data, or a file kept in git whose md5
+        ``dvc.lock`` holds (code files only with ``code=True``)."""
+        raw = str(dep.get("path", ""))
+        try:
+            rel = (lock.parent / raw).resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            rel = None
+        if rel is not None and rel in tracked:
+            return tracked[rel]
+        if rel is None or "://" in raw:
+            log.warning(
+                "provmark: DVC stage %r depends on %s outside the repository: "
+                "not recorded as a dataset",
+                stage,
+                raw,
+            )
+            return None
+        if not code and Path(rel).suffix.lower() in CODE_SUFFIXES:
+            return None
+        if "md5" not in dep:
+            log.warning(
+                "provmark: DVC stage %r dependency %s has no md5 in %s (run `dvc repro` or "
+                "`dvc commit`): not recorded as a dataset",
+                stage,
+                rel,
+                source,
+            )
+            return None
+        entry = {"path": rel, "md5": str(dep["md5"]), "size": dep.get("size")}
+        return {**entry, "source": source, "stage": stage, "in_git": True}
 
     # ------------------------------------------------------------ hashing
     def _resolve(self, t: dict[str, Any], api: Any) -> DvcDataset:
         md5: str = t["md5"]
         path = self.root / t["path"]
         uri = None
-        if api is not None:
+        if api is not None and not t.get("in_git"):
             try:
                 uri = api.get_url(t["path"], repo=str(self.root))
             except Exception:  # the remote cannot be resolved: a local URI
@@ -213,7 +264,15 @@ class Datasets:
         if uri and "://" not in uri:
             uri = Path(uri).resolve().as_uri()
         uri = uri or f"{path.as_uri()}#md5={md5}"
-        return DvcDataset(t["path"], md5, t["size"], uri, self._sha256(path, md5), t["source"])
+        sha256 = self._sha256(path, md5)
+        if sha256 is None:
+            log.warning(
+                "provmark: DVC dataset %s (md5 %s) is neither in the workspace nor in the "
+                "DVC cache: its record entry names it by URI and md5 only",
+                t["path"],
+                md5,
+            )
+        return DvcDataset(t["path"], md5, t["size"], uri, sha256, t["source"])
 
     def _sha256(self, path: Path, md5: str) -> str | None:
         if path.is_file() and not md5.endswith(".dir"):

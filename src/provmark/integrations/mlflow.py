@@ -28,6 +28,7 @@ from ..capture.model import Model
 from ..errors import ConfigError
 from .common import (
     CaptureTarget,
+    FolderModel,
     RunRecords,
     add_hook,
     policy_failure,
@@ -55,8 +56,9 @@ def model_from_registry(uri: str, *, download_to: str | Path | None = None) -> M
     """A :class:`provmark.Model` for ``models:/<name>/<version>`` or ``models:/<name>@<alias>``.
 
     name and version come from the registry, ``revision`` is the MLflow run that made
-    the model version, and the files of the version (downloaded to ``download_to`` or a
-    temporary folder when the store is remote) are hashed.
+    the model version, and every file of the version (downloaded to ``download_to`` or a
+    temporary folder when the store is remote) is hashed, whatever its format (weights,
+    pickles, ``MLmodel``, environment files), so two different models never look the same.
     """
     mlflow = _mlflow()
     match = _MODEL_URI.match(uri)
@@ -80,7 +82,9 @@ def model_from_registry(uri: str, *, download_to: str | Path | None = None) -> M
         raise ConfigError(f"model_from_registry: {uri}: {exc.message}") from None
     folder = Path(local)
     files: dict[str, Any] = {"directory": folder} if folder.is_dir() else {"weights": folder}
-    return Model(name, version=str(mv.version), provider="mlflow", revision=mv.run_id, **files)
+    return FolderModel(
+        name, version=str(mv.version), provider="mlflow", revision=mv.run_id, **files
+    )
 
 
 def log_records(

@@ -1,35 +1,54 @@
-"""OpenAI-compatible clients: every chat/completion/embedding call becomes a record.
+"""OpenAI-compatible clients: every chat/completion/embedding/Responses call becomes a record.
 
     client = provmark.integrations.openai.instrument(openai.OpenAI(base_url=...), pm)
     reply = client.chat.completions.create(model="m", messages=[...], temperature=0.2)
     pm.verify(reply.choices[0].message.content)
 
 Works with ``OpenAI`` and ``AsyncOpenAI`` (and any OpenAI-compatible endpoint behind
-``base_url``), plain and ``stream=True`` calls. Each record holds the requested model,
-the messages as input (the store redacts the snapshot), the request parameters, the
-response id, ``system_fingerprint``, the served model and the token usage. The output
-hashed is the reply text when there is one choice with text; otherwise the JSON list
-of the choices' messages (see docs/integrations.md).
+``base_url``), plain and ``stream=True`` calls, ``with_raw_response`` and
+``with_streaming_response``, and the Responses API (``client.responses.create``). Each
+record holds the model that answered, the messages as input (the store redacts the
+snapshot), the request parameters, the response id, ``system_fingerprint``, the served
+model and the token usage. The output hashed is the reply text when there is one choice
+with text; otherwise the JSON list of the choices' messages (see docs/integrations.md).
 
 Fallbacks are never silent: with ``fallback_models=[...]`` a failed call (connection
-error, timeout, 429, 5xx) is retried with the next model and the record's ``fallback``
-names the model that answered and why; an endpoint (a router) answering with another
-model than the one asked for is recorded the same way.
+error, timeout, 429, 5xx) is retried with the next model; the record's ``model.name`` is
+then the model that answered and its ``fallback`` names the model asked for and why. An
+endpoint (a router) answering with another model than the one asked for is recorded the
+same way.
 """
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import functools
-from collections.abc import Sequence
+import inspect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from ..capture.core import Recording
 from ..capture.model import Model
 from ..errors import ConfigError
-from .common import CaptureTarget, clean_params, plain, policy_failure, require, same_model
+from . import openai_responses as responses_api
+from .common import (
+    CaptureTarget,
+    answered_by,
+    clean_params,
+    plain,
+    policy_failure,
+    require,
+    same_model,
+)
+from .openai_streams import (
+    AsyncStream,
+    ChatStreamState,
+    StreamClosedEarly,
+    StreamState,
+    SyncStream,
+)
 
 C = TypeVar("C")
 
@@ -52,20 +71,63 @@ _SKIP = frozenset(
         "prompt_cache_key",
     }
 )
-_ENDPOINTS = (
-    ("chat", ("chat", "completions"), "messages"),
-    ("text_completion", ("completions",), "prompt"),
-    ("embeddings", ("embeddings",), "input"),
-)
+# the header openai's with_raw_response ("true") / with_streaming_response ("stream") set
+RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
 _ATTR = "_provmark_instrumentation"
+_RAW_WRAPPERS = ("with_raw_response", "with_streaming_response")
+
+__all__ = [
+    "Instrumentation",
+    "StreamClosedEarly",
+    "instrument",
+    "instrumentation",
+    "uninstrument",
+]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One instrumented ``create``: its record operation and where its input is."""
+
+    kind: str  # chat, text_completion, embeddings, responses
+    path: tuple[str, ...]
+    input_key: str
+
+    @property
+    def operation(self) -> str:
+        return "chat" if self.kind == "responses" else self.kind
+
+
+ENDPOINTS = (
+    Endpoint("chat", ("chat", "completions"), "messages"),
+    Endpoint("text_completion", ("completions",), "prompt"),
+    Endpoint("embeddings", ("embeddings",), "input"),
+    Endpoint("responses", ("responses",), "input"),
+)
+
+
+@dataclass
+class Call:
+    """One call in flight: its recording and which models were tried."""
+
+    rec: Recording
+    endpoint: Endpoint
+    requested: str
+    failures: list[str] = field(default_factory=list)
+    used: str = ""
 
 
 def _openai() -> Any:
     return require("openai", extra="openai", package="openai", minimum=MINIMUM, below=BELOW)
 
 
-class StreamClosedEarly(Exception):
-    """A streamed reply was closed (or dropped) before its last chunk."""
+def raw_mode(kwargs: Mapping[str, Any]) -> str | None:
+    """``"true"`` under ``with_raw_response``, ``"stream"`` under ``with_streaming_response``."""
+    headers = kwargs.get("extra_headers")
+    if isinstance(headers, Mapping):
+        value = headers.get(RAW_RESPONSE_HEADER)
+        return value if isinstance(value, str) else None
+    return None
 
 
 class Instrumentation:
@@ -106,19 +168,27 @@ class Instrumentation:
         return found
 
     # ------------------------------------------------------------ one call
-    def start(self, operation: str, input_key: str, kwargs: dict[str, Any]) -> Recording:
+    def start(self, endpoint: Endpoint, kwargs: dict[str, Any]) -> Call:
         name = kwargs.get("model")
         if not isinstance(name, str) or not name:
             name = "unknown"
+        if endpoint.kind == "responses":
+            inp = responses_api.request_input(kwargs)
+            params = clean_params(kwargs, _SKIP | responses_api.SKIP, responses_api.HASHED)
+        else:
+            inp = plain(kwargs.get(endpoint.input_key))
+            params = clean_params(kwargs, _SKIP)
         rec = self.pm.record(
             model=self.model(name),
-            input=plain(kwargs.get(input_key)),
-            params=clean_params(kwargs, _SKIP),
-            operation=operation,
+            input=inp,
+            params=params,
+            operation=endpoint.operation,
             tags=self.tags or None,
         )
         rec.__enter__()
-        return rec
+        if endpoint.kind == "responses":
+            rec.outcome.extra["api"] = "responses"
+        return Call(rec, endpoint, name)
 
     def finish(self, rec: Recording, error: BaseException | None = None) -> None:
         if error is not None:
@@ -134,11 +204,10 @@ class Instrumentation:
             return True
         return isinstance(exc, oa.APIStatusError) and exc.status_code >= 500
 
-    def describe(
-        self, rec: Recording, response: Any, requested: str, used: str, failures: list[str]
-    ) -> None:
-        """Response id, fingerprint, usage and fallback onto the recording."""
-        served = getattr(response, "model", None) or used
+    def describe(self, call: Call, response: Any) -> None:
+        """Response id, fingerprint, usage, fallback and the answering model."""
+        rec = call.rec
+        served = getattr(response, "model", None) or call.used
         extra = rec.outcome.extra
         extra["endpoint"] = self.endpoint
         extra["served_model"] = served
@@ -147,75 +216,115 @@ class Instrumentation:
             if value:
                 extra["response_id" if key == "id" else key] = value
         note_usage(rec, getattr(response, "usage", None))
-        note_fallback(rec, requested, used, served, failures)
+        note_fallback(rec, call.requested, call.used, served, call.failures)
+        if rec.outcome.fallback is not None:
+            answered = call.used if same_model(call.used, served) else served
+            answered_by(rec, self.model(answered))
 
-    def call_sync(self, create: Any, operation: str, input_key: str, kwargs: dict[str, Any]) -> Any:
-        rec = self.start(operation, input_key, kwargs)
-        requested = str(kwargs.get("model"))
-        models = (requested, *self.fallback_models)
-        failures: list[str] = []
-        response = None
+    def settle(self, call: Call, result: Any, what: str) -> None:
+        """``result()`` -> (response, output) onto the record, then write it; a reply that
+        cannot be read follows the capture policy (the caller still gets its reply)."""
+        try:
+            response, output = result()
+            self.describe(call, response)
+            call.rec.set_output(output)
+        except Exception as exc:
+            policy_failure(self.pm, f"reading the {what}", exc)
+            return
+        self.finish(call.rec)
+
+    def tried(self, call: Call, model: str, exc: Exception, last: bool) -> None:
+        if last or not self.retryable(exc):
+            self.finish(call.rec, exc)
+            raise exc
+        call.failures.append(f"{model}: {type(exc).__name__}")
+
+    def call_sync(self, create: Any, endpoint: Endpoint, kwargs: dict[str, Any]) -> Any:
+        call = self.start(endpoint, kwargs)
+        models = (call.requested, *self.fallback_models)
+        response: Any = None
         for i, model in enumerate(models):
             try:
                 response = create(**{**kwargs, "model": model})
                 break
             except Exception as exc:
-                if i == len(models) - 1 or not self.retryable(exc):
-                    self.finish(rec, exc)
-                    raise
-                failures.append(f"{model}: {type(exc).__name__}")
-        used = models[len(failures)]
+                self.tried(call, model, exc, i == len(models) - 1)
+        call.used = models[len(call.failures)]
+        if raw_mode(kwargs) is not None:
+            try:
+                parsed = response.parse()  # cached: the caller's own .parse() gets the same
+            except Exception as exc:
+                policy_failure(self.pm, f"parsing the raw {endpoint.operation} response", exc)
+                return response
+            return self.raw(call, response, parsed, kwargs)
         if kwargs.get("stream"):
-            return SyncStream(response, self, rec, requested, used, failures)
-        return self.complete(rec, response, operation, requested, used, failures)
+            return SyncStream(response, self.stream_state(call))
+        return self.complete(call, response)
 
-    async def call_async(
-        self, create: Any, operation: str, input_key: str, kwargs: dict[str, Any]
-    ) -> Any:
-        rec = self.start(operation, input_key, kwargs)
-        requested = str(kwargs.get("model"))
-        models = (requested, *self.fallback_models)
-        failures: list[str] = []
-        response = None
+    async def call_async(self, create: Any, endpoint: Endpoint, kwargs: dict[str, Any]) -> Any:
+        call = self.start(endpoint, kwargs)
+        models = (call.requested, *self.fallback_models)
+        response: Any = None
         for i, model in enumerate(models):
             try:
                 response = await create(**{**kwargs, "model": model})
                 break
             except Exception as exc:
-                if i == len(models) - 1 or not self.retryable(exc):
-                    self.finish(rec, exc)
-                    raise
-                failures.append(f"{model}: {type(exc).__name__}")
-        used = models[len(failures)]
+                self.tried(call, model, exc, i == len(models) - 1)
+        call.used = models[len(call.failures)]
+        if raw_mode(kwargs) is not None:
+            try:
+                parsed = response.parse()  # a coroutine under with_streaming_response
+                if inspect.isawaitable(parsed):
+                    parsed = await parsed
+            except Exception as exc:
+                policy_failure(self.pm, f"parsing the raw {endpoint.operation} response", exc)
+                return response
+            return self.raw(call, response, parsed, kwargs)
         if kwargs.get("stream"):
-            return AsyncStream(response, self, rec, requested, used, failures)
-        return self.complete(rec, response, operation, requested, used, failures)
+            return AsyncStream(response, self.stream_state(call))
+        return self.complete(call, response)
 
-    def complete(
-        self,
-        rec: Recording,
-        response: Any,
-        operation: str,
-        requested: str,
-        used: str,
-        failures: list[str],
-    ) -> Any:
-        try:
-            self.describe(rec, response, requested, used, failures)
-            rec.set_output(output_of(operation, response))
-        except Exception as exc:
-            policy_failure(self.pm, f"reading the {operation} response", exc)
-            return response
-        self.finish(rec)
+    def stream_state(self, call: Call) -> StreamState:
+        if call.endpoint.kind == "responses":
+            return responses_api.ResponsesStreamState(self, call)
+        return ChatStreamState(self, call)
+
+    def complete(self, call: Call, response: Any) -> Any:
+        def result() -> tuple[Any, Any]:
+            if call.endpoint.kind == "responses":
+                responses_api.describe(call.rec.outcome.extra, response)
+            return response, output_of(call.endpoint, response)
+
+        self.settle(call, result, f"{call.endpoint.operation} response")
         return response
 
+    def raw(self, call: Call, raw: Any, parsed: Any, kwargs: dict[str, Any]) -> Any:
+        """A ``with_raw_response``/``with_streaming_response`` reply: recorded from its
+        parsed form; a stream is wrapped where the caller's ``parse()`` will find it."""
+        if not kwargs.get("stream"):
+            self.complete(call, parsed)
+            return raw
+        is_async = hasattr(parsed, "__aiter__")
+        state = self.stream_state(call)
+        wrapped = AsyncStream(parsed, state) if is_async else SyncStream(parsed, state)
+        cache = getattr(raw, "_parsed_by_type", None)
+        if isinstance(cache, dict) and getattr(raw, "_cast_to", None) is not None:
+            cache[raw._cast_to] = wrapped  # openai's parse() cache, keyed by the default type
+        else:
+            state.done = True
+            policy_failure(self.pm, "a raw streamed response of this openai version")
+        return raw
 
-def output_of(operation: str, response: Any) -> Any:
+
+def output_of(endpoint: Endpoint, response: Any) -> Any:
     """What is hashed: the reply text for one text choice, else the JSON list."""
-    if operation == "embeddings":
+    if endpoint.kind == "responses":
+        return responses_api.output_of(response)
+    if endpoint.kind == "embeddings":
         return [plain(d.embedding) for d in response.data]
     choices = sorted(response.choices, key=lambda c: c.index)
-    if operation == "text_completion":
+    if endpoint.kind == "text_completion":
         texts = [c.text for c in choices]
         return texts[0] if len(texts) == 1 else texts
     messages = [c.message for c in choices]
@@ -235,6 +344,9 @@ def note_usage(rec: Recording, usage: Any) -> None:
         "input_tokens": getattr(usage, "prompt_tokens", None),
         "output_tokens": getattr(usage, "completion_tokens", None),
     }
+    for key in tokens:  # the Responses API names them so already
+        if tokens[key] is None:
+            tokens[key] = getattr(usage, key, None)
     rec.set_usage(**{k: v for k, v in tokens.items() if isinstance(v, int)})
 
 
@@ -245,200 +357,6 @@ def note_fallback(
         rec.set_fallback(requested, served, "retried after " + "; ".join(failures))
     elif not same_model(requested, served):
         rec.set_fallback(requested, served, "the endpoint answered with another model")
-
-
-class _StreamState:
-    """Accumulates a streamed reply: text (and tool calls) per choice, id, usage."""
-
-    def __init__(
-        self,
-        inst: Instrumentation,
-        rec: Recording,
-        requested: str,
-        used: str,
-        failures: list[str],
-    ) -> None:
-        self.inst, self.rec = inst, rec
-        self.requested, self.used, self.failures = requested, used, failures
-        self.texts: dict[int, list[str]] = {}
-        self.tools: dict[int, dict[int, dict[str, Any]]] = {}
-        self.id: str | None = None
-        self.fingerprint: str | None = None
-        self.model: str | None = None
-        self.usage: Any = None
-        self.chunks = 0
-        self.done = False
-        self.operation = rec.outcome.spec.operation
-
-    def add(self, chunk: Any) -> None:
-        self.chunks += 1
-        self.id = self.id or getattr(chunk, "id", None)
-        self.fingerprint = getattr(chunk, "system_fingerprint", None) or self.fingerprint
-        self.model = getattr(chunk, "model", None) or self.model
-        if getattr(chunk, "usage", None) is not None:
-            self.usage = chunk.usage
-        for choice in getattr(chunk, "choices", None) or ():
-            text = choice.text if self.operation == "text_completion" else None
-            delta = getattr(choice, "delta", None)
-            if delta is not None:
-                text = delta.content
-                for call in getattr(delta, "tool_calls", None) or ():
-                    self._tool(choice.index, call)
-            if text:
-                self.texts.setdefault(choice.index, []).append(text)
-
-    def _tool(self, index: int, call: Any) -> None:
-        calls = self.tools.setdefault(index, {})
-        entry = calls.setdefault(call.index, {"type": "function", "function": {"arguments": ""}})
-        if call.id:
-            entry["id"] = call.id
-        fn = call.function
-        if fn is not None:
-            if fn.name:
-                entry["function"]["name"] = fn.name
-            entry["function"]["arguments"] += fn.arguments or ""
-
-    def output(self) -> Any:
-        indexes = sorted(set(self.texts) | set(self.tools)) or [0]
-        if not self.tools and len(indexes) == 1:
-            return "".join(self.texts.get(indexes[0], []))
-        if self.operation == "text_completion":
-            return ["".join(self.texts.get(i, [])) for i in indexes]
-        out = []
-        for i in indexes:
-            message: dict[str, Any] = {"role": "assistant"}
-            if i in self.texts:
-                message["content"] = "".join(self.texts[i])
-            if i in self.tools:
-                message["tool_calls"] = [self.tools[i][k] for k in sorted(self.tools[i])]
-            out.append(message)
-        return out
-
-    def end(self, error: BaseException | None) -> None:
-        if self.done:
-            return
-        self.done = True
-        rec = self.rec
-        if error is None:
-            try:
-                response = _Summary(self.id, self.fingerprint, self.model, self.usage)
-                self.inst.describe(rec, response, self.requested, self.used, self.failures)
-                rec.outcome.extra["stream_chunks"] = self.chunks
-                rec.set_output(self.output())
-            except Exception as exc:
-                policy_failure(self.inst.pm, "reading the streamed response", exc)
-                return
-        self.inst.finish(rec, error)
-
-
-class _Summary:
-    def __init__(self, id: str | None, fingerprint: str | None, model: str | None, usage: Any):
-        self.id, self.system_fingerprint, self.model, self.usage = id, fingerprint, model, usage
-
-
-class SyncStream:
-    """Wraps ``openai.Stream``: iterate it as usual; the record is written at the end."""
-
-    def __init__(
-        self,
-        stream: Any,
-        inst: Instrumentation,
-        rec: Recording,
-        requested: str,
-        used: str,
-        failures: list[str],
-    ) -> None:
-        self._stream = stream
-        self._iter = iter(stream)
-        self._state = _StreamState(inst, rec, requested, used, failures)
-
-    def __iter__(self) -> SyncStream:
-        return self
-
-    def __next__(self) -> Any:
-        try:
-            chunk = next(self._iter)
-        except StopIteration:
-            self._state.end(None)
-            raise
-        except Exception as exc:
-            self._state.end(exc)
-            raise
-        self._state.add(chunk)
-        return chunk
-
-    def close(self) -> None:
-        if not self._state.done:
-            self._state.end(StreamClosedEarly(f"closed after {self._state.chunks} chunks"))
-        self._stream.close()
-
-    def __enter__(self) -> SyncStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-    def __del__(self) -> None:
-        state = getattr(self, "_state", None)
-        if state is not None and not state.done:
-            # a finaliser must not raise; a failure was counted (best_effort) or is moot
-            with contextlib.suppress(Exception):
-                state.end(StreamClosedEarly(f"dropped after {state.chunks} chunks"))
-
-
-class AsyncStream:
-    """Wraps ``openai.AsyncStream`` (``async for``); the record is written at the end."""
-
-    def __init__(
-        self,
-        stream: Any,
-        inst: Instrumentation,
-        rec: Recording,
-        requested: str,
-        used: str,
-        failures: list[str],
-    ) -> None:
-        self._stream = stream
-        self._iter = stream.__aiter__()
-        self._state = _StreamState(inst, rec, requested, used, failures)
-
-    def __aiter__(self) -> AsyncStream:
-        return self
-
-    async def __anext__(self) -> Any:
-        try:
-            chunk = await self._iter.__anext__()
-        except StopAsyncIteration:
-            self._state.end(None)
-            raise
-        except Exception as exc:
-            self._state.end(exc)
-            raise
-        self._state.add(chunk)
-        return chunk
-
-    async def close(self) -> None:
-        if not self._state.done:
-            self._state.end(StreamClosedEarly(f"closed after {self._state.chunks} chunks"))
-        await self._stream.close()
-
-    async def __aenter__(self) -> AsyncStream:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-    def __del__(self) -> None:
-        state = getattr(self, "_state", None)
-        if state is not None and not state.done:
-            with contextlib.suppress(Exception):
-                state.end(StreamClosedEarly(f"dropped after {state.chunks} chunks"))
 
 
 # ---------------------------------------------------------------- instrument
@@ -453,7 +371,7 @@ def instrument(
     fallback_models: Sequence[str] = (),
     tags: dict[str, str] | None = None,
 ) -> C:
-    """Record every ``chat.completions``, ``completions`` and ``embeddings`` call of
+    """Record every ``chat.completions``, ``completions``, ``embeddings`` and ``responses`` call of
     ``client`` (an ``openai.OpenAI`` or ``openai.AsyncOpenAI``) into ``pm``.
 
     ``provider`` defaults to ``openai`` for api.openai.com and to the endpoint's host
@@ -484,13 +402,17 @@ def instrument(
         endpoint=endpoint,
     )
     is_async = isinstance(client, oa.AsyncOpenAI)
-    for operation, path, input_key in _ENDPOINTS:
+    for ep in ENDPOINTS:
         resource: Any = client
-        for part in path:
-            resource = getattr(resource, part)
+        for part in ep.path:
+            resource = getattr(resource, part, None)
+        if resource is None:  # an openai version without this API
+            continue
         create = resource.create
         inst.originals.append((resource, "create", vars(resource).get("create")))
-        resource.create = _wrapper(inst, create, operation, input_key, is_async)
+        resource.create = _wrapper(inst, create, ep, is_async)
+        for name in _RAW_WRAPPERS:  # cached views made before: rebuilt over our create
+            vars(resource).pop(name, None)
     for name in ("with_options", "copy"):
         original = getattr(client, name)
         inst.originals.append((client, name, vars(client).get(name)))
@@ -499,18 +421,18 @@ def instrument(
     return client
 
 
-def _wrapper(inst: Instrumentation, create: Any, operation: str, key: str, is_async: bool) -> Any:
+def _wrapper(inst: Instrumentation, create: Any, endpoint: Endpoint, is_async: bool) -> Any:
     if is_async:
 
         @functools.wraps(create)
         async def acreate(**kwargs: Any) -> Any:
-            return await inst.call_async(create, operation, key, kwargs)
+            return await inst.call_async(create, endpoint, kwargs)
 
         return acreate
 
     @functools.wraps(create)
     def screate(**kwargs: Any) -> Any:
-        return inst.call_sync(create, operation, key, kwargs)
+        return inst.call_sync(create, endpoint, kwargs)
 
     return screate
 
@@ -550,3 +472,5 @@ def uninstrument(client: Any) -> None:
             vars(owner).pop(name, None)
         else:
             setattr(owner, name, previous)
+        for view in _RAW_WRAPPERS:
+            vars(owner).pop(view, None)
