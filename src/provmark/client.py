@@ -95,6 +95,7 @@ class Provmark:
         vault: Any = None,
         subject_tag: str = "tenant",
         fingerprint: bool = False,
+        provider: str | None = None,
     ) -> None:
         """See ``docs/privacy.md`` for the privacy options: ``redact`` (built-in detectors on
         snapshots and error messages, keyed by the ``redaction`` secret), ``redaction_policy``
@@ -103,7 +104,9 @@ class Provmark:
         ``crypto.fieldenc.MasterKey``, e.g. a KMS; default the ``master`` secret),
         ``vault`` (default: tables beside the store) and ``subject_tag`` (the tag naming the
         tenant of records without a user id). ``fingerprint`` stores soft-binding
-        fingerprints of outputs so that edited copies can be found (``docs/soft-binding.md``)."""
+        fingerprints of outputs so that edited copies can be found (``docs/soft-binding.md``).
+        ``provider`` is the SB 942 provider name records carry when their model names none
+        (else ``$PROVMARK_PROVIDER``, else ``provider`` in ``$PROVMARK_HOME/config.toml``)."""
         from .privacy.engine import Privacy, writer_store
 
         if policy not in ("strict", "best_effort"):
@@ -111,7 +114,15 @@ class Provmark:
         self.store = store
         self.keystore = keystore
         self.policy = policy
-        self._drafts = DraftBuilder(actor=actor, packages=packages, config=config)
+        from .disclosure.config import default_provider
+
+        home = getattr(keystore, "directory", None)
+        self._drafts = DraftBuilder(
+            actor=actor,
+            packages=packages,
+            config=config,
+            provider=default_provider(provider, Path(home).parent if home else None),
+        )
         self.encoders = self._drafts.encoders
         self._hash_cache = self._drafts.hash_cache
         self.capture_failures = 0

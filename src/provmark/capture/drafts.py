@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import itertools
 import json
@@ -59,8 +60,11 @@ class DraftBuilder:
         config: Mapping[str, Any] | None = None,
         encoders: Encoders | None = None,
         hash_cache: HashCache | None = None,
+        provider: str | None = None,
     ) -> None:
         self.encoders = encoders or Encoders()
+        # SB 942 provider name for models that name none (disclosure.config)
+        self.provider = provider or os.environ.get("PROVMARK_PROVIDER") or None
         self.hash_cache = hash_cache or HashCache()
         self._ids = RecordIds()
         self._packages = tuple(packages)
@@ -85,6 +89,8 @@ class DraftBuilder:
             spec = Spec(model=as_model(model), **options)
         except TypeError as exc:
             raise ConfigError(f"capture: {exc}") from None
+        if self.provider and spec.model.provider is None:
+            spec.model = dataclasses.replace(spec.model, provider=self.provider, _resolved={})
         spec.model.identity(self.hash_cache)  # hash weights now, not on the first call
         if spec.tags:
             check_tags(dict(spec.tags))

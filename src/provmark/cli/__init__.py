@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from ..errors import ProvmarkError, VerificationError
 from . import (
     demo,
+    disclose,
     export,
     governance,
     integrations,
@@ -36,6 +37,7 @@ GROUPS = [
     tokens,
     webhooks,
     export,
+    disclose,
     privacy,
     governance,
     trust,

@@ -160,11 +160,12 @@ def create_app(
     install_handlers(app)
     app.add_middleware(_Instrument, metrics=metrics)
 
-    from . import routes_admin, routes_log, routes_records
+    from . import routes_admin, routes_disclosure, routes_log, routes_records
 
     app.include_router(routes_records.router)
     app.include_router(routes_log.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_disclosure.router)
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")
     def healthz() -> dict[str, str]:
