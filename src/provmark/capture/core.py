@@ -57,6 +57,7 @@ class Outcome:
     fallback: dict[str, str] | None = None
     seed: Any = None
     datasets: list[dict[str, str]] = field(default_factory=list)
+    record_id: str | None = None  # given in advance (a span that names its record while open)
 
 
 class Recorder(Protocol):

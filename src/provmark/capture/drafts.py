@@ -116,7 +116,7 @@ class DraftBuilder:
         spec = o.spec
         now_ns = time.time_ns()
         draft: dict[str, Any] = {
-            "record_id": self._ids.new(now_ns),
+            "record_id": o.record_id or self._ids.new(now_ns),
             "schema_version": "1",
             "started_at": format_ns(o.started_ns),
             "generated_at": format_ns(now_ns),

@@ -14,6 +14,7 @@ from typing import IO, Any
 from ..errors import ConfigError, NotFoundError, ProvmarkError
 from ..record import Record
 from ..store.base import Query, Store, StoredRecord
+from . import otlp
 from .common import Progress, add_db, open_from, parse_tags, print_json
 
 
@@ -22,7 +23,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "export",
         help="export records as W3C PROV, in-toto (DSSE) or OpenLineage",
         description="Formats: prov-json, prov-n, prov-o (Turtle), prov-jsonld, "
-        "in-toto (JSON lines of DSSE envelopes), openlineage (JSON lines of RunEvents).",
+        "in-toto (JSON lines of DSSE envelopes), openlineage (JSON lines of RunEvents), "
+        "otlp (OpenTelemetry spans or log events sent to --endpoint).",
     )
     p.add_argument("--format", "-f", required=True, metavar="FORMAT", help="see above")
     p.add_argument("--record", action="append", default=[], metavar="ID", help="these records only")
@@ -47,6 +49,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--progress", action="store_true", help="show the progress bar even if not a TTY"
     )
+    otlp.add_arguments(p)
     add_db(p)
     p.set_defaults(func=cmd_export)
 
@@ -148,6 +151,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..export import FORMATS, get_exporter
     from ..export.openlineage import OpenLineageExporter, send
 
+    if args.format == "otlp":
+        with open_from(args) as pm:
+            return otlp.cmd_export_otlp(args, pm)
     if args.format not in FORMATS:
         raise ConfigError(
             f"unknown export format {args.format!r}; choose one of {', '.join(FORMATS)}"

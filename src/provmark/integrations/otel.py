@@ -16,19 +16,29 @@ reference to the span (media type ``application/vnd.provmark.span-ref+json``), a
 ``extra.output_source`` says so; enable content capture in the instrumentation to
 make such outputs verifiable by content.
 
-A span already carrying ``provmark.record_id`` (recorded by a provmark wrapper while
-it was open) is not recorded twice. A response model that differs from the request
-model (beyond a pinned snapshot of it) is recorded as a ``fallback``.
+A span that names its operation when it starts (the GenAI conventions ask for
+``gen_ai.operation.name`` at creation) gets ``provmark.record_id`` at once, so the
+exported span names its record; the record's ``extra.trace_id``/``span_id`` name the
+span either way. Spans of OpenInference instrumentations (``openinference.span.kind``
+``LLM``/``EMBEDDING``, :mod:`provmark.integrations.openinference`) are read too, for the
+parts that carry no ``gen_ai.*`` attribute.
+
+A span already carrying another ``provmark.record_id`` (recorded by a provmark wrapper
+while it was open) is not recorded twice. A response model that differs from the
+request model (beyond a pinned snapshot of it) is recorded as a ``fallback``.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..capture.core import Outcome
 from ..capture.model import Model
+from ..record import new_record_id
+from . import openinference
 from .common import CaptureTarget, Hook, add_hook, policy_failure, remove_hook, require, same_model
 
 MINIMUM, BELOW = "1.20", "2"
@@ -96,22 +106,42 @@ class GenAISpanRecorder:
         self.recorded = 0
         self._models: dict[tuple[str, str | None], Model] = {}
         self._errors: dict[str, type[Exception]] = {}
+        # record ids given to open spans, by (trace id, span id)
+        self._pending: dict[tuple[int, int], str] = {}
+        self._lock = threading.Lock()
+
+    def operation(self, attrs: Mapping[str, Any]) -> str | None:
+        name = attrs.get("gen_ai.operation.name") or openinference.operation_of(attrs)
+        return str(name) if name in self.operations else None
 
     # SpanProcessor interface
     def on_start(self, span: Any, parent_context: Any = None) -> None:
-        return None
+        attrs = span.attributes or {}
+        if RECORD_ID_ATTRIBUTE in attrs or self.operation(attrs) is None:
+            return
+        ctx = span.get_span_context()
+        record_id = new_record_id()
+        span.set_attribute(RECORD_ID_ATTRIBUTE, record_id)
+        with self._lock:
+            self._pending[(ctx.trace_id, ctx.span_id)] = record_id
 
     def on_end(self, span: Any) -> None:
+        ctx = span.get_span_context()
+        with self._lock:
+            given = self._pending.pop((ctx.trace_id, ctx.span_id), None)
         attrs = span.attributes or {}
-        operation = attrs.get("gen_ai.operation.name")
-        if operation not in self.operations or RECORD_ID_ATTRIBUTE in attrs:
+        operation = self.operation(attrs)
+        if operation is None:
             return
+        stated = attrs.get(RECORD_ID_ATTRIBUTE)
+        if stated is not None and stated != given:
+            return  # a provmark wrapper recorded this call while the span was open
         try:
-            outcome_parts = self.read(span, attrs, str(operation))
+            outcome_parts = self.read(span, attrs, operation)
         except Exception as exc:
             policy_failure(self.pm, f"reading GenAI span {span.name!r}", exc)
             return
-        self.emit(span, *outcome_parts)
+        self.emit(span, *outcome_parts, record_id=given)
 
     def shutdown(self) -> None:
         return None
@@ -131,10 +161,13 @@ class GenAISpanRecorder:
         return found
 
     def read(self, span: Any, attrs: Mapping[str, Any], operation: str) -> tuple[Any, ...]:
-        provider = attrs.get("gen_ai.provider.name") or attrs.get("gen_ai.system")
-        requested = attrs.get("gen_ai.request.model") or attrs.get("gen_ai.response.model")
+        oi = openinference.fields(attrs) or openinference.Fields(operation)
+        provider = attrs.get("gen_ai.provider.name") or attrs.get("gen_ai.system") or oi.provider
+        requested = (
+            attrs.get("gen_ai.request.model") or attrs.get("gen_ai.response.model") or oi.model
+        )
         model = self.model(str(requested or "unknown"), str(provider) if provider else None)
-        params = {}
+        params = dict(oi.params)
         for key, name in _PARAMS.items():
             if key in attrs:
                 value = attrs[key]
@@ -149,18 +182,26 @@ class GenAISpanRecorder:
             if key in attrs:
                 value = attrs[key]
                 extra[name] = list(value) if isinstance(value, tuple) else value
+        for key, value in oi.extra.items():
+            extra.setdefault(key, value)
         usage = {
             "input_tokens": attrs.get("gen_ai.usage.input_tokens")
-            or attrs.get("gen_ai.usage.prompt_tokens"),
+            or attrs.get("gen_ai.usage.prompt_tokens")
+            or oi.usage.get("input_tokens"),
             "output_tokens": attrs.get("gen_ai.usage.output_tokens")
-            or attrs.get("gen_ai.usage.completion_tokens"),
+            or attrs.get("gen_ai.usage.completion_tokens")
+            or oi.usage.get("output_tokens"),
         }
         messages_in = _messages(span, attrs, "gen_ai.input.messages", "gen_ai.prompt")
         system = attrs.get("gen_ai.system_instructions")
         if system is not None and messages_in is not None:
             messages_in = {"system_instructions": _json(system), "messages": messages_in}
+        if messages_in is None:
+            messages_in = oi.input
         output = _messages(span, attrs, "gen_ai.output.messages", "gen_ai.completion")
-        user = attrs.get("enduser.id") or attrs.get("user.id")
+        if output is None:
+            output = oi.output
+        user = attrs.get("enduser.id") or attrs.get("user.id") or oi.user
         return model, operation, messages_in, params, extra, usage, output, requested, user
 
     def emit(
@@ -175,6 +216,8 @@ class GenAISpanRecorder:
         output: Any,
         requested: Any,
         user: Any,
+        *,
+        record_id: str | None = None,
     ) -> None:
         pm = self.pm
         error = self.error_of(span)
@@ -183,6 +226,7 @@ class GenAISpanRecorder:
         )
         rec.__enter__()
         rec.outcome.started_ns = int(span.start_time)
+        rec.outcome.record_id = record_id
         rec.outcome.extra.update(extra)
         rec.set_usage(**{k: int(v) for k, v in usage.items() if isinstance(v, int)})
         served = extra.get("served_model")
@@ -272,18 +316,28 @@ def span_processor(
 
 
 class SpanLink(Hook):
-    """Puts each new record id on the span current when it is captured."""
+    """Links each new record and the span current when it is captured, both ways: the
+    record gets ``extra.trace_id``/``span_id`` (signed with it), the span the record id."""
 
     def __init__(self, trace_api: Any) -> None:
         self.trace = trace_api
 
-    def after(self, outcome: Outcome, record_id: str) -> None:
-        if "span_id" in outcome.extra:  # made from a span that has already ended
+    def before(self, outcome: Outcome) -> None:
+        if "span_id" in outcome.extra:  # made from a span (by the processor)
             return
+        ctx = self.trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            outcome.extra["trace_id"] = f"{ctx.trace_id:032x}"
+            outcome.extra["span_id"] = f"{ctx.span_id:016x}"
+
+    def after(self, outcome: Outcome, record_id: str) -> None:
         span = self.trace.get_current_span()
-        if span.is_recording():
-            span.set_attribute(RECORD_ID_ATTRIBUTE, record_id)
-            span.add_event("provmark.record", {RECORD_ID_ATTRIBUTE: record_id})
+        if not span.is_recording():
+            return
+        if outcome.extra.get("span_id") != f"{span.get_span_context().span_id:016x}":
+            return  # made from a span that has already ended
+        span.set_attribute(RECORD_ID_ATTRIBUTE, record_id)
+        span.add_event("provmark.record", {RECORD_ID_ATTRIBUTE: record_id})
 
 
 def link_spans(pm: CaptureTarget) -> SpanLink:
