@@ -8,8 +8,9 @@ import * as search from './page_search.js';
 import * as record from './page_record.js';
 import * as verify from './page_verify.js';
 import * as logPage from './page_log.js';
+import * as disclosure from './page_disclosure.js';
 
-const PAGES = {dashboard, search, record, verify, log: logPage};
+const PAGES = {dashboard, search, record, verify, log: logPage, disclosure};
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
 const who = document.getElementById('who');
