@@ -27,17 +27,23 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
 from .canonical import canonical_bytes
-from .crypto.keys import PublicKey
+from .crypto.keys import PublicKey, load_public_key
+from .crypto.revocation import Revocation, open_revocations
 from .errors import CanonicalizationError, KeyStoreError, ProvmarkError, VerificationError
 from .log.note import NoteVerifier, open_note, parse_verifier_key, sign_note
 from .store.base import StoredRecord
-from .verify import Evidence, Trust, Verified, leaf_hash_of, verify_evidence
+from .verify import Evidence, Trust, Verified, leaf_hash_of
 
 if TYPE_CHECKING:
     from .client import Provmark
+    from .verification.report import Report
+    from .witness.policy import TrustPolicy
 
 MEDIA_TYPE = "application/vnd.provmark.bundle+json;version=1"
+PIN_WITHOUT_WINDOW = "1970-01-01T00:00:00Z"  # a key pinned as a bare PEM (``--key``)
 
 
 def make_bundle(pm: Provmark, stored: StoredRecord) -> dict[str, Any]:
@@ -67,6 +73,7 @@ def make_bundle(pm: Provmark, stored: StoredRecord) -> dict[str, Any]:
         },
         "public_key": key.public_key,
         "key": key_info,
+        "revocations": pm.signed_revocations(),
     }
 
 
@@ -104,9 +111,12 @@ def _field(obj: Any, name: str, kind: type, where: str = "bundle") -> Any:
 
 
 _SHAPE: dict[str, tuple[set[str], set[str]]] = {
-    "bundle": ({"media_type", "record", "signature", "log", "public_key", "key"}, {"timestamps"}),
+    "bundle": (
+        {"media_type", "record", "signature", "log", "public_key", "key"},
+        {"timestamps", "revocations"},
+    ),
     "signature": ({"alg", "key_id", "sig"}, set()),
-    "log": ({"origin", "index", "leaf_hash", "proof", "checkpoint", "log_key"}, {"tree_size"}),
+    "log": ({"origin", "index", "leaf_hash", "tree_size", "proof", "checkpoint", "log_key"}, set()),
     "key": ({"key_id", "alg", "purpose", "not_before", "attestation"}, {"not_after"}),
 }
 
@@ -156,8 +166,56 @@ def verify_bundle(
     log_key: str | None = None,
     trusted_checkpoint: tuple[int, bytes] | None = None,
     consistency_proof: list[bytes] | None = None,
+    policy: TrustPolicy | None = None,
 ) -> Verified:
-    """Verify a bundle offline. ``keys``/``log_key`` pin trust; else the bundle's own are used."""
+    """Verify a bundle offline. ``keys``/``log_key`` pin trust; else the bundle's own are used.
+    Returns :class:`Verified` or raises :class:`VerificationError` naming the failed check."""
+    return bundle_report(
+        bundle,
+        content_sha256=content_sha256,
+        keys=keys,
+        log_key=log_key,
+        trusted_checkpoint=trusted_checkpoint,
+        consistency_proof=consistency_proof,
+        policy=policy,
+    ).raise_for_failure()
+
+
+def _pinned_key(bundled: PublicKey, pins: list[PublicKey]) -> PublicKey:
+    """The pinned key the bundle's (attested) key must be: same id and key material; with
+    a window when the pin has one (a key set), the same window."""
+    pin = next((k for k in pins if k.key_id == bundled.key_id), None)
+    if pin is None:
+        raise VerificationError(
+            "record_signature", f"key {bundled.key_id} of the bundle is not among the pinned keys"
+        )
+    if load_public_key(pin.public_key).public_bytes(
+        Encoding.DER, PublicFormat.SubjectPublicKeyInfo
+    ) != load_public_key(bundled.public_key).public_bytes(
+        Encoding.DER, PublicFormat.SubjectPublicKeyInfo
+    ):
+        raise VerificationError(
+            "record_signature", f"the bundle's public key differs from the pinned key {pin.key_id}"
+        )
+    if pin.not_before == PIN_WITHOUT_WINDOW:  # a bare --key PEM: the attested window holds
+        return bundled
+    if (pin.alg, pin.purpose, pin.not_before, pin.not_after) != (
+        bundled.alg,
+        bundled.purpose,
+        bundled.not_before,
+        bundled.not_after,
+    ):
+        raise VerificationError(
+            "key_validity",
+            f"the bundle's window or purpose of key {pin.key_id} differs from the pinned key set",
+        )
+    return pin
+
+
+def _bundle_evidence(
+    bundle: dict[str, Any], keys: list[PublicKey] | None, log_key: str | None
+) -> tuple[Evidence, Trust, list[Revocation], int]:
+    """Parse a bundle and check it against the pins; raise the failed check."""
     if bundle.get("media_type") != MEDIA_TYPE:
         raise VerificationError(
             "bundle_format", f"media_type is {bundle.get('media_type')!r}, want {MEDIA_TYPE!r}"
@@ -173,6 +231,7 @@ def verify_bundle(
     lg = _field(bundle, "log", dict)
     origin = _field(lg, "origin", str, "log")
     index = _field(lg, "index", int, "log")
+    tree_size = _field(lg, "tree_size", int, "log")
     proof = [
         _b64(p, "log.proof") if isinstance(p, str) else b""
         for p in _field(lg, "proof", list, "log")
@@ -188,35 +247,39 @@ def verify_bundle(
             "inclusion_proof", "log.leaf_hash does not match the record and signature"
         )
 
-    pinned = keys is not None
-    attestation: str | None = None
-    if keys is None:
-        pem = _field(bundle, "public_key", str)
-        info = dict(_field(bundle, "key", dict))
-        attestation = info.pop("attestation", None)
-        if not isinstance(attestation, str):
-            raise VerificationError("bundle_format", "bundle.key.attestation is missing")
-        try:
-            keys = [PublicKey.from_json({**info, "public_key": pem})]
-        except (KeyStoreError, TypeError) as exc:
-            raise VerificationError("record_signature", f"bundle key: {exc}") from None
-    key_text = log_key or _field(lg, "log_key", str, "log")
+    key_text = _field(lg, "log_key", str, "log")
+    if log_key is not None and key_text != log_key:
+        raise VerificationError(
+            "checkpoint_signature", "the bundle's log.log_key differs from the pinned log key"
+        )
     try:
         note_key: NoteVerifier = parse_verifier_key(key_text)
     except ProvmarkError as exc:
         raise VerificationError("checkpoint_signature", f"log key: {exc}") from None
     if note_key.key_string() != key_text:
         raise VerificationError("checkpoint_signature", "log key is not in canonical form")
-    if log_key is None:
-        pinned = False
-    if attestation is not None:
-        _check_attestation(keys[0], attestation, note_key)
+
+    pem = _field(bundle, "public_key", str)
+    info = dict(_field(bundle, "key", dict))
+    attestation = info.pop("attestation", None)
+    if not isinstance(attestation, str):
+        raise VerificationError("bundle_format", "bundle.key.attestation is missing")
+    try:
+        bundled = PublicKey.from_json({**info, "public_key": pem})
+    except (KeyStoreError, TypeError) as exc:
+        raise VerificationError("record_signature", f"bundle key: {exc}") from None
+    _check_attestation(bundled, attestation, note_key)  # pinned or not: every byte signed
+    trusted_keys = [bundled] if keys is None else [_pinned_key(bundled, keys)]
+
+    revocations: list[Revocation] = []
+    if "revocations" in bundle:
+        note = _field(bundle, "revocations", str)
+        revocations = open_revocations(note, note_key)
     trust = Trust(
-        keys=keys,
+        keys=trusted_keys,
         log_key=note_key,
         origin=note_key.name,
-        trusted_checkpoint=trusted_checkpoint,
-        pinned=pinned,
+        pinned=keys is not None and log_key is not None,
     )
     evidence = Evidence(
         payload=payload,
@@ -226,22 +289,94 @@ def verify_bundle(
         checkpoint=checkpoint,
         origin=origin,
     )
-    verified = verify_evidence(
-        evidence, trust, content_sha256=content_sha256, consistency_proof=consistency_proof
-    )
-    if lg.get("tree_size", verified.tree_size) != verified.tree_size:
-        raise VerificationError(
-            "bundle_format", f"log.tree_size {lg.get('tree_size')} is not the checkpoint's size"
-        )
-    if "timestamps" in bundle:  # RFC 3161 tokens of checkpoints that include the record
-        from .bundle_timestamps import check_timestamps
-        from .log.note import Checkpoint
+    return evidence, trust, revocations, tree_size
 
-        check_timestamps(
-            bundle["timestamps"],
-            origin=origin,
-            index=index,
-            tree_size=verified.tree_size,
-            root=Checkpoint.parse(checkpoint.split("\n\n", 1)[0] + "\n").root_hash,
+
+def bundle_report(
+    bundle: dict[str, Any],
+    *,
+    content_sha256: str | None = None,
+    keys: list[PublicKey] | None = None,
+    log_key: str | None = None,
+    trusted_checkpoint: tuple[int, bytes] | None = None,
+    consistency_proof: list[bytes] | None = None,
+    policy: TrustPolicy | None = None,
+) -> Report:
+    """Every check of a bundle, as the one :class:`~provmark.verification.Verifier` runs
+    them. The bundle's signed revocation list always applies; ``policy`` adds witness
+    quorum and pinned revocations."""
+    from dataclasses import replace
+
+    from .verification.report import FAIL, CheckResult
+    from .verification.verifier import Verifier
+    from .witness.policy import NoteHistory, TrustPolicy
+
+    policy = policy or TrustPolicy()
+    content, consistency = content_sha256 is not None, trusted_checkpoint is not None
+    try:
+        evidence, trust, revocations, tree_size = _bundle_evidence(bundle, keys, log_key)
+    except VerificationError as exc:
+        about = {"content_sha256": content_sha256} if content_sha256 else {}
+        return Verifier(None, policy.policies()).not_run(
+            exc, subject=about, content=content, consistency=consistency
         )
-    return verified
+    policy = policy.with_revocations(
+        revocations, "bundle's revocation list (signed by the log key)"
+    )
+    trust = replace(trust, trusted_checkpoint=trusted_checkpoint)
+    stamps, stamp_error = _bundle_stamps(bundle, evidence, tree_size, policy)
+    verifier = Verifier(trust, policy.policies())
+    record_id = bundle["record"].get("record_id")
+    report = verifier.verify(
+        evidence,
+        content_sha256=content_sha256,
+        consistency_proof=consistency_proof,
+        history=NoteHistory(policy, stamps),
+        subject={"record_id": record_id} if isinstance(record_id, str) else {},
+    )
+    late = None
+    if report.outcome is not None and report.outcome.tree_size != tree_size:
+        late = VerificationError(
+            "bundle_format", f"log.tree_size {tree_size} is not the checkpoint's size"
+        )
+    late = late or stamp_error
+    if report.outcome is not None and late is not None:
+        report.checks.append(CheckResult(late.check, FAIL, late.detail))
+        report.outcome = None
+    return report
+
+
+def _bundle_stamps(
+    bundle: dict[str, Any], evidence: Evidence, tree_size: int, policy: TrustPolicy
+) -> tuple[list[tuple[str, str]], VerificationError | None]:
+    """The bundle's RFC 3161 tokens (see :mod:`provmark.bundle_timestamps`): every one is
+    checked; as evidence of time (``timestamp``, revocation) only with a pinned TSA root."""
+    if "timestamps" not in bundle:
+        return [], None
+    from .bundle_timestamps import check_timestamps
+    from .log.note import Checkpoint
+
+    try:
+        root = Checkpoint.parse(evidence.checkpoint.split("\n\n", 1)[0] + "\n").root_hash
+        infos = check_timestamps(
+            bundle["timestamps"],
+            origin=evidence.origin,
+            index=evidence.index,
+            tree_size=tree_size,
+            root=root,
+            tsa=policy.tsa,
+        )
+    except VerificationError as exc:
+        return [], exc
+    except ProvmarkError as exc:
+        return [], VerificationError("bundle_format", f"log.checkpoint: {exc}")
+    if policy.tsa is None:
+        return [], None
+    found = [
+        (
+            info.latest,
+            f"checkpoint of size {entry['size']} time-stamped by {info.tsa} at {info.gen_time}",
+        )
+        for entry, info in zip(bundle["timestamps"], infos, strict=True)
+    ]
+    return sorted(found), None

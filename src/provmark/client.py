@@ -40,12 +40,15 @@ from .record import (
     parse_time,
 )
 from .store.base import Page, Query, Store, StoredCheckpoint, StoredRecord
-from .verify import Evidence, Trust, Verified, verify_evidence
+from .verify import Evidence, Trust, Verified
 
 if TYPE_CHECKING:
+    from .crypto.revocation import Revocation
     from .privacy.base import Erasure
     from .privacy.views import RecordView
     from .softbind import FuzzyResult
+    from .verification.report import CheckResult, Report
+    from .witness.policy import TrustPolicy
 
 log = logging.getLogger("provmark")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -493,6 +496,7 @@ class Provmark:
         record_id: str | None = None,
         trusted_checkpoint: tuple[int, bytes] | None = None,
         fuzzy: Literal[False] = False,
+        c2pa_trust: Any = None,
     ) -> Verified: ...
     @overload
     def verify(self, content: Any, *, fuzzy: Literal[True]) -> FuzzyResult: ...
@@ -504,6 +508,7 @@ class Provmark:
         record_id: str | None = None,
         trusted_checkpoint: tuple[int, bytes] | None = None,
         fuzzy: bool = False,
+        c2pa_trust: Any = None,
     ) -> Verified | FuzzyResult:
         """Was ``content`` made here, by what, and is it intact?
 
@@ -514,16 +519,58 @@ class Provmark:
         """
         if fuzzy:
             return self.verify_fuzzy(content)  # type: ignore[no-any-return]
-        self.flush()
-        revoked = self._revocations()
-        if revoked is not None:  # a revoked key: records need witnessed/time-stamped checkpoints
-            from .witness.policy import TrustPolicy
+        report = self.report(
+            content,
+            record_id=record_id,
+            trusted_checkpoint=trusted_checkpoint,
+            c2pa_trust=c2pa_trust,
+        )
+        return report.raise_for_failure()
 
-            return TrustPolicy(revocations=revoked).verify(
-                self, content, record_id=record_id, trusted_checkpoint=trusted_checkpoint
-            )
+    def report(
+        self,
+        content: Any,
+        *,
+        record_id: str | None = None,
+        trusted_checkpoint: tuple[int, bytes] | None = None,
+        policy: TrustPolicy | None = None,
+        c2pa_trust: Any = None,
+    ) -> Report:
+        """Every check of :meth:`verify` as a :class:`~provmark.verification.Report`.
+
+        A file (``Path``) whose bytes are no recorded output but which carries a C2PA
+        manifest (embedded or a ``.c2pa`` sidecar) is judged by its manifest: it must be
+        the recorded output once the manifest is removed (hard binding), or be signed by
+        a certificate chaining to ``c2pa_trust`` (PEM anchors or paths), never just by
+        any valid signature (see ``docs/trust-model.md``).
+        """
+        self.flush()
         sha = digest_output(content, self.encoders).sha256
-        return self.verify_digest(sha, record_id=record_id, trusted_checkpoint=trusted_checkpoint)
+        report = self.verification(
+            sha, record_id=record_id, trusted_checkpoint=trusted_checkpoint, policy=policy
+        )
+        failed = report.failed
+        if report.verified or failed is None or failed.name != "output_hash":
+            return report
+        if not isinstance(content, Path) or not _may_carry_manifest(content):
+            return report
+        try:
+            from .verification.store import load_anchors, verify_marked
+
+            marked, _ = verify_marked(
+                self,
+                content,
+                trust_anchors=load_anchors(c2pa_trust),
+                trusted_checkpoint=trusted_checkpoint,
+                policy=policy,
+            )
+        except ImportError:  # c2pa-python not installed: nothing else to try
+            return report
+        except VerificationError as exc:
+            if exc.check == "c2pa" and "no C2PA manifest" in exc.detail:
+                return report
+            raise
+        return marked
 
     def candidates(self, sha256: str, record_id: str | None = None) -> list[StoredRecord]:
         """The stored records to verify content against: the one named, else every record
@@ -550,39 +597,54 @@ class Provmark:
         trusted_checkpoint: tuple[int, bytes] | None = None,
     ) -> Verified:
         """:meth:`verify` given the content's SHA-256 (what the server's verify endpoint has)."""
-        candidates = self.candidates(sha256, record_id)
-        checkpoint = self.store.latest_checkpoint()
-        trust = self.trust(trusted_checkpoint)
-        first_error: VerificationError | None = None
-        for stored in candidates:  # the same output may have been generated more than once
-            try:
-                ev = self.evidence(stored, checkpoint)
-                proof = (
-                    consistency_proof(trusted_checkpoint[0], checkpoint.size, self.store)
-                    if trusted_checkpoint and checkpoint
-                    else None
-                )
-                return verify_evidence(ev, trust, content_sha256=sha256, consistency_proof=proof)
-            except VerificationError as exc:
-                first_error = first_error or exc
-        assert first_error is not None
-        raise first_error
+        report = self.verification(
+            sha256, record_id=record_id, trusted_checkpoint=trusted_checkpoint
+        )
+        return report.raise_for_failure()
 
-    def _revocations(self) -> Any:
+    def verification(
+        self,
+        sha256: str | None,
+        *,
+        record_id: str | None = None,
+        trusted_checkpoint: tuple[int, bytes] | None = None,
+        policy: TrustPolicy | None = None,
+        prechecks: Sequence[CheckResult] = (),
+    ) -> Report:
+        """Every check for content (its SHA-256) or for a named record (``sha256=None``),
+        as a :class:`~provmark.verification.Report`: pass / fail / not run with the reason.
+        Revocations of this key set always apply; ``policy`` adds witnesses and timestamps."""
+        from .verification.store import verify_stored
+
+        return verify_stored(
+            self,
+            sha256,
+            record_id=record_id,
+            trusted_checkpoint=trusted_checkpoint,
+            policy=policy,
+            prechecks=prechecks,
+        )
+
+    def revocations(self) -> list[Revocation]:
         """The revocation list beside the key set, re-read only when the file changes."""
         from .crypto.revocation import RevocationList, revocations_path
 
-        path = revocations_path(self)
+        path = revocations_path(self.keystore)
         try:
             stamp = path.stat().st_mtime_ns
         except FileNotFoundError:
-            return None
+            return []
         cached = getattr(self, "_revocations_cache", None)
         if cached is None or cached[0] != stamp:
-            revs = RevocationList(path)
-            cached = (stamp, revs if len(revs) else None)
+            cached = (stamp, list(RevocationList(path)))
             self._revocations_cache = cached
-        return cached[1]
+        return list(cached[1])
+
+    def signed_revocations(self) -> str:
+        """The revocation list as a note signed by the log key (keys export, bundles)."""
+        from .crypto.revocation import sign_revocations
+
+        return sign_revocations(self.revocations(), self.store.origin, self.note_signing_key())
 
     def bundle(self, record_id: str) -> dict[str, Any]:
         """An offline bundle: verifiable with no server and no database."""
@@ -676,6 +738,17 @@ class Provmark:
             rec.set_output(canonical_bytes(receipt).decode(), media_type="application/json")
         self.flush()
         return replace(result, record_id=rec.record_id)
+
+
+def _may_carry_manifest(path: Path) -> bool:
+    """An image format that embeds C2PA manifests, or a file with a ``.c2pa`` sidecar."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(64)
+    except OSError:
+        return False
+    images = (b"\x89PNG", b"\xff\xd8\xff", b"RIFF", b"GIF8", b"II*\x00", b"MM\x00*")
+    return head.startswith(images) or head[4:8] == b"ftyp" or path.with_suffix(".c2pa").exists()
 
 
 def _journal_for(store: Store) -> Path:

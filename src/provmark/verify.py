@@ -12,23 +12,23 @@ evidence comes from a store or from an offline bundle:
 6. ``consistency``      (given an older trusted checkpoint) the log only grew
 
 Each failure raises :class:`~provmark.errors.VerificationError` naming the check.
+The checks themselves run in :class:`provmark.verification.Verifier`; this module keeps
+the evidence and trust types and the names other code imports.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from .crypto.keys import PublicKey, check_key_window, verify_record_signature
+from .crypto.keys import PublicKey
 from .errors import VerificationError
-from .log.merkle import verify_consistency, verify_inclusion
 from .log.note import Checkpoint, NoteVerifier, open_checkpoint
-from .record import LogPosition, Record, log_entry, output_hashes, record_from_payload
+from .record import LogPosition, Record, log_entry, record_from_payload
 
 
 @dataclass(frozen=True)
@@ -136,99 +136,14 @@ def verify_evidence(
     content_sha256: str | None = None,
     consistency_proof: Sequence[bytes] | None = None,
 ) -> Verified:
-    """Run every check; return :class:`Verified` or raise the first failure."""
-    checks: list[Check] = []
-    try:
-        data = json.loads(evidence.payload)
-    except ValueError:
-        raise VerificationError("record_payload", "record bytes are not JSON") from None
-    if not isinstance(data, dict) or not isinstance(data.get("generated_at"), str):
-        raise VerificationError("record_payload", "record has no generated_at time")
+    """The base checks of :class:`provmark.verification.Verifier` (no policies): return
+    :class:`Verified` or raise the first failure. Kept for code that imports it."""
+    from .verification.verifier import Verifier
 
-    if content_sha256 is not None:
-        stated = output_hashes(data)  # output, and every output of a multi-output (v2) record
-        if content_sha256 not in stated:
-            recorded = ", ".join(stated) or "no output hash"
-            raise VerificationError(
-                "output_hash",
-                f"content sha256 {content_sha256} differs from the recorded {recorded}",
-            )
-        checks.append(
-            Check("output_hash", True, f"content sha256 {content_sha256} matches the record")
-        )
-
-    sig = evidence.signature
-    key = trust.key(sig.get("key_id", ""))
-    if key is None:
-        raise VerificationError(
-            "record_signature", f"unknown key id {sig.get('key_id')!r}; not among the trusted keys"
-        )
-    if key.purpose != "records":
-        raise VerificationError(
-            "record_signature", f"key {key.key_id} is a {key.purpose!r} key, not a record key"
-        )
-    if key.alg != sig.get("alg"):
-        raise VerificationError(
-            "record_signature",
-            f"signature says alg {sig.get('alg')!r}, key {key.key_id} is {key.alg}",
-        )
-    verify_record_signature(key, evidence.payload, sig.get("sig", ""))
-    how = "pinned" if trust.pinned else "embedded in the bundle (not pinned: pass --key to pin)"
-    checks.append(
-        Check("record_signature", True, f"{key.alg} signature by key {key.key_id}, {how}")
+    report = Verifier(trust).verify(
+        evidence, content_sha256=content_sha256, consistency_proof=consistency_proof
     )
-
-    generated_at = data["generated_at"]
-    check_key_window(key, generated_at)
-    checks.append(Check("key_validity", True, f"key {key.key_id} valid at {generated_at}"))
-
-    if evidence.origin != trust.origin:
-        raise VerificationError(
-            "checkpoint_signature", f"log origin {evidence.origin!r}, expected {trust.origin!r}"
-        )
-    checkpoint = trust.checkpoint(evidence.checkpoint)
-    checks.append(
-        Check(
-            "checkpoint_signature",
-            True,
-            f"checkpoint of size {checkpoint.size} signed by {trust.log_key.name}",
-        )
-    )
-
-    leaf = leaf_hash_of(evidence.payload, evidence.signature)
-    verify_inclusion(leaf, evidence.index, checkpoint.size, evidence.proof, checkpoint.root_hash)
-    checks.append(
-        Check(
-            "inclusion_proof",
-            True,
-            f"leaf {evidence.index} is in the tree of size {checkpoint.size} "
-            f"(root {base64.b64encode(checkpoint.root_hash).decode()})",
-        )
-    )
-
-    if trust.trusted_checkpoint is not None:
-        old_size, old_root = trust.trusted_checkpoint
-        verify_consistency(
-            old_size, checkpoint.size, old_root, checkpoint.root_hash, consistency_proof or []
-        )
-        checks.append(
-            Check(
-                "consistency",
-                True,
-                f"tree of size {old_size} is a prefix of size {checkpoint.size}",
-            )
-        )
-
-    return Verified(
-        payload=evidence.payload,
-        signature=evidence.signature,
-        leaf_hash=leaf,
-        checks=checks,
-        index=evidence.index,
-        tree_size=checkpoint.size,
-        checkpoint=evidence.checkpoint,
-        proof=list(evidence.proof),
-    )
+    return report.raise_for_failure()
 
 
 def parse_checkpoint_body(note: str) -> Checkpoint:

@@ -334,29 +334,36 @@ def _report_lines(report: Any) -> list[str]:
 
 def cmd_c2pa_read(args: argparse.Namespace) -> int:
     from ..errors import VerificationError
-    from ..export.c2pa import check_record, read
+    from ..export.c2pa import read
 
     report = read(args.file, sidecar=args.sidecar, trust_anchors=args.trust)
-    verified = None
-    if args.check_log and report.ok:
+    verdict = None
+    if args.check_log:  # the one Verifier: bound to a recorded output, or a trusted signer
+        from ..verification.store import load_anchors, verify_marked
+
         with open_from(args) as pm:
-            verified = check_record(report, pm)
+            verdict, _ = verify_marked(
+                pm,
+                args.file,
+                sidecar=args.sidecar,
+                trust_anchors=load_anchors(args.trust) if args.trust else None,
+            )
     if args.json:
         out = report.to_json()
-        if verified is not None:
-            out["log"] = {
-                "index": verified.index,
-                "tree_size": verified.tree_size,
-                "verified": True,
-            }
+        if verdict is not None:
+            out["log"] = verdict.to_json()
         print_json(out)
     else:
         print("\n".join(_report_lines(report)))
-        if verified is not None:
-            print(f"  log        record verified at index {verified.index} of {verified.tree_size}")
+        if verdict is not None:
+            from .records import print_report
+
+            print_report(verdict, f"{args.file} against the log")
     if not report.ok or (args.trust and not report.trusted):
         codes = ", ".join(f["code"] for f in report.failures) or report.state
         raise VerificationError("c2pa", f"{args.file}: manifest is {report.state} ({codes})")
+    if verdict is not None:
+        verdict.raise_for_failure()
     return 0
 
 

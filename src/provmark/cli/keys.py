@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..errors import ConfigError
 from .common import add_db, open_from, print_json
 
 
@@ -29,6 +30,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     q = ks.add_parser("export", help="write the public key set (JSON) that verifiers pin")
     q.add_argument("-o", "--output", metavar="PATH", help="default: standard output")
+    q.add_argument(
+        "--c2pa-trust",
+        action="append",
+        default=[],
+        metavar="PEM",
+        help="C2PA trust anchors (CA certificates) verifiers of this key set accept",
+    )
     add_db(q)
     q.set_defaults(func=cmd_export)
 
@@ -56,11 +64,17 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     with open_from(args) as pm:
-        body = {
+        body: dict[str, object] = {
             "keys": [k.to_json() for k in pm.public_keys()],
             "log_key": pm.log_verifier.key_string(),
             "origin": pm.store.origin,
+            "revocations": pm.signed_revocations(),  # a note signed by the log key
         }
+    if args.c2pa_trust:
+        try:
+            body["c2pa_trust_anchors"] = [Path(p).read_text() for p in args.c2pa_trust]
+        except OSError as exc:
+            raise ConfigError(f"--c2pa-trust: {exc}") from None
     if args.output:
         Path(args.output).write_text(json.dumps(body, indent=2) + "\n")
         print(args.output)

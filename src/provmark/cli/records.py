@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from ..audit import audit
-from ..bundle import load_bundle, verify_bundle, write_bundle
+from ..bundle import load_bundle, write_bundle
 from ..capture.hashing import digest_output
 from ..crypto.keys import PublicKey, key_id_for, load_public_key
 from ..errors import ConfigError, VerificationError
 from ..record import Record, is_sha256
-from ..verify import Check, Verified, parse_checkpoint_body
+from ..verify import Verified, parse_checkpoint_body
 from . import trust as trust_cli
 from .common import Progress, add_db, open_from, parse_tags, print_json, read_content
 
@@ -137,12 +137,72 @@ def _trusted(args: argparse.Namespace) -> tuple[int, bytes] | None:
     return cp.size, cp.root_hash
 
 
+def _keyset(args: argparse.Namespace) -> dict[str, Any]:
+    if not args.keyset:
+        return {}
+    try:
+        data = json.loads(Path(args.keyset).read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--keyset {args.keyset}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--keyset {args.keyset}: not a key set export")
+    return data
+
+
+def _pinned_log_key(args: argparse.Namespace, keyset: dict[str, Any]) -> str | None:
+    """``--log-key``, else the log key of a pinned ``--keyset`` (pinned alike)."""
+    stated = keyset.get("log_key")
+    if args.log_key:
+        return str(args.log_key)
+    return stated if isinstance(stated, str) else None
+
+
+def _pinned_revocations(keyset: dict[str, Any], log_key: str | None) -> list[Any]:
+    """The signed revocation list of a pinned key set, checked against its log key."""
+    from ..crypto.revocation import open_revocations
+    from ..log.note import parse_verifier_key
+
+    note = keyset.get("revocations")
+    if note is None:
+        return []
+    if not isinstance(note, str) or log_key is None:
+        raise ConfigError("--keyset: its revocations need the log key (--log-key)")
+    try:
+        return open_revocations(note, parse_verifier_key(log_key))
+    except VerificationError as exc:
+        raise ConfigError(f"--keyset: {exc.detail}") from None
+
+
+def _c2pa_anchors(args: argparse.Namespace, keyset: dict[str, Any]) -> list[str]:
+    """C2PA trust anchors: ``--trust``, a pinned key set's, the development CA if asked."""
+    anchors = list(args.trust)
+    stated = keyset.get("c2pa_trust_anchors")
+    if isinstance(stated, list):
+        anchors += [a for a in stated if isinstance(a, str)]
+    if args.trust_dev_ca:
+        from ..export.c2pa_certs import CA_FILE, default_dir
+
+        ca = default_dir(args.home) / CA_FILE
+        if not ca.is_file():
+            raise ConfigError(f"--trust-dev-ca: no development CA at {ca} (provmark c2pa dev-cert)")
+        anchors.append(str(ca))
+    return anchors
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
+    from ..bundle import bundle_report
+    from ..verification.report import Report
+
     content, label = read_content(args)
     if args.fuzzy:
         from .softbind import verify_fuzzy
 
         return verify_fuzzy(args, content, label)
+    keyset = _keyset(args)
+    log_key = _pinned_log_key(args, keyset)
+    anchors = _c2pa_anchors(args, keyset)
+    report: Report | None = None
+    result: Verified | None = None
     if args.archive:
         from ..governance.archive_format import pins_from, verify_in_archive
 
@@ -157,78 +217,71 @@ def cmd_verify(args: argparse.Namespace) -> int:
     elif args.bundle:
         if args.trusted_checkpoint:
             raise ConfigError("--trusted-checkpoint needs the log (a store), not a bundle")
-        sha = digest_output(content).sha256
-        bundle = load_bundle(args.bundle)
-        result = verify_bundle(
-            bundle,
-            content_sha256=sha,
+        policy = trust_cli.bundle_policy(args, _pinned_revocations(keyset, log_key), log_key)
+        report = bundle_report(
+            load_bundle(args.bundle),
+            content_sha256=digest_output(content).sha256,
             keys=_pinned_keys(args),
-            log_key=args.log_key,
+            log_key=log_key,
+            policy=policy,
         )
-        result = trust_cli.check_bundle(args, bundle, result)
     else:
         with open_from(args) as pm:
-            policy = trust_cli.policy_for(args, pm)  # witnesses, timestamps, revocations
-            trusted = _trusted(args)
-            try:
-                if policy is None:
-                    result = pm.verify(content, record_id=args.record, trusted_checkpoint=trusted)
-                else:
-                    result = policy.verify(
-                        pm, content, record_id=args.record, trusted_checkpoint=trusted
-                    )
-            except VerificationError as exc:
-                if exc.check != "output_hash" or not isinstance(content, Path):
-                    raise
-                result = _verify_by_c2pa(pm, content, exc)
+            if not hasattr(pm, "report"):  # a remote server answers with its own Verifier
+                result = pm.verify(content, record_id=args.record)
+            else:
+                policy = trust_cli.policy_for(args, pm)
+                report = pm.report(
+                    content,
+                    record_id=args.record,
+                    trusted_checkpoint=_trusted(args),
+                    policy=policy.with_revocations(
+                        _pinned_revocations(keyset, log_key), "pinned key set's revocation list"
+                    ),
+                    c2pa_trust=anchors or None,
+                )
+    if report is None:
+        assert result is not None
+        report = _report_of(result)
     if args.json:
-        print_json({"content": label, **result.to_json()})
+        print_json({"content": label, **report.to_json()})
     else:
-        _print_verified(result, label)
+        print_report(report, label)
+    report.raise_for_failure()  # a failure: exit 1 with the failed check on stderr
     return 0
 
 
-def _verify_by_c2pa(pm: Any, path: Path, hash_error: VerificationError) -> Verified:
-    """A marked file's bytes differ from the generated output (the manifest is inside):
-    find the record through its C2PA manifest, embedded or in a sidecar."""
-    try:
-        from ..export import c2pa as c2pa_export
-    except ImportError:  # c2pa-python not installed: nothing else to try
-        raise hash_error from None
-    with path.open("rb") as fh:
-        head = fh.read(64)
-    if c2pa_export.sniff(head) is None and not c2pa_export.sidecar_for(path).exists():
-        raise hash_error  # neither a format that embeds manifests nor a sidecar: just changed
-    try:
-        report = c2pa_export.read(path)
-    except VerificationError as exc:
-        if "no C2PA manifest" in exc.detail:
-            raise hash_error from None
-        raise
-    if not report.ok:
-        codes = ", ".join(f["code"] for f in report.failures) or report.state
-        raise VerificationError("c2pa", f"{path}: the C2PA manifest does not validate ({codes})")
-    verified: Verified = c2pa_export.check_record(report, pm)
-    where = "embedded" if report.embedded else f"sidecar {report.sidecar}"
-    verified.checks.insert(
-        0, Check("c2pa_manifest", True, f"{report.state} C2PA manifest ({where}) names this record")
-    )
-    return verified
+def _report_of(v: Verified) -> Any:
+    from ..verification.report import PASS, CheckResult, Report
+
+    return Report([CheckResult(c.name, PASS, c.detail) for c in v.checks], v)
+
+
+_MARKS = {"pass": "ok  ", "fail": "FAIL", "not_run": "--  "}
+
+
+def print_report(report: Any, label: str) -> None:
+    """The same block of checks whether verified or not, the failed check marked."""
+    v = report.outcome
+    print(f"{'VERIFIED' if report.verified else 'NOT VERIFIED'}  {label}")
+    if v is not None:
+        r = v.record
+        model = " ".join(x for x in (r.model.name, r.model.version) if x)
+        print(f"  record   {r.slug}  ({r.record_id})")
+        print(f"  model    {model}" + (f"  [{r.model.digest}]" if r.model.digest else ""))
+        if r.fallback:  # model is the one that answered
+            print(f"  fallback asked for {r.fallback.requested_model}: {r.fallback.reason or ''}")
+        who = f" for {r.actor.user_id}" if r.actor.user_id else ""
+        print(f"  made     {r.generated_at}{who}  ({r.operation})")
+        print(f"  log      index {v.index} of {v.tree_size}")
+    elif report.subject.get("record_id"):
+        print(f"  record   {report.subject['record_id']}")
+    for c in report.checks:
+        print(f"  {_MARKS[c.result]} {c.name:<21} {c.detail}")
 
 
 def _print_verified(v: Verified, label: str) -> None:
-    r = v.record
-    model = " ".join(x for x in (r.model.name, r.model.version) if x)
-    print(f"VERIFIED  {label}")
-    print(f"  record   {r.slug}  ({r.record_id})")
-    print(f"  model    {model}" + (f"  [{r.model.digest}]" if r.model.digest else ""))
-    if r.fallback:  # model is the one that answered
-        print(f"  fallback asked for {r.fallback.requested_model}: {r.fallback.reason or ''}")
-    who = f" for {r.actor.user_id}" if r.actor.user_id else ""
-    print(f"  made     {r.generated_at}{who}  ({r.operation})")
-    print(f"  log      index {v.index} of {v.tree_size}")
-    for c in v.checks:
-        print(f"  ok  {c.name:<21} {c.detail}")
+    print_report(_report_of(v), label)
 
 
 # ---------------------------------------------------------------- show / log

@@ -8,10 +8,9 @@ lead, printed with its record, and exits 1 like every other unproven answer.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, NotFoundError, VerificationError
+from ..errors import ConfigError, NotFoundError
 from .common import add_db, open_from, print_json, read_content
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -77,29 +76,19 @@ def verify_fuzzy(args: argparse.Namespace, content: Any, label: str) -> int:
         if getattr(args, option, None):
             raise ConfigError(f"--fuzzy does not combine with --{option.replace('_', '-')}")
     sb = _softbind()
-    from .records import _print_verified, _verify_by_c2pa
+    from .records import _c2pa_anchors, _keyset, print_report
 
+    anchors = _c2pa_anchors(args, _keyset(args))
     with open_from(args) as pm:
-        try:
-            verified = pm.verify(content)
-        except VerificationError as exc:
-            if exc.check != "output_hash":
-                raise
-            verified = None
-            if isinstance(content, Path):
-                try:
-                    verified = _verify_by_c2pa(pm, content, exc)
-                except VerificationError as c2pa_exc:
-                    if c2pa_exc.check not in ("output_hash", "c2pa"):
-                        raise
-        if verified is not None:
+        report = pm.report(content, c2pa_trust=anchors or None)  # exact, or a bound manifest
+        failed = report.failed
+        if report.verified or (failed is not None and failed.name != "output_hash"):
             if args.json:
-                print_json(
-                    {"content": label, "status": "identical", "proven": True, **verified.to_json()}
-                )
+                status = {"status": "identical", "proven": True} if report.verified else {}
+                print_json({"content": label, **status, **report.to_json()})
             else:
-                _print_verified(verified, label)
-            return EXIT_OK
+                print_report(report, label)
+            return EXIT_OK if report.verified else EXIT_FAILED
         result = sb.fuzzy_verify(pm, content)
     if args.json:
         print_json({"content": label, **result.to_json()})

@@ -1,7 +1,7 @@
 """witness ..., timestamp ..., keys-revoke: trust that does not rest on one server.
 
 Also the ``--witnesses/--min/--tsa-cert/--revocations`` options of ``provmark verify``
-(:func:`add_verify_options`, :func:`policy_for`, :func:`check_bundle`).
+(:func:`add_verify_options`, :func:`policy_for`, :func:`bundle_policy`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..crypto.revocation import RevocationList, parse_since, revocations_path
+from ..crypto.revocation import Revocation, RevocationList, parse_since
 from ..errors import ConfigError, VerificationError
-from ..verify import Verified
 from ..witness import (
     TrustArchive,
     TrustPolicy,
@@ -63,11 +62,24 @@ def add_verify_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--revocations",
         metavar="FILE",
-        help="revocation list to honour (default: revocations.json beside the key set)",
+        help="another revocation list to honour (revocations.json beside the key set, a "
+        "bundle's and a pinned --keyset's signed lists always apply)",
+    )
+    p.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="PEM",
+        help="C2PA trust anchors: a manifest not bound to a recorded output must chain to one",
+    )
+    p.add_argument(
+        "--trust-dev-ca",
+        action="store_true",
+        help="also trust the development C2PA CA of $PROVMARK_HOME/c2pa (development only)",
     )
 
 
-def _policy(args: argparse.Namespace, revocations: RevocationList | None) -> TrustPolicy | None:
+def _policy(args: argparse.Namespace, revocations: list[Revocation], source: str) -> TrustPolicy:
     from ..timestamp import load_tsa_trust
 
     witnesses = load_witnesses(args.witnesses) if args.witnesses else []
@@ -75,32 +87,31 @@ def _policy(args: argparse.Namespace, revocations: RevocationList | None) -> Tru
         raise ConfigError("--min needs --witnesses FILE")
     minimum = len(witnesses) if args.min is None else args.min
     tsa = load_tsa_trust(args.tsa_cert) if args.tsa_cert else None
-    if not witnesses and tsa is None and not revocations:
-        return None
-    return TrustPolicy(
-        witnesses=tuple(w.key for w in witnesses),
-        min_witnesses=minimum,
-        tsa=tsa,
-        revocations=revocations,
-    )
+    policy = TrustPolicy(witnesses=tuple(w.key for w in witnesses), min_witnesses=minimum, tsa=tsa)
+    return policy.with_revocations(revocations, source)
 
 
-def policy_for(args: argparse.Namespace, pm: Any) -> TrustPolicy | None:
-    """The policy ``provmark verify`` applies to a store (None: the plain checks suffice)."""
-    path = Path(args.revocations) if args.revocations else None
-    if path is None and hasattr(pm, "keystore"):
-        path = revocations_path(pm)
-    if args.revocations and not Path(args.revocations).is_file():
+def _revocations_file(args: argparse.Namespace) -> list[Revocation]:
+    if not args.revocations:
+        return []
+    if not Path(args.revocations).is_file():
         raise ConfigError(f"--revocations {args.revocations}: no such file")
-    return _policy(args, RevocationList(path) if path else None)
+    return list(RevocationList(args.revocations))
 
 
-def check_bundle(args: argparse.Namespace, bundle: dict[str, Any], verified: Verified) -> Verified:
-    """Witness and revocation checks of an offline bundle (no store, no archive)."""
-    if args.revocations and not Path(args.revocations).is_file():
-        raise ConfigError(f"--revocations {args.revocations}: no such file")
-    policy = _policy(args, RevocationList(args.revocations) if args.revocations else None)
-    return policy.check_bundle(bundle, verified) if policy else verified
+def policy_for(args: argparse.Namespace, pm: Any) -> TrustPolicy:
+    """The policy ``provmark verify`` applies to a store: witnesses, timestamps, and any
+    ``--revocations FILE`` (the store's own revocation list always applies)."""
+    return _policy(args, _revocations_file(args), f"revocation list {args.revocations}")
+
+
+def bundle_policy(
+    args: argparse.Namespace, pinned: list[Revocation], log_key: str | None
+) -> TrustPolicy:
+    """The policy of ``provmark verify --bundle``: witnesses, ``--revocations FILE`` and the
+    revocations of a pinned key set (the bundle's own signed list applies anyway)."""
+    policy = _policy(args, _revocations_file(args), f"revocation list {args.revocations}")
+    return policy.with_revocations(pinned, "pinned key set's revocation list")
 
 
 # ---------------------------------------------------------------- witness
@@ -363,7 +374,7 @@ def add_revoke_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_revoke(args: argparse.Namespace) -> int:
     with open_from(args) as pm:
-        revocations = RevocationList.for_provmark(pm)
+        revocations = RevocationList.for_keystore(pm.keystore)
         if args.list:
             items = [r.to_json() for r in revocations]
             if args.json:

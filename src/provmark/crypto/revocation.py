@@ -10,7 +10,9 @@ backdate it; the rule is therefore:
   time-stamped by a pinned TSA, before T. Otherwise it fails too, with the reason.
 
 The evidence itself is gathered by :mod:`provmark.witness.policy`; this module owns
-the list and the rule.
+the list and the rule. The list travels signed by the log key (:func:`sign_revocations`,
+a C2SP signed note), in ``provmark keys export`` and in every bundle, so an offline
+verifier applies it without trusting whoever handed it over.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from ..record import format_time, now_utc, parse_time
 from .keystore import default_home
 
 if TYPE_CHECKING:
-    from ..client import Provmark
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from ..log.note import NoteVerifier
 
 __all__ = [
     "CHECK",
@@ -37,8 +41,10 @@ __all__ = [
     "RevocationList",
     "epoch_to_rfc3339",
     "judge",
+    "open_revocations",
     "parse_since",
     "revocations_path",
+    "sign_revocations",
 ]
 
 CHECK = "key_revoked"
@@ -96,8 +102,9 @@ class Revocation:
         return rev
 
 
-def revocations_path(pm: Provmark) -> Path:
-    directory = getattr(pm.keystore, "directory", None)
+def revocations_path(keystore: object) -> Path:
+    """``revocations.json`` beside the key set of ``keystore`` (its ``directory``)."""
+    directory = getattr(keystore, "directory", None)
     return Path(directory or default_home() / "keys") / FILE_NAME
 
 
@@ -120,8 +127,8 @@ class RevocationList:
                 self._by_key[rev.key_id] = rev
 
     @classmethod
-    def for_provmark(cls, pm: Provmark) -> RevocationList:
-        return cls(revocations_path(pm))
+    def for_keystore(cls, keystore: object) -> RevocationList:
+        return cls(revocations_path(keystore))
 
     def __len__(self) -> int:
         return len(self._by_key)
@@ -149,6 +156,53 @@ class RevocationList:
         tmp = self.path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(json.dumps(body, indent=2) + "\n")
         os.replace(tmp, self.path)
+
+
+STATEMENT = "provmark-revocations/v1"
+
+
+def revocation_statement(revocations: Any) -> str:
+    """The note body by which the log key states the revoked record keys (one per line)."""
+    lines = [STATEMENT]
+    for rev in sorted(revocations, key=lambda r: (r.key_id, r.since)):
+        reason = json.dumps(rev.reason, ensure_ascii=True)
+        lines.append(f"{rev.key_id} {rev.since} {rev.revoked_at or '-'} {reason}")
+    return "\n".join(lines) + "\n"
+
+
+def sign_revocations(revocations: Any, origin: str, log_key: Ed25519PrivateKey) -> str:
+    """The revocation list as a signed note by the log key (``origin`` is the key name)."""
+    from ..log.note import sign_note
+
+    return sign_note(revocation_statement(revocations), origin, log_key)
+
+
+def open_revocations(note: str, log_key: NoteVerifier) -> list[Revocation]:
+    """The revocations in a signed note, after checking the log key's signature;
+    :class:`VerificationError` (``key_revoked``) when it does not hold or is malformed."""
+    from ..log.note import open_note
+
+    try:
+        body, _ = open_note(note, [log_key])
+    except VerificationError as exc:
+        raise VerificationError(CHECK, f"revocation list: {exc.detail}") from None
+    lines = body.rstrip("\n").split("\n")
+    if lines[0] != STATEMENT:
+        raise VerificationError(CHECK, "revocation list: not a provmark revocation statement")
+    out = []
+    for line in lines[1:]:
+        parts = line.split(" ", 3)
+        try:
+            key_id, since, revoked_at, reason = parts
+            rev = Revocation(key_id, format_time(parse_time(since)), json.loads(reason), revoked_at)
+        except (ValueError, TypeError):
+            raise VerificationError(CHECK, f"revocation list: bad line {line!r}") from None
+        if rev.revoked_at == "-":
+            rev = Revocation(rev.key_id, rev.since, rev.reason, "")
+        out.append(rev)
+    if revocation_statement(out) != body:
+        raise VerificationError(CHECK, "revocation list: not in canonical form")
+    return out
 
 
 def judge(rev: Revocation, generated_at: str, existed_by: tuple[str, str] | None) -> str:

@@ -34,13 +34,6 @@ from .routes_records import _HEX64, read_body
 log = logging.getLogger("provmark.server")
 router = APIRouter(tags=["verification and log"])
 
-CHECKS = (
-    "output_hash",
-    "record_signature",
-    "key_validity",
-    "checkpoint_signature",
-    "inclusion_proof",
-)
 
 _VERIFY_BODY: dict[str, Any] = {
     "requestBody": {
@@ -198,77 +191,62 @@ async def _content(request: Request, limit: int) -> tuple[str, dict[str, Any]]:
     return hashlib.sha256(value.encode("utf-8", errors="surrogatepass")).hexdigest(), options
 
 
+def trusted_from(note: str | None) -> tuple[int, bytes] | None:
+    """The (size, root) of a ``trusted_checkpoint`` note given to verify."""
+    if not note:
+        return None
+    try:
+        cp = parse_checkpoint_body(note)
+    except VerificationError as exc:
+        raise Problem(
+            422,
+            "invalid-parameter",
+            f"trusted_checkpoint: {exc.detail}",
+            field="body.trusted_checkpoint",
+            reason=exc.detail,
+        ) from None
+    return cp.size, cp.root_hash
+
+
 def verify_sha(
     ctx: ServerContext, sha: str, record_id: str | None, trusted_note: str | None
 ) -> Verified:
     """``Provmark.verify`` given the content's SHA-256 (the content itself never needed)."""
-    pm = ctx.pm
-    trusted = None
-    if trusted_note:
-        try:
-            cp = parse_checkpoint_body(trusted_note)
-        except VerificationError as exc:
-            raise Problem(
-                422,
-                "invalid-parameter",
-                f"trusted_checkpoint: {exc.detail}",
-                field="body.trusted_checkpoint",
-                reason=exc.detail,
-            ) from None
-        trusted = (cp.size, cp.root_hash)
-    return pm.verify_digest(sha, record_id=record_id, trusted_checkpoint=trusted)
+    return ctx.pm.verify_digest(
+        sha, record_id=record_id, trusted_checkpoint=trusted_from(trusted_note)
+    )
 
 
 def _answer(
     ctx: ServerContext, view: RecordView, who: Principal, sha: str, options: dict[str, Any]
 ) -> dict[str, Any]:
-    names = [*CHECKS, "consistency"] if options.get("trusted_checkpoint") else list(CHECKS)
-    try:
-        v = verify_sha(ctx, sha, options.get("record_id"), options.get("trusted_checkpoint"))
-    except VerificationError as exc:
-        failed = (
-            exc.check
-            if exc.check in names
-            else "output_hash"
-            if exc.check == "record"
-            else exc.check
-        )
-        if failed not in names:
-            names.insert(0, failed)
-        at = names.index(failed)
-        checks = [{"check": n, "result": "pass", "detail": "passed"} for n in names[:at]]
-        checks.append({"check": failed, "result": "fail", "detail": exc.detail})
-        checks += [
-            {"check": n, "result": "not_run", "detail": f"not run: {failed} failed"}
-            for n in names[at + 1 :]
-        ]
-        ctx.metrics.verifications.labels("failed").inc()
-        ctx.metrics.verification_failures.labels(failed).inc()
-        data = {
-            "check": failed,
-            "detail": exc.detail,
-            "content_sha256": sha,
-            "record_id": options.get("record_id"),
-        }
-        try:
-            ctx.hooks.emit("verification.failed", {k: x for k, x in data.items() if x is not None})
-            if ctx.service is not None:
-                ctx.service.wake()
-        except Exception as hook_exc:  # the answer must not depend on the webhook state
-            log.warning("verification.failed event not queued: %s", hook_exc)
-        return {
-            "verified": False,
-            "content_sha256": sha,
-            "failed_check": failed,
-            "reason": exc.detail,
-            "checks": checks,
-        }
-    ctx.metrics.verifications.labels("verified").inc()
-    out = v.to_json()
+    """The one Verifier's report, rendered (revocations apply as in every other surface)."""
+    trusted = trusted_from(options.get("trusted_checkpoint"))
+    report = ctx.pm.verification(
+        sha, record_id=options.get("record_id"), trusted_checkpoint=trusted
+    )
+    out = report.to_json()
     out["content_sha256"] = sha
-    out["checks"] = [{"check": c.name, "result": "pass", "detail": c.detail} for c in v.checks]
-    out["checkpoint"] = v.checkpoint
-    out["record"] = ctx.shown(view.get(v.record_id), who)
+    failed = report.failed
+    if report.verified:
+        ctx.metrics.verifications.labels("verified").inc()
+        out["record"] = ctx.shown(view.get(out["record_id"]), who)
+        return out
+    name = failed.name if failed is not None else "record"
+    ctx.metrics.verifications.labels("failed").inc()
+    ctx.metrics.verification_failures.labels(name).inc()
+    data = {
+        "check": name,
+        "detail": failed.detail if failed is not None else "",
+        "content_sha256": sha,
+        "record_id": options.get("record_id"),
+    }
+    try:
+        ctx.hooks.emit("verification.failed", {k: x for k, x in data.items() if x is not None})
+        if ctx.service is not None:
+            ctx.service.wake()
+    except Exception as hook_exc:  # the answer must not depend on the webhook state
+        log.warning("verification.failed event not queued: %s", hook_exc)
     return out
 
 

@@ -26,7 +26,6 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,14 +44,12 @@ from ..server.context import Reader, ServerContext, get_context, require
 from ..server.problems import Problem
 from ..server.views import record_json, sensitive_fields
 from ..store.base import StoredRecord
-from ..verify import Check, verify_evidence
 from .dashboard import WINDOWS, activity, checkpoint_status
 from .lineage import MAX_DEPTH, lineage_graph
 from .mount import WebState
 
 router = APIRouter(include_in_schema=False)
 
-RECORD_CHECKS = ("record_signature", "key_validity", "checkpoint_signature", "inclusion_proof")
 
 # format -> (file name suffix, label)
 EXPORTS: dict[str, tuple[str, str]] = {
@@ -92,25 +89,6 @@ def _counter(metric: Any) -> dict[str, float]:
         for sample in family.samples:
             if sample.name.endswith("_total") and sample.labels:
                 out[next(iter(sample.labels.values()))] = sample.value
-    return out
-
-
-def checks_answer(
-    names: Sequence[str], passed: Sequence[Check], failed: VerificationError | None
-) -> list[dict[str, str]]:
-    """Every check as pass / fail (with the reason) / not_run, in order."""
-    out: list[dict[str, str]] = [
-        {"check": c.name, "result": "pass", "detail": c.detail} for c in passed
-    ]
-    if failed is None:
-        return out
-    done = {c["check"] for c in out}
-    out.append({"check": failed.check, "result": "fail", "detail": failed.detail})
-    out += [
-        {"check": n, "result": "not_run", "detail": f"not run: {failed.check} failed"}
-        for n in names
-        if n not in done and n != failed.check
-    ]
     return out
 
 
@@ -192,24 +170,15 @@ def checkpoints(
 
 
 def _record_checks(ctx: ServerContext, stored: StoredRecord) -> dict[str, Any]:
-    pm = ctx.pm
-    checkpoint = pm.store.latest_checkpoint()
-    try:
-        ev = pm.evidence(stored, checkpoint)
-        v = verify_evidence(ev, pm.trust())
-    except VerificationError as exc:
-        return {
-            "verified": False,
-            "failed_check": exc.check,
-            "reason": exc.detail,
-            "checks": checks_answer(list(RECORD_CHECKS), [], exc),
-        }
-    return {
-        "verified": True,
-        "tree_size": v.tree_size,
-        "checkpoint": v.checkpoint,
-        "checks": checks_answer(list(RECORD_CHECKS), v.checks, None),
-    }
+    """The one Verifier's report on a stored record (no content: ``output_hash`` not run)."""
+    report = ctx.pm.verification(None, record_id=stored.record_id)
+    out: dict[str, Any] = {"verified": report.verified, "checks": report.to_json()["checks"]}
+    failed = report.failed
+    if failed is not None:
+        out.update(failed_check=failed.name, reason=failed.detail)
+    if report.outcome is not None:
+        out.update(tree_size=report.outcome.tree_size, checkpoint=report.outcome.checkpoint)
+    return out
 
 
 def hidden_fields(ctx: ServerContext, who: Principal, payloads: list[bytes]) -> list[str]:
@@ -348,31 +317,31 @@ def _c2pa_answer(
             "reason": f"{path.name} is not an image format that embeds C2PA manifests "
             "(send its .c2pa sidecar with it)",
         }
+    from ..verification.store import verify_marked
+
     try:
-        report = c2pa_export.read(path, sidecar=sidecar)
+        verdict, report = verify_marked(
+            ctx.pm, path, sidecar=sidecar, trust_anchors=getattr(ctx.settings, "c2pa_trust", None)
+        )
     except VerificationError as exc:
         return {"found": False, "reason": exc.detail.replace(str(path.parent) + os.sep, "")}
     manifest = report.to_json()
     manifest["sidecar"] = report.sidecar is not None
-    names = ["c2pa_manifest", "c2pa_record", *RECORD_CHECKS]
-    where = "embedded" if report.embedded else "sidecar"
-    answer: dict[str, Any] = {"found": True, "manifest": manifest}
-    if not report.ok:
-        codes = ", ".join(f["code"] for f in report.failures) or report.state
-        failed = VerificationError("c2pa_manifest", f"{report.state} manifest ({codes})")
-        return {**answer, "verified": False, "checks": checks_answer(names, [], failed)}
-    first = Check("c2pa_manifest", True, f"{report.state} C2PA manifest ({where})")
-    try:
-        v = c2pa_export.check_record(report, ctx.pm)
-    except VerificationError as exc:
-        return {**answer, "verified": False, "checks": checks_answer(names, [first], exc)}
-    linked = Check("c2pa_record", True, f"names record {v.record.slug}, whose log leaf it matches")
-    answer.update(
-        verified=True,
-        record_id=v.record_id,
-        checks=checks_answer(names, [first, linked, *v.checks], None),
-        record=ctx.view(record_json(v.payload, v.signature, v.index, v.leaf_hash), who),
-    )
+    answer: dict[str, Any] = {
+        "found": True,
+        "manifest": manifest,
+        "verified": verdict.verified,
+        "checks": verdict.to_json()["checks"],
+    }
+    failed = verdict.failed
+    if failed is not None:
+        answer.update(failed_check=failed.name, reason=failed.detail)
+    v = verdict.outcome
+    if verdict.verified and v is not None:
+        answer.update(
+            record_id=v.record_id,
+            record=ctx.view(record_json(v.payload, v.signature, v.index, v.leaf_hash), who),
+        )
     return answer
 
 

@@ -1,7 +1,8 @@
 """Verification that does not rest on one server: witnesses, timestamps, revocations.
 
-:class:`TrustPolicy` wraps :func:`provmark.verify.verify_evidence` (every usual
-check still runs) and adds:
+:class:`TrustPolicy` is what a verifier requires beyond the log operator's own
+signatures; :meth:`TrustPolicy.policies` turns it into the policies of a
+:class:`~provmark.verification.Verifier` (every base check still runs):
 
 * ``witness_cosignatures``: the record is proven against a checkpoint that at least
   ``min_witnesses`` of the pinned witnesses cosigned (C2SP tlog-cosignature). A
@@ -9,35 +10,44 @@ check still runs) and adds:
   trees consistent with what it cosigned before.
 * ``timestamp``: a checkpoint covering the record carries a valid RFC 3161 token by
   a pinned TSA.
-* ``revocation``: a record signed by a revoked key passes only under the rule of
+* ``key_revoked``: a record signed by a revoked key passes only under the rule of
   :mod:`provmark.crypto.revocation`, with the earliest witnessed or time-stamped
   checkpoint that includes it as evidence.
+
+The evidence of when a record was logged comes from a :class:`StoreHistory` (the
+log's archive of cosigned and time-stamped checkpoints) or a :class:`NoteHistory`
+(the cosignatures on an offline bundle's checkpoint).
 """
 
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..capture.hashing import digest_output
-from ..crypto.revocation import RevocationList, epoch_to_rfc3339, judge
+from ..crypto.revocation import Revocation, epoch_to_rfc3339
 from ..errors import ConfigError, VerificationError
-from ..log.merkle import consistency_proof, inclusion_proof, verify_consistency, verify_inclusion
+from ..log.merkle import inclusion_proof, verify_inclusion
 from ..log.note import Checkpoint
-from ..store.base import StoredCheckpoint, StoredRecord
-from ..verify import Check, Trust, Verified, leaf_hash_of, verify_evidence
+from ..store.base import StoredCheckpoint
+from ..verification.policies import (
+    RevocationPolicy,
+    TimestampPolicy,
+    WitnessQuorum,
+    describe_cosignatures,
+)
+from ..verification.verifier import Policy, Subject
 from .archive import TrustArchive
 from .cosignature import CHECK as WITNESS_CHECK
 from .cosignature import Cosignature, CosignerKey, open_cosignatures, require_cosignatures
 
 if TYPE_CHECKING:
     from ..client import Provmark
+    from ..store.base import Store
     from ..timestamp import TsaTrust
 
-__all__ = ["TrustPolicy", "witnessed_bundle"]
+__all__ = ["NoteHistory", "StoreHistory", "TrustPolicy", "witnessed_bundle"]
 
 _MAX_EVIDENCE_CHECKPOINTS = 2000
 
@@ -48,10 +58,6 @@ def _quorum_time(cosigs: Sequence[Cosignature], k: int) -> int | None:
     return times[k - 1] if len(times) >= k else None
 
 
-def _describe(cosigs: Sequence[Cosignature]) -> str:
-    return ", ".join(f"{c.name} at {c.iso_time()}" for c in sorted(cosigs, key=lambda c: c.name))
-
-
 @dataclass(frozen=True)
 class TrustPolicy:
     """What a verifier requires beyond the log operator's own signatures."""
@@ -59,7 +65,8 @@ class TrustPolicy:
     witnesses: tuple[CosignerKey, ...] = ()
     min_witnesses: int = 0
     tsa: TsaTrust | None = None
-    revocations: RevocationList | None = None
+    revocations: Sequence[Revocation] | None = None
+    revocation_source: str = "revocation list"
     _memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -76,99 +83,32 @@ class TrustPolicy:
         """Cosignatures that make a checkpoint 'witnessed' as revocation evidence."""
         return max(1, self.min_witnesses)
 
-    # ------------------------------------------------------------ against a store
-    def verify(
-        self,
-        pm: Provmark,
-        content: Any,
-        *,
-        record_id: str | None = None,
-        trusted_checkpoint: tuple[int, bytes] | None = None,
-        archive: TrustArchive | None = None,
-    ) -> Verified:
-        """Like ``pm.verify`` plus this policy's checks; raise the first failure."""
-        if not hasattr(pm, "store") or not hasattr(pm.store, "get_nodes"):
-            raise ConfigError("witness, timestamp and revocation checks need a local store")
-        pm.flush()
-        sha = digest_output(content, pm.encoders).sha256
-        candidates = pm.candidates(sha, record_id)
-        own = archive is None
-        arch = archive or TrustArchive.existing(pm)
-        try:
-            first: VerificationError | None = None
-            for rec in candidates:
-                try:
-                    return self._verify_stored(pm, arch, rec, sha, trusted_checkpoint)
-                except VerificationError as exc:
-                    first = first or exc
-            assert first is not None
-            raise first
-        finally:
-            if own:
-                arch.close()
+    @property
+    def needs_history(self) -> bool:
+        return bool(self.witnesses or self.tsa is not None or self.revocations)
 
-    def _verify_stored(
-        self,
-        pm: Provmark,
-        archive: TrustArchive,
-        rec: StoredRecord,
-        sha: str,
-        trusted_checkpoint: tuple[int, bytes] | None,
-    ) -> Verified:
-        cosigs: list[Cosignature] = []
+    def with_revocations(self, more: Sequence[Revocation], source: str) -> TrustPolicy:
+        """This policy honouring ``more`` revocations too (a revocation list is only ever
+        added to: the earliest compromise time of a key wins)."""
+        if not more:
+            return self
+        mine = list(self.revocations or ())
+        where = source if not mine else f"{self.revocation_source} and {source}"
+        return TrustPolicy(self.witnesses, self.min_witnesses, self.tsa, [*mine, *more], where)
+
+    def policies(self) -> list[Policy]:
+        """The verifier's policies: witness quorum, RFC 3161 time, revocation."""
+        out: list[Policy] = []
         if self.min_witnesses > 0:
-            checkpoint, cosigs = self._witnessed_checkpoint(archive, rec.index)
-        else:
-            latest = pm.store.latest_checkpoint()
-            if latest is None:
-                raise VerificationError("inclusion_proof", "the log is empty")
-            checkpoint = latest
-        ev = pm.evidence(rec, checkpoint)
-        later = trusted_checkpoint is not None and trusted_checkpoint[0] > checkpoint.size
-        trust = pm.trust(None if later else trusted_checkpoint)
-        proof = (
-            consistency_proof(trusted_checkpoint[0], checkpoint.size, pm.store)
-            if trusted_checkpoint and not later
-            else None
-        )
-        verified = verify_evidence(ev, trust, content_sha256=sha, consistency_proof=proof)
-        if later and trusted_checkpoint is not None:  # the witnessed tree must be its prefix
-            size, root = trusted_checkpoint
-            verify_consistency(
-                checkpoint.size,
-                size,
-                checkpoint.root,
-                root,
-                consistency_proof(checkpoint.size, size, pm.store),
-            )
-            verified.checks.append(
-                Check("consistency", True, f"tree of size {checkpoint.size} is a prefix of {size}")
-            )
-        if cosigs:
-            verified.checks.append(
-                Check(
-                    WITNESS_CHECK,
-                    True,
-                    f"{len(cosigs)} of {len(self.witnesses)} witnesses (need {self.min_witnesses})"
-                    f" cosigned the checkpoint of size {checkpoint.size}: {_describe(cosigs)}",
-                )
-            )
+            out.append(WitnessQuorum(self.witnesses, self.min_witnesses))
         if self.tsa is not None:
-            when = self._stamped_by(pm, trust, archive, rec)
-            if when is None:
-                raise VerificationError(
-                    "timestamp",
-                    f"no checkpoint that includes leaf {rec.index} has a valid timestamp by the "
-                    "pinned TSA (run `provmark timestamp add`)",
-                )
-            verified.checks.append(
-                Check("timestamp", True, f"leaf {rec.index} existed by {when[0]}: {when[1]}")
-            )
-        self._check_revocation(verified, lambda: self._existed_by(pm, trust, archive, rec))
-        return verified
+            out.append(TimestampPolicy(self.tsa))
+        if self.revocations:
+            out.append(RevocationPolicy(tuple(self.revocations), self.revocation_source))
+        return out
 
     # ------------------------------------------------------------ witnesses
-    def _witnessed_checkpoint(
+    def witnessed_checkpoint(
         self, archive: TrustArchive, index: int
     ) -> tuple[StoredCheckpoint, list[Cosignature]]:
         """The newest archived checkpoint covering ``index`` with a quorum of cosignatures."""
@@ -191,51 +131,62 @@ class TrustPolicy:
             f"in {archive.path.name}{why}",
         )
 
-    # ------------------------------------------------------------ existence evidence
-    def _included(self, pm: Provmark, trust: Trust, rec: StoredRecord, note: str) -> Checkpoint:
-        cp = trust.checkpoint(note)
-        proof = inclusion_proof(rec.index, cp.size, pm.store)
-        verify_inclusion(
-            leaf_hash_of(rec.payload, rec.signature), rec.index, cp.size, proof, cp.root_hash
-        )
+
+@dataclass
+class StoreHistory:
+    """When a stored record was already logged: the archive's cosigned and time-stamped
+    checkpoints that include it (each checked against the log key and the tree)."""
+
+    store: Store
+    archive: TrustArchive
+    policy: TrustPolicy
+
+    def _included(self, subject: Subject, note: str) -> Checkpoint:
+        ev = subject.evidence
+        cp = subject.trust.checkpoint(note)
+        proof = inclusion_proof(ev.index, cp.size, self.store)
+        verify_inclusion(subject.leaf_hash, ev.index, cp.size, proof, cp.root_hash)
         return cp
 
-    def _witnessed_by(
-        self, pm: Provmark, trust: Trust, archive: TrustArchive, rec: StoredRecord
-    ) -> tuple[str, str] | None:
-        if not self.witnesses:
+    def witnessed_by(self, subject: Subject) -> tuple[str, str] | None:
+        policy = self.policy
+        if not policy.witnesses:
             return None
-        k = self.evidence_quorum
-        checkpoints = archive.checkpoints(min_size=rec.index + 1, newest_first=False)
+        k = policy.evidence_quorum
+        index = subject.evidence.index
+        checkpoints = self.archive.checkpoints(min_size=index + 1, newest_first=False)
         for archived in checkpoints[:_MAX_EVIDENCE_CHECKPOINTS]:
             try:
-                _, cosigs = open_cosignatures(archived.note, self.witnesses)
+                _, cosigs = open_cosignatures(archived.note, policy.witnesses)
                 at = _quorum_time(cosigs, k)
                 if at is None:
                     continue
-                cp = self._included(pm, trust, rec, archived.note)
+                cp = self._included(subject, archived.note)
             except VerificationError:
                 continue
-            how = f"checkpoint of size {cp.size} cosigned by {k} witness(es) ({_describe(cosigs)})"
+            how = (
+                f"checkpoint of size {cp.size} cosigned by {k} witness(es) "
+                f"({describe_cosignatures(cosigs)})"
+            )
             return epoch_to_rfc3339(at + 1), how  # whole seconds: signed before at + 1
         return None
 
-    def _stamped_by(
-        self, pm: Provmark, trust: Trust, archive: TrustArchive, rec: StoredRecord
-    ) -> tuple[str, str] | None:
-        if self.tsa is None:
+    def stamped_by(self, subject: Subject) -> tuple[str, str] | None:
+        tsa = self.policy.tsa
+        if tsa is None:
             return None
         from ..timestamp import verify_timestamp  # the timestamp module imports this package
 
         best: tuple[str, str] | None = None
-        for stamp in archive.timestamps(min_size=rec.index + 1)[:_MAX_EVIDENCE_CHECKPOINTS]:
+        index = subject.evidence.index
+        for stamp in self.archive.timestamps(min_size=index + 1)[:_MAX_EVIDENCE_CHECKPOINTS]:
             try:
-                info = verify_timestamp(stamp.response, stamp.body.encode(), self.tsa)
-                stored = pm.store.checkpoint(stamp.size)
+                info = verify_timestamp(stamp.response, stamp.body.encode(), tsa)
+                stored = self.store.checkpoint(stamp.size)
                 note = stored.note if stored else None
                 if note is None or note.split("\n\n", 1)[0] + "\n" != stamp.body:
                     continue  # a token over a body this log never signed
-                cp = self._included(pm, trust, rec, note)
+                cp = self._included(subject, note)
             except VerificationError:
                 continue
             how = f"checkpoint of size {cp.size} time-stamped by {info.tsa} at {info.gen_time}"
@@ -243,59 +194,41 @@ class TrustPolicy:
                 best = (info.latest, how)
         return best
 
-    def _existed_by(
-        self, pm: Provmark, trust: Trust, archive: TrustArchive, rec: StoredRecord
-    ) -> tuple[str, str] | None:
-        found = [
-            e
-            for e in (
-                self._witnessed_by(pm, trust, archive, rec),
-                self._stamped_by(pm, trust, archive, rec),
-            )
-            if e is not None
-        ]
+    def existed_by(self, subject: Subject) -> tuple[str, str] | None:
+        found = [e for e in (self.witnessed_by(subject), self.stamped_by(subject)) if e]
         return min(found) if found else None
 
-    def _check_revocation(self, verified: Verified, existed_by: Any) -> None:
-        if self.revocations is None:
-            return
-        rev = self.revocations.get(verified.signature.get("key_id", ""))
-        if rev is None:
-            return
-        generated_at = json.loads(verified.payload).get("generated_at", "")
-        detail = judge(rev, generated_at, existed_by())
-        verified.checks.append(Check("revocation", True, detail))
 
-    # ------------------------------------------------------------ offline bundles
-    def check_bundle(self, bundle: dict[str, Any], verified: Verified) -> Verified:
-        """Add the checks a bundle can support to an already verified bundle."""
-        if self.tsa is not None:
-            raise ConfigError("--tsa-cert needs the log's archive (a store), not a bundle")
-        note = str(bundle.get("log", {}).get("checkpoint", ""))
-        cosigs: list[Cosignature] = []
-        if self.min_witnesses > 0:
-            cosigs = require_cosignatures(note, self.witnesses, self.min_witnesses)
-            verified.checks.append(
-                Check(
-                    WITNESS_CHECK,
-                    True,
-                    f"{len(cosigs)} of {len(self.witnesses)} witnesses (need "
-                    f"{self.min_witnesses}) cosigned the checkpoint of size "
-                    f"{verified.tree_size}: {_describe(cosigs)}",
-                )
-            )
-        elif self.witnesses:
-            _, cosigs = open_cosignatures(note, self.witnesses)
+@dataclass
+class NoteHistory:
+    """An offline bundle's outside evidence: cosignatures on its checkpoint, and the
+    (time, how) of its RFC 3161 tokens checked against a pinned TSA, earliest first."""
 
-        def existed_by() -> tuple[str, str] | None:
-            at = _quorum_time(cosigs, self.evidence_quorum)
-            if at is None:
-                return None
-            how = f"checkpoint of size {verified.tree_size} cosigned ({_describe(cosigs)})"
-            return epoch_to_rfc3339(at + 1), how
+    policy: TrustPolicy
+    stamps: Sequence[tuple[str, str]] = ()
 
-        self._check_revocation(verified, existed_by)
-        return verified
+    def existed_by(self, subject: Subject) -> tuple[str, str] | None:
+        found = [e for e in (self._witnessed(subject), self.stamped_by(subject)) if e]
+        return min(found) if found else None
+
+    def _witnessed(self, subject: Subject) -> tuple[str, str] | None:
+        if not self.policy.witnesses:
+            return None
+        try:
+            _, cosigs = open_cosignatures(subject.evidence.checkpoint, self.policy.witnesses)
+        except VerificationError:
+            return None
+        at = _quorum_time(cosigs, self.policy.evidence_quorum)
+        if at is None:
+            return None
+        how = (
+            f"checkpoint of size {subject.checkpoint.size} cosigned "
+            f"({describe_cosignatures(cosigs)})"
+        )
+        return epoch_to_rfc3339(at + 1), how
+
+    def stamped_by(self, subject: Subject) -> tuple[str, str] | None:
+        return self.stamps[0] if self.stamps else None
 
 
 def witnessed_bundle(
@@ -316,7 +249,7 @@ def witnessed_bundle(
     own = archive is None
     arch = archive or TrustArchive.existing(pm)
     try:
-        checkpoint, _ = policy._witnessed_checkpoint(arch, stored.index)
+        checkpoint, _ = policy.witnessed_checkpoint(arch, stored.index)
     finally:
         if own:
             arch.close()
