@@ -385,6 +385,16 @@ def provmark_server(
     return result, sweep
 
 
+def provmark_remote(n: int, folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One application process: ``@pm.capture`` through the remote client into the server."""
+    try:
+        from bench_remote import run
+    except ImportError as exc:
+        raise Unavailable(f"{exc.name} not installed (pip install -e '.[server]')") from None
+    folder.mkdir()
+    return run(n, SERVER_WORKERS, "postgres", folder, {}), []
+
+
 def _reachable(host: str, port: int, what: str) -> None:
     try:
         socket.create_connection((host, port), timeout=3).close()
@@ -520,6 +530,7 @@ NOTES = {
     "provmark_embedded": "capture, in process",
     "provmark_server_pg": f"{HTTP_BATCH:,}/POST x {CLIENTS} clients",
     "provmark_nats": f"{HTTP_BATCH:,}/publish, end to end",
+    "provmark_remote": "one app process, remote client",
 }
 LEGEND = f"""\
 records_per_s: stored (signed + logged for provmark); server: {CLIENTS} HTTP clients, counted
@@ -528,10 +539,15 @@ p50_us/p99_us: per record on the caller's thread. batch_p50_ms/batch_p99_ms: one
   {HTTP_BATCH:,} records (server: POST /v1/records until stored; nats: publish until JetStream
   acknowledged it), not per record. burst: records sent at once (server: {BURST_CLIENTS} clients
   x up to 4,096 records per POST; nats: {BURST_CLIENTS} asyncio publishers); lost_in_burst: record
-  ids sent but not in the store after; duplicated: rows beyond one per record id in the store."""
+  ids sent but not in the store after; duplicated: rows beyond one per record id in the store.
+remote: one application process capturing with provmark.open("http://...") into `provmark serve
+  --workers {SERVER_WORKERS}` on PostgreSQL, captured until acknowledged (bench/bench_remote.py).
+x_mlflow / x_naive: records/s over MLflow tracking's and over the naive batched loop's."""
 
 
-def row(name: str, r: dict[str, Any], base: float | None) -> dict[str, Any]:
+def row(
+    name: str, r: dict[str, Any], base: float | None, naive_base: float | None = None
+) -> dict[str, Any]:
     """One line of the table; '-' where a column does not apply."""
     note = NOTES.get(name, "")
     if "skipped" in r or "failed" in r:
@@ -539,9 +555,10 @@ def row(name: str, r: dict[str, Any], base: float | None) -> dict[str, Any]:
         r = {}
     elif name == "provmark_nats":
         note += f", worker -> {r['store']}"
-    elif name == "provmark_server_pg":
+    elif name in ("provmark_server_pg", "provmark_remote"):
         note += f", {SERVER_WORKERS} server processes, postgresql"
     rate = r.get("records_per_s")
+    naive_rate = naive_base or 0.0
     return {
         "system": name,
         "n": r.get("n", "-"),
@@ -554,6 +571,7 @@ def row(name: str, r: dict[str, Any], base: float | None) -> dict[str, Any]:
         "lost_in_burst": r.get("lost_in_burst", "-"),
         "duplicated": r.get("duplicated", "-"),
         "x_mlflow": rate / base if rate is not None and base else "-",
+        "x_naive": rate / naive_rate if rate is not None and naive_rate else "-",
         "note": note,
     }
 
@@ -653,8 +671,12 @@ def main() -> int:
             results[name], sweeps[name] = attempt(
                 name, lambda run=run, name=name: run(args.n, args.burst, sweep_n, folder / name)
             )
+        results["provmark_remote"], _ = attempt(
+            "provmark_remote", lambda: provmark_remote(args.n, folder / "provmark_remote")
+        )
     base = results["mlflow_tracking"]["records_per_s"]
-    rows = [row(name, r, base) for name, r in results.items()]
+    naive_base = results["naive_batched"]["records_per_s"]
+    rows = [row(name, r, base, naive_base) for name, r in results.items()]
     print(table("provenance records, same fields, same machine, one run", rows))
     print(LEGEND)
     print()
