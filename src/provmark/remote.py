@@ -117,6 +117,7 @@ class RemoteProvmark:
         close_timeout: float = 10.0,
         senders: int = 2,
         home: str | os.PathLike[str] | None = None,
+        provider: str | None = None,
     ) -> None:
         if policy not in ("strict", "best_effort"):
             raise ConfigError(f"policy must be 'strict' or 'best_effort', not {policy!r}")
@@ -128,7 +129,13 @@ class RemoteProvmark:
         if token:
             headers["authorization"] = f"Bearer {token}"
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
-        options: dict[str, Any] = {"actor": actor, "config": config}
+        from .disclosure.config import default_provider  # SB 942 provider for models naming none
+
+        options: dict[str, Any] = {
+            "actor": actor,
+            "config": config,
+            "provider": default_provider(provider, home),
+        }
         if packages is not None:
             options["packages"] = packages
         self._drafts = DraftBuilder(**options)

@@ -79,3 +79,17 @@ def test_record_and_report_match_the_library(served: dict[str, Any]) -> None:
     )
     assert bad_since.status_code == 422 and "since" in bad_since.json()["field"]
     assert anonymous.status_code == 401
+
+
+def test_remote_client_carries_the_default_provider(served: dict[str, Any], tmp_path: Path) -> None:
+    server: Server = served["server"]
+    with provmark.open(
+        server.url, token=server.token("ingest"), home=tmp_path, provider="Remote Co"
+    ) as remote:
+        with remote.record(model=provmark.Model("acme/remote", version="1"), input="p") as rec:
+            rec.set_output("made through the remote client")
+        remote.flush()
+    with client(served) as c:
+        d = c.get(f"/v1/disclose/{rec.record_id}").json()
+    assert {f["name"]: f["value"] for f in d["fields"]}["provider"] == "Remote Co"
+    assert d["verdict"]["verified"]
