@@ -89,13 +89,13 @@ __all__ = [
 class Endpoint:
     """One instrumented ``create``: its record operation and where its input is."""
 
-    kind: str  # chat, text_completion, embeddings, responses
+    kind: str  # chat, text_completion, embeddings, responses; messages (Anthropic)
     path: tuple[str, ...]
     input_key: str
 
     @property
     def operation(self) -> str:
-        return "chat" if self.kind == "responses" else self.kind
+        return "chat" if self.kind in ("responses", "messages") else self.kind
 
 
 ENDPOINTS = (
@@ -172,12 +172,7 @@ class Instrumentation:
         name = kwargs.get("model")
         if not isinstance(name, str) or not name:
             name = "unknown"
-        if endpoint.kind == "responses":
-            inp = responses_api.request_input(kwargs)
-            params = clean_params(kwargs, _SKIP | responses_api.SKIP, responses_api.HASHED)
-        else:
-            inp = plain(kwargs.get(endpoint.input_key))
-            params = clean_params(kwargs, _SKIP)
+        inp, params = self.request(endpoint, kwargs)
         rec = self.pm.record(
             model=self.model(name),
             input=inp,
@@ -189,6 +184,19 @@ class Instrumentation:
         if endpoint.kind == "responses":
             rec.outcome.extra["api"] = "responses"
         return Call(rec, endpoint, name)
+
+    def request(self, endpoint: Endpoint, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """(input, params) of a request."""
+        if endpoint.kind == "responses":
+            inp = responses_api.request_input(kwargs)
+            return inp, clean_params(kwargs, _SKIP | responses_api.SKIP, responses_api.HASHED)
+        return plain(kwargs.get(endpoint.input_key)), clean_params(kwargs, _SKIP)
+
+    def output(self, endpoint: Endpoint, response: Any) -> Any:
+        """What is hashed of a (parsed) response."""
+        if endpoint.kind == "responses":
+            return responses_api.output_of(response)
+        return output_of(endpoint, response)
 
     def finish(self, rec: Recording, error: BaseException | None = None) -> None:
         if error is not None:
@@ -294,7 +302,7 @@ class Instrumentation:
         def result() -> tuple[Any, Any]:
             if call.endpoint.kind == "responses":
                 responses_api.describe(call.rec.outcome.extra, response)
-            return response, output_of(call.endpoint, response)
+            return response, self.output(call.endpoint, response)
 
         self.settle(call, result, f"{call.endpoint.operation} response")
         return response
@@ -319,8 +327,6 @@ class Instrumentation:
 
 def output_of(endpoint: Endpoint, response: Any) -> Any:
     """What is hashed: the reply text for one text choice, else the JSON list."""
-    if endpoint.kind == "responses":
-        return responses_api.output_of(response)
     if endpoint.kind == "embeddings":
         return [plain(d.embedding) for d in response.data]
     choices = sorted(response.choices, key=lambda c: c.index)
@@ -386,13 +392,7 @@ def instrument(
         )
     if isinstance(vars(client).get(_ATTR), Instrumentation):
         return client  # already instrumented
-    url = urlsplit(str(client.base_url))
-    host = url.hostname or "unknown"
-    if provider is None:
-        provider = (
-            "openai" if host.endswith("openai.com") else host + (f":{url.port}" if url.port else "")
-        )
-    endpoint = f"{url.scheme}://{host}{f':{url.port}' if url.port else ''}{url.path}"
+    provider, endpoint = endpoint_of(client, provider, "openai.com", "openai")
     inst = Instrumentation(
         pm,
         provider=provider,
@@ -401,12 +401,46 @@ def instrument(
         tags=tags,
         endpoint=endpoint,
     )
-    is_async = isinstance(client, oa.AsyncOpenAI)
-    for ep in ENDPOINTS:
+
+    def again(copy: Any) -> Any:
+        return instrument(
+            copy,
+            pm,
+            provider=provider,
+            model_version=model_version,
+            fallback_models=fallback_models,
+            tags=tags,
+        )
+
+    patch(client, inst, ENDPOINTS, isinstance(client, oa.AsyncOpenAI), again)
+    return client
+
+
+def endpoint_of(client: Any, provider: str | None, domain: str, name: str) -> tuple[str, str]:
+    """(provider, endpoint URL) of an SDK client: ``name`` for the vendor's own ``domain``,
+    else the host:port behind ``base_url``."""
+    url = urlsplit(str(client.base_url))
+    host = url.hostname or "unknown"
+    port = f":{url.port}" if url.port else ""
+    if provider is None:
+        provider = name if host.endswith(domain) else host + port
+    return provider, f"{url.scheme}://{host}{port}{url.path}"
+
+
+def patch(
+    client: Any,
+    inst: Instrumentation,
+    endpoints: Sequence[Endpoint],
+    is_async: bool,
+    again: Any,
+) -> None:
+    """Wrap each endpoint's ``create`` and the client's ``with_options``/``copy`` (whose
+    results ``again`` instruments)."""
+    for ep in endpoints:
         resource: Any = client
         for part in ep.path:
             resource = getattr(resource, part, None)
-        if resource is None:  # an openai version without this API
+        if resource is None:  # an SDK version without this API
             continue
         create = resource.create
         inst.originals.append((resource, "create", vars(resource).get("create")))
@@ -414,11 +448,12 @@ def instrument(
         for name in _RAW_WRAPPERS:  # cached views made before: rebuilt over our create
             vars(resource).pop(name, None)
     for name in ("with_options", "copy"):
-        original = getattr(client, name)
+        original = getattr(client, name, None)
+        if original is None:
+            continue
         inst.originals.append((client, name, vars(client).get(name)))
-        setattr(client, name, _copier(original, pm, provider, model_version, fallback_models, tags))
+        setattr(client, name, _copier(original, again))
     setattr(client, _ATTR, inst)
-    return client
 
 
 def _wrapper(inst: Instrumentation, create: Any, endpoint: Endpoint, is_async: bool) -> Any:
@@ -437,19 +472,10 @@ def _wrapper(inst: Instrumentation, create: Any, endpoint: Endpoint, is_async: b
     return screate
 
 
-def _copier(original: Any, pm: CaptureTarget, *options: Any) -> Any:
-    provider, model_version, fallback_models, tags = options
-
+def _copier(original: Any, again: Any) -> Any:
     @functools.wraps(original)
     def copy(*args: Any, **kwargs: Any) -> Any:
-        return instrument(
-            original(*args, **kwargs),
-            pm,
-            provider=provider,
-            model_version=model_version,
-            fallback_models=fallback_models,
-            tags=tags,
-        )
+        return again(original(*args, **kwargs))
 
     return copy
 
