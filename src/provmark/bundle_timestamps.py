@@ -12,8 +12,8 @@ tree; the record's index is below the stamped size, so the record existed when t
 TSA signed (``genTime``). :func:`check_timestamps` checks every entry: the shape, the
 checkpoint body (origin, size), the consistency proof against the bundle's checkpoint
 and the token's message imprint over the body; with a pinned TSA root the token's
-signature and certificate chain too (otherwise against the chain the token carries,
-which proves integrity, not trust).
+signature and certificate chain too; otherwise against the chain the token carries
+when it carries its root (which proves integrity, not trust), else the imprint alone.
 """
 
 from __future__ import annotations
@@ -64,8 +64,9 @@ def bundle_timestamps(pm: Provmark, index: int, tree_size: int) -> list[dict[str
     ]
 
 
-def _embedded_trust(response: bytes) -> TsaTrust:
-    """The certificates a token carries: self-signed ones as roots, the rest intermediates."""
+def _embedded_trust(response: bytes) -> TsaTrust | None:
+    """The certificates a token carries: self-signed ones as roots, the rest intermediates;
+    None when it carries no root (most TSAs send only their own certificate)."""
     from cryptography import x509
 
     from .timestamp import TsaTrust, _parse
@@ -75,10 +76,21 @@ def _embedded_trust(response: bytes) -> TsaTrust:
     ]
     roots = tuple(c for c in certs if c.issuer == c.subject)
     if not roots:
-        raise VerificationError(
-            CHECK, "the token carries no root certificate: verify it with the TSA's root pinned"
-        )
+        return None
     return TsaTrust(roots, tuple(c for c in certs if c.issuer != c.subject))
+
+
+def _check_imprint(response: bytes, body: str) -> None:
+    """Without any root to verify against: the reply is a granted token over this body."""
+    import hashlib
+
+    from .timestamp import _parse
+
+    resp = _parse(response)
+    if resp.status not in (0, 1):
+        raise VerificationError(CHECK, f"the TSA refused the request (status {resp.status})")
+    if resp.tst_info.message_imprint.message != hashlib.sha256(body.encode()).digest():
+        raise VerificationError(CHECK, "the timestamp token is for other data")
 
 
 def check_timestamps(
@@ -90,7 +102,11 @@ def check_timestamps(
     root: bytes,
     tsa: TsaTrust | None = None,
 ) -> list[TimestampInfo]:
-    """Check a bundle's ``timestamps`` (see the module doc); ``VerificationError`` on failure."""
+    """Check a bundle's ``timestamps`` (see the module doc); ``VerificationError`` on failure.
+
+    Returns the verified tokens: all of them with ``tsa`` pinned; without, those whose
+    signature could be checked against the chain they carry (a token carrying only the
+    TSA's own certificate is checked for its imprint alone)."""
     from .timestamp import verify_timestamp
 
     if not isinstance(entries, list):
@@ -128,7 +144,10 @@ def check_timestamps(
             raise VerificationError(CHECK, f"{where}: {exc.detail}") from None
         trust = tsa if tsa is not None else _embedded_trust(response)
         try:
-            out.append(verify_timestamp(response, body.encode(), trust))
+            if trust is None:
+                _check_imprint(response, body)
+            else:
+                out.append(verify_timestamp(response, body.encode(), trust))
         except VerificationError as exc:
             raise VerificationError(CHECK, f"{where}: {exc.detail}") from None
     return out

@@ -123,3 +123,29 @@ def verified_sha(text: str) -> str:
     import hashlib
 
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_a_token_without_its_chain_still_verifies_in_a_bundle(
+    pm: provmark.Provmark, tmp_path: Path
+) -> None:
+    with LocalTsa(tmp_path / "plain-tsa") as tsa:  # sends only its own certificate
+        (rid,) = add(pm, "plain")
+        timestamp_checkpoint(pm, tsa.url, trust=load_tsa_trust([tsa.ca]))
+        bundle = pm.bundle(rid)
+        assert len(bundle["timestamps"]) == 1
+        verify_bundle(bundle)  # imprint and consistency checked; no root to check against
+        root = Checkpoint.parse(bundle["log"]["checkpoint"].split("\n\n")[0] + "\n").root_hash
+        pinned = check_timestamps(
+            bundle["timestamps"],
+            origin=pm.store.origin,
+            index=0,
+            tree_size=1,
+            root=root,
+            tsa=load_tsa_trust([tsa.ca]),
+        )
+        assert pinned[0].tsa == "CN=provmark test TSA"
+        other = copy.deepcopy(bundle)
+        body = other["timestamps"][0]["checkpoint"]
+        other["timestamps"][0]["checkpoint"] = body.replace(body.split("\n")[2], "A" * 43 + "=")
+        with pytest.raises(VerificationError):
+            verify_bundle(other)
