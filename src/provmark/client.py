@@ -29,17 +29,17 @@ from .crypto.keys import LocalSigner, PublicKey, Signer
 from .crypto.keystore import FileKeyStore, KeyStore, default_home
 from .errors import CaptureError, ConfigError, NotFoundError, ProvmarkError, VerificationError
 from .ingest import Journal, Writer
+from .jsonlimits import replace_unstorable
 from .log.merkle import consistency_proof, inclusion_proof
 from .log.note import Checkpoint, NoteVerifier
 from .record import (
-    MAX_PARAMS_BYTES,
     MAX_SNAPSHOT_CHARS,
     Record,
-    check_size,
     is_sha256,
     parse_time,
 )
 from .store.base import Page, Query, Store, StoredCheckpoint, StoredRecord
+from .store.deadletters import DeadLetter, DeadLetterStore
 from .verify import Evidence, Trust, Verified
 
 if TYPE_CHECKING:
@@ -276,43 +276,37 @@ class Provmark:
     ) -> list[str]:
         """Sign, store and log records built elsewhere (the server's batch API).
 
-        Every record is validated first; one invalid record rejects the whole
-        batch with a :class:`RecordError` naming ``[i].field``, and nothing is
-        stored. Records whose id is already stored are skipped (idempotent).
-        With ``wait`` this returns once the batch is stored and logged.
+        Every record is validated first (:mod:`provmark.intake`: the record model, the
+        I-JSON limits, no record id twice); one invalid record rejects the whole batch
+        with :class:`~provmark.errors.InvalidBatch` naming every ``[i].field``, and nothing
+        is stored. Records whose id is already stored are skipped (idempotent).
+        With ``wait`` this returns once the batch is stored and logged; a record the
+        store itself refuses is dead-lettered and raises
+        :class:`~provmark.errors.RecordsRefused` (the others of the batch are stored).
         With ``protect`` (and redaction on) an input snapshot sent by a client is
         redacted and sealed exactly like one captured here, before it is signed (text
         values of ``params`` always are, see docs/privacy.md).
         """
-        from .errors import RecordError
-        from .record import validate_record
+        from .errors import RecordsRefused
+        from .intake import validate_batch
 
-        drafts = []
-        for i, data in enumerate(records):
-            if not isinstance(data, Mapping):
-                raise RecordError(f"[{i}]", "each record must be a JSON object")
-            clean = {k: v for k, v in data.items() if k not in ("signature", "log", "slug")}
-            try:
-                record = validate_record(clean)
-            except RecordError as exc:
-                raise RecordError(f"[{i}].{exc.field}", exc.reason) from None
-            draft = record.payload_dict()
-            if "params" in draft:  # the exact canonical check, encoded once for the writer
-                try:
-                    raw = check_size("params", draft["params"], MAX_PARAMS_BYTES)
-                except RecordError as exc:
-                    raise RecordError(f"[{i}].{exc.field}", exc.reason) from None
-                draft["params"] = Fragment(draft["params"], raw)
+        drafts = validate_batch(records)  # InvalidBatch naming every invalid record
+        for draft in drafts:
             inp = draft.get("input")
             if protect and self.privacy is not None and inp and "snapshot" in inp:
                 inp["__raw__"] = inp.pop("snapshot")
-            drafts.append(draft)
+        ids = [d["record_id"] for d in drafts]
+        self._writer.take_refused(ids)  # forget refusals of an earlier try of these ids
         ticket = 0
         for draft in drafts:
             ticket = self._writer.submit(draft)
         if wait and ticket:
             self._writer.wait(ticket, timeout)
-        return [d["record_id"] for d in drafts]
+            refused = self._writer.take_refused(ids)
+            if refused:
+                stored = [i for i in ids if i not in refused]
+                raise RecordsRefused(refused, stored, {rid: n for n, rid in enumerate(ids)})
+        return ids
 
     def _draft(self, o: Outcome) -> dict[str, Any]:
         draft = self._drafts.build(o)
@@ -345,6 +339,7 @@ class Provmark:
                 raw = inp.pop("__raw__")
                 text = raw if isinstance(raw, str) else _json_text(raw)
                 inp["snapshot"] = text[:MAX_SNAPSHOT_CHARS]
+        storable_renderings(draft)
         actor = draft.get("actor")
         if (
             self.hash_user_ids
@@ -663,8 +658,22 @@ class Provmark:
             capture_failures=self.capture_failures,
             writer_failures=self._writer.failures,
             rejected=len(self._writer.rejected),
+            dead_letters=self.dead_letter_count(),
+            writer_stuck_seconds=self._writer.stuck_for(),
         )
         return s
+
+    def dead_letter_count(self) -> int:
+        """Records the store refused and the writer set aside (``store.deadletters``)."""
+        return self.store.dead_letter_count() if isinstance(self.store, DeadLetterStore) else 0
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The newest dead letters: record id, when, why, how often (newest first)."""
+        return self.store.dead_letters(limit) if isinstance(self.store, DeadLetterStore) else []
+
+    def writer_stuck_for(self) -> float:
+        """Seconds the writer has been failing to store the records it holds (0: it is not)."""
+        return self._writer.stuck_for()
 
     # ------------------------------------------------------------ privacy
     def view(self, role: str, *, principal: str, reason: str | None = None) -> RecordView:
@@ -761,6 +770,17 @@ def _journal_for(store: Store) -> Path:
     return default_home() / f"journal-{log_id}.jsonl"
 
 
+def storable_renderings(draft: dict[str, Any]) -> None:
+    """The input snapshot and the error message are renderings (redacted, truncated; the
+    input itself is identified by ``input.sha256``): a NUL or lone surrogate in them is
+    written as U+FFFD, so that the record stays within the I-JSON limits every store and
+    the server's door enforce (``provmark.jsonlimits``)."""
+    for part, key in (("input", "snapshot"), ("error", "message")):
+        holder = draft.get(part)
+        if isinstance(holder, dict) and isinstance(holder.get(key), str):
+            holder[key] = replace_unstorable(holder[key])
+
+
 def _json_text(value: Any) -> str:
     import json
 
@@ -769,6 +789,7 @@ def _json_text(value: Any) -> str:
     return json.dumps(to_json_value(value), ensure_ascii=False, sort_keys=True, default=str)
 
 
+_MAX_AGE_SECONDS = 1000 * 366 * 86400
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -778,7 +799,13 @@ def _time_arg(name: str, value: str | None) -> str | None:
         return None
     value = value.strip()
     if value[:-1].isdigit() and value[-1:] in _UNITS:
-        return format_ns(time.time_ns() - int(value[:-1]) * _UNITS[value[-1]] * 1_000_000_000)
+        seconds = int(value[:-1]) * _UNITS[value[-1]]
+        if seconds > _MAX_AGE_SECONDS:  # before any record, and past what stores can compare
+            raise ConfigError(
+                f"{name}: {value!r} reaches back more than 1000 years; give a smaller age "
+                "or an RFC 3339 time"
+            )
+        return format_ns(time.time_ns() - seconds * 1_000_000_000)
     try:
         dt = parse_time(value)
     except ValueError:

@@ -63,3 +63,32 @@ class VerificationError(ProvmarkError):
         self.check = check
         self.detail = detail
         super().__init__(f"{check}: {detail}")
+
+
+class InvalidBatch(RecordError):
+    """Records of a batch are invalid; ``errors`` lists ``(field, reason)`` of each one
+    (``field`` starts with ``[i]``, the record's position). Nothing was stored."""
+
+    def __init__(self, errors: list[tuple[str, str]], total: int) -> None:
+        self.errors = errors
+        field, reason = errors[0]
+        super().__init__(field, reason)
+        self.total = total
+
+
+class RecordsRefused(RecordError):
+    """The store refused records that passed validation (say, a value over one of its
+    own limits). They are in the dead-letter list with the reason, never reported stored;
+    ``refused`` maps each record id to the reason, ``stored`` lists the ids stored."""
+
+    def __init__(self, refused: dict[str, str], stored: list[str], positions: dict[str, int]):
+        self.refused = refused
+        self.stored = stored
+        self.positions = positions
+        rid, reason = next(iter(refused.items()))
+        super().__init__(f"[{positions.get(rid, '?')}]", f"refused by the store: {reason}")
+
+
+class DataRefused(StoreError):
+    """The store refuses the data of a batch (not a passing failure): retrying the same
+    records cannot succeed. The writer sets the offending records aside (dead letters)."""

@@ -19,6 +19,7 @@ import collections
 import json
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from typing import Any, cast
 
 from .canonical import Fragment, canonical_bytes, to_json_value
 from .crypto.keys import LocalSigner, Signer
-from .errors import CaptureError
+from .errors import CaptureError, DataRefused, StoreError
 from .record import secondary_outputs, slug_for
 from .signing_pool import Pending, Signed, SigningPool, sign_here
 from .store.base import Entry, SealFn, Store, StoredCheckpoint
@@ -150,7 +151,12 @@ class Writer:
         self._closing = False
         self._urgent = False
         self.failures = 0
-        self.rejected: list[tuple[str, str]] = []
+        self.rejected: list[tuple[str, str]] = []  # (record id, reason), the last max_refused
+        self.dead_letters = 0  # records this writer set aside in the store's dead letters
+        self.max_store_attempts = 3
+        self.max_refused = 10_000
+        self._refused: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self.failing_since: float | None = None
         self.last_error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="provmark-writer", daemon=True)
         self._thread.start()
@@ -324,31 +330,138 @@ class Writer:
             self.signing_processes = 0
             signed = sign_here(batch, self.signer)
         entries = []
+        drafts: dict[str, dict[str, Any]] = {}
         for draft, (payload, sig) in zip(batch, signed, strict=True):
-            if payload is None:  # not silent: counted, logged with the record id
-                self.rejected.append((draft.get("record_id", "?"), sig))
-                log.error("provmark writer: record %s rejected: %s", draft.get("record_id"), sig)
+            if payload is None:  # not silent: dead-lettered with the reason, never "stored"
+                if not self._dead_letter(draft, f"cannot be signed: {sig}"):
+                    return False
             else:
-                entries.append(entry_for(draft, payload, sig, self.signer))
-        delay = 0.05
-        while True:
-            try:
-                checkpoint = self.store.append(entries, self.seal)
-                break
-            except Exception as exc:  # keep the batch and retry; flush() reports it
-                self.failures += 1
-                self.last_error = exc
-                log.error("provmark writer: batch of %d not stored: %s", len(batch), exc)
-                if self._closing and delay >= 2.0:
-                    return False  # close() gave up waiting; the journal still holds them
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                entry = entry_for(draft, payload, sig, self.signer)
+                drafts[entry.record_id] = draft
+                entries.append(entry)
+        checkpoint = None
+        if entries:
+            ok, checkpoint = self._append(entries, drafts, self.max_store_attempts)
+            if not ok:
+                return False  # close() gave up waiting; the journal still holds them
         if self.journal is not None:
             self.journal.committed(len(batch))
         with self._cond:
             self._stored += len(batch)
             self.last_error = None
+            self.failing_since = None
             self._cond.notify_all()
-        if self.on_batch is not None:
+        if self.on_batch is not None and checkpoint is not None:
             self.on_batch(checkpoint, len(batch))
         return True
+
+    def _append(
+        self, entries: list[Entry], drafts: dict[str, dict[str, Any]], attempts: int
+    ) -> tuple[bool, StoredCheckpoint | None]:
+        """Store ``entries``; a passing failure (store down) is retried until it passes, a
+        refusal of the data ``attempts`` times, then the batch is split in halves until
+        the refused records are alone, and those are dead-lettered. (False, None) when
+        ``close()`` gave up."""
+        delay = 0.05
+        refusals = 0
+        while True:
+            try:
+                return True, self.store.append(entries, self.seal)
+            except Exception as exc:
+                self.failures += 1
+                self.last_error = exc
+                if self.failing_since is None:
+                    self.failing_since = time.monotonic()
+                log.error("provmark writer: batch of %d not stored: %s", len(entries), exc)
+                if is_refusal(exc):
+                    refusals += 1
+                    if refusals >= attempts:
+                        return self._split(entries, drafts, exc)
+                    time.sleep(0.01 * refusals)
+                    continue
+                if self._closing and delay >= 2.0:
+                    return False, None
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _split(
+        self, entries: list[Entry], drafts: dict[str, dict[str, Any]], exc: BaseException
+    ) -> tuple[bool, StoredCheckpoint | None]:
+        if len(entries) == 1:
+            ok = self._dead_letter(drafts[entries[0].record_id], refusal_reason(exc))
+            return ok, None
+        mid = len(entries) // 2
+        checkpoint = None
+        for half in (entries[:mid], entries[mid:]):
+            # a half is tried once before it is split again; a lone record gets every attempt
+            ok, cp = self._append(half, drafts, 1 if len(half) > 1 else self.max_store_attempts)
+            if not ok:
+                return False, None
+            checkpoint = cp or checkpoint
+        return True, checkpoint
+
+    def _dead_letter(self, draft: dict[str, Any], reason: str) -> bool:
+        """Set a record aside with the reason (the store's dead-letter table); the writer
+        goes on with the next ones. False when ``close()`` gave up waiting for the store."""
+        rid = str(draft.get("record_id", "?"))
+        log.error("provmark writer: record %s dead-lettered: %s", rid, reason)
+        with self._cond:
+            self.rejected.append((rid, reason))
+            del self.rejected[: -self.max_refused]
+            self._refused[rid] = reason
+            while len(self._refused) > self.max_refused:
+                self._refused.popitem(last=False)
+        body = json.dumps(
+            {k: v for k, v in to_json_value(draft).items() if not k.startswith("__")},
+            separators=(",", ":"),
+            sort_keys=True,
+            default=str,
+        )  # ASCII: NUL and lone surrogates escaped, so any store takes it
+        put = getattr(self.store, "add_dead_letter", None)
+        if put is None:
+            return True  # a store without a dead-letter table: logged and counted only
+        delay = 0.05
+        while True:
+            try:
+                put(rid, reason, body)
+                self.dead_letters += 1
+                return True
+            except Exception as exc:
+                log.error("provmark writer: dead letter %s not stored: %s", rid, exc)
+                if is_refusal(exc):  # the store refuses the record's text too: keep the id
+                    if body.startswith('{"__unkept__"'):
+                        return True  # logged and counted in ``rejected``; nothing more to try
+                    body = json.dumps({"__unkept__": refusal_reason(exc), "record_id": rid})
+                    continue
+                if self._closing and delay >= 2.0:  # the store is down: the record waits
+                    return False
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def take_refused(self, record_ids: list[str]) -> dict[str, str]:
+        """Which of these records were refused (dead-lettered) and why; forgets them."""
+        with self._cond:
+            return {rid: self._refused.pop(rid) for rid in record_ids if rid in self._refused}
+
+    def stuck_for(self) -> float:
+        """Seconds the writer has been failing to store the batch it holds (0: it is not)."""
+        since = self.failing_since
+        return 0.0 if since is None or not self.pending else time.monotonic() - since
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """Whether the store refused the data itself (retrying cannot help), rather than
+    failed for a while (down, locked, full: the batch waits for it)."""
+    if isinstance(exc, DataRefused | sqlite3.IntegrityError | sqlite3.DataError):
+        return True
+    # Anything else (a record that breaks the code path: a bug or unforeseen data) is
+    # set aside too, so that one record never stops the writer.
+    return not isinstance(exc, StoreError | sqlite3.Error | OSError | MemoryError)
+
+
+def refusal_reason(exc: BaseException) -> str:
+    """The reason kept with a dead letter: the store's words, without where it is."""
+    if isinstance(exc, DataRefused):
+        return str(exc)
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"[:500]

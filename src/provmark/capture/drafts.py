@@ -22,6 +22,7 @@ from typing import Any
 
 from ..canonical import Fragment, to_json_value
 from ..errors import ConfigError
+from ..jsonlimits import check_json
 from ..record import (
     MAX_EXTRA_BYTES,
     MAX_PARAMS_BYTES,
@@ -126,6 +127,7 @@ class DraftBuilder:
             "context": self.context(),
         }
         if o.params:
+            check_json(o.params, "params")  # the I-JSON limits of the door (2**70 is refused)
             raw = check_size("params", o.params, MAX_PARAMS_BYTES)
             draft["params"] = Fragment(o.params, raw)  # encoded once, spliced when signed
         inp = self._input(o)
@@ -153,20 +155,27 @@ class DraftBuilder:
         if acting:
             actor["user_id"] = acting
         if actor:
+            check_json(actor, "actor")
             draft["actor"] = actor
         parents = [*(spec.parents or ()), *o.parents]
         if parents:
             draft["parents"] = [str(p) for p in parents]
+            check_json(draft["parents"], "parents")
         tags = {**(spec.tags or {}), **o.tags}
         if tags:
             check_tags(tags)
+            check_json(tags, "tags")
             draft["tags"] = tags
         extra = {**(spec.extra or {}), **o.extra}
         if extra:
+            check_json(extra, "extra")
             check_size("extra", extra, MAX_EXTRA_BYTES)
             draft["extra"] = extra
+        if o.usage:
+            check_json(o.usage, "usage")
         draft["usage"] = {"latency_ms": round((now_ns - o.started_ns) / 1e6, 3), **o.usage}
         if o.fallback:
+            check_json(o.fallback, "fallback")
             draft["fallback"] = o.fallback
         return draft
 

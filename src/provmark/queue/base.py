@@ -21,7 +21,9 @@ from ..errors import ConfigError, StoreError
 
 Batch = list[dict[str, Any]]
 Handler = Callable[[Batch], Sequence[dict[str, Any]] | None]
-"""Stores a batch; returns the records it rejects for good (dead-lettered), or None.
+"""Stores a batch; returns what it rejects for good, or None: dead letters, each
+``{"reason": why, "record": the record}``, which the queue publishes to its dead-letter
+stream (NATS ``<subject>.dead``, Kafka ``<topic>.dead``).
 
 Raising means "not stored, deliver again later".
 """

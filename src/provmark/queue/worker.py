@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import RecordError
+from ..errors import InvalidBatch, RecordsRefused
 from .base import Batch, Queue
 
 if TYPE_CHECKING:
@@ -31,25 +31,58 @@ class WorkerStats:
 
 
 def store_batch(pm: Provmark, batch: Batch, timeout: float = 120.0) -> list[dict[str, Any]]:
-    """Ingest a batch; return the records that can never be stored (invalid).
+    """Ingest a batch; return the records that can never be stored, as dead letters
+    ``{"reason": ..., "record": ...}`` (the queue publishes them to its dead-letter stream).
 
-    One invalid record does not hold back the valid ones of its batch: they are
-    stored, the invalid ones returned (the queue dead-letters them).
+    The server acknowledged these records already (202), so one bad record does not hold
+    back the others: the records the door refuses (``intake``, the same validation as the
+    server's) and those the store refuses (dead-lettered by the writer) are returned, the
+    rest stored. A record delivered twice in one batch is stored once.
     """
+    unique = _first_of_each_id(batch)
+    dead: list[dict[str, Any]] = []
     try:
-        pm.ingest(batch, timeout=timeout)
+        pm.ingest(unique, timeout=timeout)
         return []
-    except RecordError:
-        pass
-    rejected: list[dict[str, Any]] = []
-    for record in batch:
+    except InvalidBatch as exc:
+        bad: dict[int, str] = {}
+        for field, reason in exc.errors:
+            bad.setdefault(int(field[1 : field.index("]")]), f"{field}: {reason}")
+        for i, reason in bad.items():
+            log.error("record %s rejected for good: %s", _id(unique[i]), reason)
+            dead.append({"reason": reason, "record": unique[i]})
+        unique = [r for i, r in enumerate(unique) if i not in bad]
+    except RecordsRefused as exc:
+        return _refused(unique, exc)
+    if unique:
         try:
-            pm.ingest([record], wait=False)
-        except RecordError as exc:
-            log.error("record %s rejected for good: %s", _id(record), exc)
-            rejected.append(record)
-    pm.flush(timeout)
-    return rejected
+            pm.ingest(unique, timeout=timeout)
+        except RecordsRefused as exc:
+            dead.extend(_refused(unique, exc))
+    return dead
+
+
+def _first_of_each_id(batch: Batch) -> Batch:
+    seen: set[str] = set()
+    out: Batch = []
+    for record in batch:
+        rid = record.get("record_id") if isinstance(record, Mapping) else None
+        if isinstance(rid, str):
+            if rid in seen:
+                continue
+            seen.add(rid)
+        out.append(record)
+    return out
+
+
+def _refused(batch: Batch, exc: RecordsRefused) -> list[dict[str, Any]]:
+    out = []
+    for record in batch:
+        reason = exc.refused.get(_id(record))
+        if reason is not None:
+            log.error("record %s refused by the store for good: %s", _id(record), reason)
+            out.append({"reason": f"refused by the store: {reason}", "record": record})
+    return out
 
 
 def _id(record: Mapping[str, Any]) -> str:

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import __version__
 from ..client import Provmark
 from ..web import mount as mount_web_ui
+from .apidocs import SecurityHeaders, install_api_docs
 from .auth import AuditLog, TokenStore
 from .context import ServerContext
 from .delivery import WebhookService
@@ -32,6 +33,9 @@ from .state import StateDB
 from .webhooks import WebhookStore
 
 log = logging.getLogger("provmark.server")
+
+WRITER_STUCK_SECONDS = 5.0
+"""/readyz answers 503 while the writer has failed to store its records for this long."""
 
 DESCRIPTION = """Signed, tamper-evident provenance records for AI outputs, in a Merkle log.
 
@@ -146,6 +150,8 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # /docs is served from this package (apidocs), never from a CDN
+        redoc_url=None,
         openapi_tags=[
             {"name": "records", "description": "Ingest and read provenance records"},
             {
@@ -159,6 +165,7 @@ def create_app(
     app.state.provmark = ctx
     install_handlers(app)
     app.add_middleware(_Instrument, metrics=metrics)
+    app.add_middleware(SecurityHeaders)
 
     from . import routes_admin, routes_disclosure, routes_log, routes_records
 
@@ -171,33 +178,59 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], summary="The store, state database and queue answer")
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="The store, state database, writer and queue answer (degraded: dead letters)",
+    )
     def readyz(request: Request) -> Response:
         problems = []
         try:
             pm.store.tree_size()
         except Exception as exc:
-            problems.append(f"store: {exc}")
+            log.error("readyz: store: %s", exc)
+            problems.append("store: unavailable")
         try:
             state.ping()
         except Exception as exc:
-            problems.append(f"state: {exc}")
+            log.error("readyz: state: %s", exc)
+            problems.append("state: unavailable")
+        stuck = pm.writer_stuck_for()
+        if stuck > WRITER_STUCK_SECONDS:
+            problems.append(f"writer: records not stored for {stuck:.0f}s (store failing)")
         ready = getattr(ctx.queue, "ready", None)
         if callable(ready):
             try:
                 if not ready():
                     problems.append("queue: not connected")
             except Exception as exc:
-                problems.append(f"queue: {exc}")
+                log.error("readyz: queue: %s", exc)
+                problems.append("queue: unavailable")
         if problems:
             return problem_response(
                 request, 503, "not-ready", "; ".join(problems), headers={"Retry-After": "2"}
+            )
+        try:
+            dead = pm.dead_letter_count()
+        except Exception as exc:
+            log.error("readyz: dead letters: %s", exc)
+            dead = 0
+        if dead:  # still serving: one refused record must not take the server out of service
+            return JSONResponse(
+                {
+                    "status": "degraded",
+                    "dead_letters": dead,
+                    "detail": f"{dead} record(s) refused by the store are in the dead-letter "
+                    "list (GET /v1/dead-letters); the writer goes on",
+                }
             )
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics (text format)")
     def prometheus() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    install_api_docs(app)
 
     @app.get("/", include_in_schema=False)
     def index() -> HTMLResponse:

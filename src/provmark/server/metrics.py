@@ -21,6 +21,8 @@ gauges     provmark_queue_depth                            records waiting in th
            provmark_checkpoint_age_seconds                 age of the latest signed checkpoint
            provmark_webhook_pending                        deliveries waiting (incl. retries)
            provmark_webhook_dead_letters                   deliveries that gave up
+           provmark_dead_letters                           records the store refused, set aside
+           provmark_writer_stuck_seconds                   how long the writer has failed to store
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ METRIC_NAMES = (
     "provmark_checkpoint_age_seconds",
     "provmark_webhook_pending",
     "provmark_webhook_dead_letters",
+    "provmark_dead_letters",
+    "provmark_writer_stuck_seconds",
 )
 
 _BATCH_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
@@ -101,6 +105,16 @@ class _Snapshot(Collector):
             "provmark_writer_failures",
             "Store errors the writer retried",
             value=s.get("writer_failures", 0),
+        )
+        yield GaugeMetricFamily(
+            "provmark_dead_letters",
+            "Records the store refused, kept in the dead-letter list with the reason",
+            value=s.get("dead_letters", 0),
+        )
+        yield GaugeMetricFamily(
+            "provmark_writer_stuck_seconds",
+            "Seconds the writer has been failing to store the records it holds (0: it is not)",
+            value=s.get("writer_stuck_seconds", 0.0),
         )
         if "webhook_pending" in s:
             yield GaugeMetricFamily(

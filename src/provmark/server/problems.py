@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import (
     ConfigError,
+    DataRefused,
     KeyStoreError,
     NotFoundError,
     ProvmarkError,
@@ -179,16 +180,46 @@ def install_handlers(app: FastAPI) -> None:
     async def _config(request: Request, exc: ConfigError) -> JSONResponse:
         return problem_response(request, 400, "bad-request", str(exc))
 
+    @app.exception_handler(DataRefused)
+    async def _refused(request: Request, exc: DataRefused) -> JSONResponse:
+        log.warning("store refused a value on %s: %s", request.url.path, exc)
+        return problem_response(
+            request,
+            422,
+            "value-refused",
+            "the store cannot take a value of this request (out of its range or limits)",
+        )
+
+    # Store, key and other failures: the details (host, port, database, file names) go to
+    # the server log only; the caller learns what failed and that a retry may work.
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError) -> JSONResponse:
         log.error("store error on %s: %s", request.url.path, exc)
         return problem_response(
-            request, 503, "store-unavailable", str(exc), headers={"Retry-After": "1"}
+            request,
+            503,
+            "store-unavailable",
+            "the record store is unavailable; try again (details are in the server log)",
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(KeyStoreError)
     async def _keys(request: Request, exc: KeyStoreError) -> JSONResponse:
-        return problem_response(request, 500, "key-error", str(exc))
+        log.error("key store error on %s: %s", request.url.path, exc)
+        return problem_response(
+            request, 500, "key-error", "a signing or verification key is unavailable"
+        )
+
+    @app.exception_handler(RecursionError)
+    async def _too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        return problem_response(
+            request,
+            400,
+            "malformed-json",
+            "the body is nested too deeply to read",
+            field="body",
+            reason="nested too deeply",
+        )
 
     @app.exception_handler(AccessDenied)
     async def _denied(request: Request, exc: AccessDenied) -> JSONResponse:
@@ -197,7 +228,14 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProvmarkError)
     async def _provmark(request: Request, exc: ProvmarkError) -> JSONResponse:
         log.error("error on %s: %s", request.url.path, exc)
-        return problem_response(request, 503, "unavailable", str(exc), headers={"Retry-After": "1"})
+        return problem_response(
+            request,
+            503,
+            "unavailable",
+            f"{type(exc).__name__}: the request could not be served now; try again "
+            "(details are in the server log)",
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -360,9 +360,9 @@ def latest_checkpoint(
 def consistency(
     request: Request,
     who: Reader,
-    from_size: int = Query(..., alias="from", ge=0, description="older tree size"),
+    from_size: int = Query(..., alias="from", ge=0, le=2**63 - 1, description="older tree size"),
     to_size: int | None = Query(
-        None, alias="to", ge=0, description="newer tree size; default: the latest"
+        None, alias="to", ge=0, le=2**63 - 1, description="newer tree size; default: the latest"
     ),
 ) -> dict[str, Any]:
     ctx = get_context(request)

@@ -22,9 +22,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from ..errors import ConfigError, NotFoundError, RecordError, VerificationError
+from .. import intake
+from ..canonical import to_json_value
+from ..errors import ConfigError, InvalidBatch, NotFoundError, RecordsRefused, VerificationError
 from ..privacy.errors import AccessDenied
-from ..record import slug_for, validate_record
+from ..record import slug_for
 from ..store.base import StoredRecord
 from ..verify import parse_checkpoint_body
 from .context import Reader, ServerContext, Writer, get_context
@@ -85,25 +87,45 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+# Where orjson's reading is not exact: it reads integers past 64 bits as floats (2**70
+# became 1.18e+21) and refuses NaN/Infinity and lone surrogates. A body with a run of 16
+# digits (every integer past 2^53 has one) or that orjson refuses is read by json, whose
+# integers are exact, and the I-JSON check then names the field (intake.validate_batch).
+_LONG_DIGITS = re.compile(rb"[0-9]{16}")
+
+
+def _not_json_number(name: str) -> float:
+    return float(name)  # NaN, Infinity, -Infinity: kept so that the check names the field
+
+
+def parse_json(text: bytes, where: str) -> Any:
+    """One JSON document, read exactly; 400 naming ``where`` when it is not JSON or is
+    nested too deeply to read."""
+    try:
+        if _LONG_DIGITS.search(text) is None:
+            try:
+                return orjson.loads(text)
+            except orjson.JSONDecodeError:
+                pass
+        return json.loads(text, parse_constant=_not_json_number)
+    except RecursionError:
+        reason = "nested too deeply to read"
+    except ValueError as exc:
+        reason = str(exc)
+    raise Problem(
+        400, "malformed-json", f"{where} is not JSON: {reason}", field=where, reason=reason
+    )
+
+
 def parse_batch(body: bytes, content_type: str) -> list[Any]:
     """A JSON array (or one object), or NDJSON; 400 naming the line/position when malformed."""
     kind = content_type.split(";")[0].strip().lower()
     if kind in _NDJSON:
-        items = []
-        for n, line in enumerate(body.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                items.append(json.loads(line))
-            except ValueError as exc:
-                raise Problem(
-                    400,
-                    "malformed-json",
-                    f"line {n} is not JSON: {exc}",
-                    field=f"body.line[{n}]",
-                    reason=str(exc),
-                ) from None
-        return items
+        return [
+            parse_json(line, f"body.line[{n}]")
+            for n, line in enumerate(body.splitlines(), 1)
+            if line.strip()
+        ]
     if kind not in ("application/json", "") and not kind.endswith("+json"):
         raise Problem(
             415,
@@ -112,15 +134,7 @@ def parse_batch(body: bytes, content_type: str) -> list[Any]:
             field="header.content-type",
             reason=f"{kind} is not accepted",
         )
-    try:
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:  # e.g. integers past 64 bits, lone surrogates:
-            data = json.loads(body)  # json takes them, so checks later name the field
-    except ValueError as exc:
-        raise Problem(
-            400, "malformed-json", f"the body is not JSON: {exc}", field="body", reason=str(exc)
-        ) from None
+    data = parse_json(body, "body")
     if isinstance(data, dict):
         return [data]
     if not isinstance(data, list):
@@ -135,30 +149,43 @@ def parse_batch(body: bytes, content_type: str) -> list[Any]:
 
 
 def validate_batch(items: list[Any]) -> list[dict[str, Any]]:
-    """Every record validated; 422 listing each invalid one (see the module doc)."""
-    drafts: list[dict[str, Any]] = []
-    errors: list[dict[str, str]] = []
-    for i, data in enumerate(items):
-        if not isinstance(data, Mapping):
-            errors.append({"field": f"[{i}]", "reason": "each record must be a JSON object"})
-            continue
-        clean = {k: v for k, v in data.items() if k not in ("signature", "log", "slug")}
-        try:
-            drafts.append(validate_record(clean).payload_dict())
-        except RecordError as exc:
-            errors.append({"field": f"[{i}].{exc.field}", "reason": exc.reason})
-    if errors:
-        first = errors[0]
-        raise Problem(
-            422,
-            "invalid-record",
-            f"{len(errors)} of {len(items)} records are invalid; nothing was stored "
-            f"(first: {first['field']}: {first['reason']})",
-            field=first["field"],
-            reason=first["reason"],
-            errors=errors,
-        )
-    return drafts
+    """Every record validated (``intake.validate_batch``); 422 listing each invalid one."""
+    try:
+        return intake.validate_batch(items)
+    except InvalidBatch as exc:
+        raise invalid_batch(exc) from None
+
+
+def invalid_batch(exc: InvalidBatch) -> Problem:
+    errors = [{"field": f, "reason": r} for f, r in exc.errors]
+    first = errors[0]
+    return Problem(
+        422,
+        "invalid-record",
+        f"{len(errors)} of {exc.total} records are invalid; nothing was stored "
+        f"(first: {first['field']}: {first['reason']})",
+        field=first["field"],
+        reason=first["reason"],
+        errors=errors,
+    )
+
+
+def refused_records(exc: RecordsRefused) -> Problem:
+    errors = [
+        {"field": f"[{exc.positions.get(rid, '?')}]", "reason": f"refused by the store: {why}"}
+        for rid, why in exc.refused.items()
+    ]
+    return Problem(
+        422,
+        "record-refused",
+        f"the store refused {len(errors)} record(s); they are in the dead-letter list and "
+        f"not stored; the other {len(exc.stored)} were stored",
+        field=errors[0]["field"],
+        reason=errors[0]["reason"],
+        errors=errors,
+        refused=list(exc.refused),
+        stored=exc.stored,
+    )
 
 
 @router.post(
@@ -207,8 +234,8 @@ async def post_records(
 
 def _store_batch(ctx: ServerContext, items: list[Any]) -> dict[str, Any]:
     if ctx.queue is not None:
-        drafts = validate_batch(items)
-        ctx.queue.publish(drafts)
+        drafts = validate_batch(items)  # the worker validates again, with the same code
+        ctx.queue.publish([to_json_value(d) for d in drafts])
         return {
             "accepted": len(drafts),
             "queued": True,
@@ -218,15 +245,34 @@ def _store_batch(ctx: ServerContext, items: list[Any]) -> dict[str, Any]:
     known = ctx.pm.store.has([i for i in ids if isinstance(i, str)])
     try:
         stored = ctx.pm.ingest(items, timeout=ctx.settings.ingest_timeout)
-    except RecordError:
-        validate_batch(items)  # names every invalid record
-        raise
+    except InvalidBatch as exc:
+        raise invalid_batch(exc) from None
+    except RecordsRefused as exc:
+        ctx.metrics.ingest_rejected.labels("refused_by_store").inc()
+        raise refused_records(exc) from None
     dupes = [i for i in stored if i in known]
     return {
         "accepted": len(stored),
         "stored": len(stored) - len(dupes),
         "duplicates": dupes,
         "record_ids": stored,
+    }
+
+
+@router.get(
+    "/v1/dead-letters",
+    summary="Records the store refused: id, when, why, how often (newest first)",
+)
+def dead_letters(
+    request: Request,
+    who: Reader,
+    limit: int = Query(100, ge=1, le=1000),
+) -> dict[str, Any]:
+    ctx = get_context(request)
+    letters = ctx.pm.dead_letters(limit)
+    return {
+        "count": ctx.pm.dead_letter_count(),
+        "dead_letters": [d.to_json() for d in letters],
     }
 
 
@@ -338,7 +384,7 @@ def get_proof(
     who: Reader,
     record_id: str,
     tree_size: int | None = Query(
-        None, ge=1, description="a checkpointed size; default: the latest"
+        None, ge=1, le=2**63 - 1, description="a checkpointed size; default: the latest"
     ),
 ) -> dict[str, Any]:
     ctx = get_context(request)

@@ -27,10 +27,10 @@ from psycopg import conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..crypto.keys import PublicKey
-from ..errors import ConfigError, StoreError
+from ..errors import ConfigError, DataRefused, StoreError
 from ..log.merkle import CompactRange
 from ..record import log_entry, now_utc, parse_time
-from . import migrations
+from . import deadletters, migrations
 from .base import (
     Entry,
     Page,
@@ -72,6 +72,10 @@ _LOCK_SQL = (
     " SET LOCAL idle_in_transaction_session_timeout = '15s';"
     f" SELECT pg_advisory_xact_lock({migrations.LOCK_CLASS}, hashtext(current_schema()))"
 )
+# Two processes creating the dead-letter table at once would collide in the catalog.
+_DEAD_LETTER_LOCK = (
+    f"SELECT pg_advisory_xact_lock({migrations.LOCK_CLASS}, hashtext('dead:' || current_schema()))"
+)
 _KEEPALIVES = {"keepalives": "1", "keepalives_idle": "10", "keepalives_interval": "3",
                "keepalives_count": "3"}  # fmt: skip
 
@@ -94,6 +98,20 @@ def _why(dsn: str, timeout: float) -> str:
     except psycopg.Error as exc:
         return " ".join(part.strip() for part in str(exc).splitlines()) or type(exc).__name__
     return f"no connection within {timeout:g}s"
+
+
+# SQLSTATE classes of a refusal of the data itself: 22 data exception (a NUL in text,
+# a value out of range), 23 integrity constraint, 54 program limit (an index row over
+# the B-tree limit). Anything else (connection, resources, locks) passes with time.
+_REFUSAL_CLASSES = ("22", "23", "54")
+
+
+def _refusal(exc: psycopg.Error) -> DataRefused | None:
+    state = exc.sqlstate or ""
+    if state[:2] not in _REFUSAL_CLASSES:
+        return None
+    primary = exc.diag.message_primary or str(exc).splitlines()[0]
+    return DataRefused(f"PostgreSQL refuses the data (SQLSTATE {state}): {primary}")
 
 
 def describe(url: str) -> str:
@@ -206,14 +224,15 @@ class PostgresStore:
             try:
                 with self._pool.connection() as conn:
                     return fn(conn)
-            except psycopg.OperationalError as exc:
-                if retry and attempt == 1:
+            except psycopg.Error as exc:
+                refused = _refusal(exc)
+                if refused is not None:
+                    raise refused from None
+                if isinstance(exc, psycopg.OperationalError) and retry and attempt == 1:
                     continue  # the pool dropped the broken connection (e.g. server restart)
                 raise StoreError(f"{self.url}: {exc}".rstrip()) from None
             except PoolTimeout:
                 raise StoreError(f"{self.url}: no database connection available") from None
-            except psycopg.Error as exc:
-                raise StoreError(f"{self.url}: {exc}".rstrip()) from None
         raise AssertionError("unreachable")
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -303,6 +322,30 @@ class PostgresStore:
                         for r in data:
                             copy.write_row(r)
             cur.execute(_CHECKPOINT_SQL, (cp.size, cp.root, cp.note, cp.created_at))
+
+    # ------------------------------------------------------------ dead letters
+    def add_dead_letter(self, record_id: str, reason: str, record_json: str) -> None:
+        """Keep a record the store refused, with the reason (see ``deadletters``)."""
+        args = deadletters.upsert_args(record_id, reason, record_json, now_utc())
+
+        def run(conn: psycopg.Connection[Any]) -> None:
+            with conn.transaction():
+                conn.execute(f"{_DEAD_LETTER_LOCK}; {deadletters.TABLE}".encode())
+                conn.execute(deadletters.with_mark(deadletters.UPSERT, "%s").encode(), args)
+
+        self._run(run, retry=False)
+
+    def dead_letters(self, limit: int = 100) -> list[deadletters.DeadLetter]:
+        if not self._has_dead_letters():
+            return []
+        sql = deadletters.with_mark(deadletters.SELECT, "%s")
+        return deadletters.rows_to_letters(self._query(sql, (limit,)))
+
+    def dead_letter_count(self) -> int:
+        return int(self._query(deadletters.COUNT)[0][0]) if self._has_dead_letters() else 0
+
+    def _has_dead_letters(self) -> bool:
+        return self._query("SELECT to_regclass('dead_letters') IS NOT NULL")[0][0] is True
 
     def put_public_keys(self, keys: Sequence[PublicKey]) -> None:
         rows = [(k.key_id, json.dumps(k.to_json(), sort_keys=True)) for k in keys]
@@ -430,7 +473,7 @@ def _rows(
         try:
             generated: datetime = parse_time(e.generated_at)
         except ValueError as exc:
-            raise StoreError(f"record {e.record_id}: generated_at {exc}") from None
+            raise DataRefused(f"record {e.record_id}: generated_at {exc}") from None
         # The log entry embeds the canonical signature JSON: store that slice rather
         # than encoding the signature a second time (this loop is per record).
         entry = log_entry(e.payload, e.signature)

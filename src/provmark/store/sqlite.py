@@ -21,6 +21,7 @@ from ..crypto.keys import PublicKey
 from ..errors import SchemaVersionError, StoreError
 from ..log.merkle import CompactRange
 from ..record import now_utc
+from . import deadletters
 from .base import (
     STORE_SCHEMA_VERSION,
     Entry,
@@ -272,6 +273,28 @@ class SQLiteStore:
         )
         self._range = rng
         return StoredCheckpoint(size=rng.size, root=root, note=note, created_at=created)
+
+    # ------------------------------------------------------------ dead letters
+    def add_dead_letter(self, record_id: str, reason: str, record_json: str) -> None:
+        """Keep a record the store refused, with the reason (see ``deadletters``)."""
+        with self._lock:
+            self._db.execute(deadletters.TABLE)
+            self._db.execute(
+                deadletters.UPSERT,
+                deadletters.upsert_args(record_id, reason, record_json, now_utc()),
+            )
+
+    def dead_letters(self, limit: int = 100) -> list[deadletters.DeadLetter]:
+        if not self._has_dead_letters():
+            return []
+        return deadletters.rows_to_letters(self._query(deadletters.SELECT, (limit,)))
+
+    def dead_letter_count(self) -> int:
+        return int(self._query(deadletters.COUNT)[0][0]) if self._has_dead_letters() else 0
+
+    def _has_dead_letters(self) -> bool:
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dead_letters'"
+        return bool(self._query(sql))
 
     def put_public_keys(self, keys: Sequence[PublicKey]) -> None:
         with self._lock:

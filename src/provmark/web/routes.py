@@ -143,6 +143,10 @@ def dashboard(
         "verification_failures": {k: int(v) for k, v in sorted(verification.items())},
     }
     answer["pending"] = int(stats.get("pending", 0))
+    answer["dead_letters"] = {
+        "count": int(stats.get("dead_letters", 0)),
+        "newest": [d.to_json() for d in pm.dead_letters(10)] if stats.get("dead_letters") else [],
+    }
     return answer
 
 

@@ -47,6 +47,18 @@ function failuresPanel(data) {
         h('th', {scope: 'row'}, what), h('td', {class: 'num'}, number(n)), h('td', {class: 'muted'}, meaning))))));
 }
 
+function deadLettersPanel(dead) {
+  if (!dead || !dead.count) return null;
+  return panel('Dead letters',
+    h('table', {class: 'failures'},
+      h('caption', {}, `${number(dead.count)} record(s) the store refused, set aside with the reason; the writer went on. Newest first (GET /v1/dead-letters).`),
+      h('thead', {}, h('tr', {}, h('th', {scope: 'col'}, 'Record'), h('th', {scope: 'col'}, 'Last refused'),
+        h('th', {scope: 'col', class: 'num'}, 'Times'), h('th', {scope: 'col'}, 'Reason'))),
+      h('tbody', {}, dead.newest.map((d) => h('tr', {class: 'nonzero'},
+        h('td', {}, h('code', {}, d.record_id)), h('td', {}, humanTime(d.at)),
+        h('td', {class: 'num'}, number(d.times)), h('td', {class: 'muted'}, d.reason))))));
+}
+
 function dataTable(data) {
   const nonEmpty = data.series.filter((s) => s.count);
   return h('details', {class: 'alt'},
@@ -95,6 +107,7 @@ function draw(body, data) {
         data.by_operation.map((o) => ({...o, label: o.operation})),
         {caption: `Records per operation, last ${label}`, name: 'Operation', link: (o) => `#/search${query({operation: o.operation, since: data.window})}`}))),
     failuresPanel(data),
+    deadLettersPanel(data.dead_letters),
     h('p', {class: 'small muted'}, `Updated ${humanTime(new Date())}.`));
 }
 

@@ -1,0 +1,74 @@
+"""Dead letters: records the store refused, kept with the reason beside the log.
+
+When the store refuses the data of a record (a value over one of its own limits,
+say), the writer retries a bounded number of times, then sets the record aside
+here and goes on with the next ones (``ingest.Writer``). A dead letter is not in
+the log and not signed; ``record`` is the unsigned record as the writer would
+have signed it (already redacted), as JSON text, so an operator can fix it and
+send it again. The table is the same in SQLite and PostgreSQL and is created on
+the first dead letter, so that opening a store never writes to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+TABLE = """CREATE TABLE IF NOT EXISTS dead_letters (
+    record_id TEXT PRIMARY KEY,
+    at TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    record TEXT NOT NULL,
+    times INTEGER NOT NULL
+)"""
+UPSERT = (
+    "INSERT INTO dead_letters (record_id, at, reason, record, times) VALUES (?, ?, ?, ?, 1)"
+    " ON CONFLICT (record_id) DO UPDATE SET at = excluded.at, reason = excluded.reason,"
+    " record = excluded.record, times = dead_letters.times + 1"
+)
+SELECT = "SELECT record_id, at, reason, record, times FROM dead_letters ORDER BY at DESC LIMIT ?"
+COUNT = "SELECT count(*) FROM dead_letters"
+
+MAX_REASON_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    record_id: str
+    at: str  # RFC 3339 UTC, the last time it was refused
+    reason: str
+    record: str  # the unsigned record, JSON text
+    times: int  # how often it was refused
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "record_id": self.record_id,
+            "at": self.at,
+            "reason": self.reason,
+            "times": self.times,
+        }
+
+
+@runtime_checkable
+class DeadLetterStore(Protocol):
+    """A store that keeps dead letters (both SQL stores do)."""
+
+    def add_dead_letter(self, record_id: str, reason: str, record_json: str) -> None: ...
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]: ...
+
+    def dead_letter_count(self) -> int: ...
+
+
+def rows_to_letters(rows: Sequence[Sequence[Any]]) -> list[DeadLetter]:
+    return [DeadLetter(str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]
+
+
+def upsert_args(record_id: str, reason: str, record_json: str, now: str) -> tuple[Any, ...]:
+    return (record_id, now, reason[:MAX_REASON_CHARS], record_json)
+
+
+def with_mark(sql: str, mark: str) -> str:
+    """``sql`` with the driver's placeholder (``%s`` for psycopg)."""
+    return sql.replace("?", mark)
