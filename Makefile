@@ -2,10 +2,10 @@
 PY ?= python3
 PIP ?= $(PY) -m pip
 
-.PHONY: check install install-system-deps services lint typecheck test test-fast bench demo serve schema clean
+.PHONY: check install install-system-deps services lint typecheck test test-fast leftovers bench demo serve schema screenshots clean
 
 # The README's test command: everything a fresh machine needs, then lint, types and every test.
-check: install-system-deps services install lint typecheck test
+check: install-system-deps services install lint typecheck test leftovers
 
 install:
 	$(PIP) install --upgrade pip
@@ -27,8 +27,19 @@ typecheck:
 	$(PY) -m mypy
 
 # The whole suite: unit, integration (SQLite, PostgreSQL, NATS, Go interop), e2e (Chromium).
+# A stamp holds the tree's state at the start, so `leftovers` can tell the suite's own litter
+# from work in progress.
+STAMP := $(or $(TMPDIR),/tmp)/provmark-make-check.stamp
 test:
+	@git status --porcelain > $(STAMP) 2>/dev/null || true
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The suite must leave the tree as it found it, and no demo folders in the temp directory.
+leftovers:
+	@dirty="$$(git status --porcelain 2>/dev/null | diff $(STAMP) - | grep '^[<>]')"; \
+	if [ -n "$$dirty" ]; then echo "the tests changed the tree:"; echo "$$dirty"; exit 1; fi
+	@left="$$(find $(or $(TMPDIR),/tmp) -maxdepth 1 -name 'provmark-demo-*' -newer $(STAMP) 2>/dev/null)"; \
+	if [ -n "$$left" ]; then echo "the tests left demo folders behind:"; echo "$$left"; exit 1; fi
 
 test-fast:
 	$(PY) -m pytest -q -x tests/unit
@@ -43,6 +54,10 @@ demo:
 schema:
 	$(PY) -c "from provmark.record import write_json_schema; write_json_schema('docs/schema/record-v2.json')"
 	$(PY) -c "import json; from provmark.export.intoto import predicate_schema; open('docs/schema/predicate-provenance-v1.json', 'w').write(json.dumps(predicate_schema(), indent=2, sort_keys=True) + chr(10))"
+
+# docs/img/ from the README's demo (`provmark serve --demo`) in Chromium
+screenshots:
+	$(PY) tests/e2e/take_screenshots.py docs/img
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache provmark-demo

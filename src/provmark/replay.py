@@ -256,7 +256,12 @@ def _call(fn: Callable[..., Any], value: Any, source: str, record: Record) -> An
         sig: inspect.Signature | None = inspect.signature(fn)
     except (TypeError, ValueError):
         sig = None
-    if sig is not None and "seed" in sig.parameters and "seed" not in params and record.input.seed:
+    if (
+        sig is not None
+        and "seed" in sig.parameters
+        and "seed" not in params
+        and record.input.seed is not None
+    ):
         params["seed"] = _seed(record.input.seed)
     positional = (
         [

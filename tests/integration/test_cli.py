@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import provmark
 from provmark.cli import main
 from provmark.cli.demo import build_demo
 
@@ -17,7 +18,10 @@ from provmark.cli.demo import build_demo
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
     folder = tmp_path_factory.mktemp("demo")
-    return build_demo(folder, n=12)
+    return build_demo(folder, n=4)
+
+
+DEMO_SIZE = 4 * 3 + 3  # three records a request, a failed one, the cover image, the erasure
 
 
 def args(demo: dict[str, Path | str], *rest: str) -> list[str]:
@@ -116,7 +120,7 @@ def test_log_json_lines(demo: dict[str, Path | str], capsys: pytest.CaptureFixtu
                 "--since",
                 "1h",
                 "--tag",
-                "mode=stream",
+                "step=summary",
             )
         )
         == 0
@@ -150,9 +154,9 @@ def test_checkpoint_proof_keys(
 ) -> None:
     assert main(args(demo, "checkpoint", "--json", "--consistency-from", "3")) == 0
     cp = json.loads(capsys.readouterr().out)
-    assert cp["size"] == 12 and len(cp["consistency"]["proof"]) > 0
+    assert cp["size"] == DEMO_SIZE and len(cp["consistency"]["proof"]) > 0
     assert main(args(demo, "proof", str(demo["record_id"]))) == 0
-    assert json.loads(capsys.readouterr().out)["tree_size"] == 12
+    assert json.loads(capsys.readouterr().out)["tree_size"] == DEMO_SIZE
     assert main(args(demo, "keys", "list")) == 0
     assert "log verifier key" in capsys.readouterr().out
 
@@ -182,3 +186,29 @@ def test_demo_command(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("\nVERIFIED") == 2 and "NOT VERIFIED" in r.stdout
+
+
+def test_output_cut_short_by_head_is_quiet(tmp_path: Path) -> None:
+    """`provmark log | head -c 10`: no "Broken pipe" error when the reader goes away."""
+    db, home = tmp_path / "provmark.db", tmp_path / "home"
+    with provmark.open(db, home=home) as pm:
+        for i in range(300):  # far more than a pipe holds, so the writer is cut off
+            with pm.record(model=provmark.Model("acme/m"), input=f"prompt {i}") as rec:
+                rec.set_output(f"output {i}")
+    cmd = f"{sys.executable} -m provmark.cli log --db {db} --home {home} --limit 300 --json"
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", cmd + " | head -c 10"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout and "Broken pipe" not in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 141, done.stderr
+
+
+def test_help_lists_each_command_once() -> None:
+    text = run("--help").stdout
+    assert "keys-revoke" not in text and "keys" in text
+    assert "revoke" in run("keys", "--help").stdout
+    assert run("keys-revoke", "--help").returncode == 0  # the old spelling still works

@@ -7,6 +7,7 @@ Each command group lives in its own module with a ``register(subparsers)`` funct
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -46,6 +47,7 @@ GROUPS = [
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, what a shell reports for a writer cut off
 
 
 def parser() -> argparse.ArgumentParser:
@@ -76,6 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ProvmarkError as exc:
         print(f"provmark: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # the reader went away (`provmark log | head`): stop quietly, like a tool killed by
+        # SIGPIPE, and keep Python from complaining when it flushes stdout at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_PIPE_CLOSED
     except OSError as exc:
         print(f"provmark: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

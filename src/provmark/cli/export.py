@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import ConfigError, NotFoundError, ProvmarkError
+from ..errors import ConfigError, NotFoundError, ProvmarkError, RecordError
 from ..record import Record
 from ..store.base import Query, Store, StoredRecord
 from . import otlp
@@ -192,13 +192,20 @@ def cmd_export(args: argparse.Namespace) -> int:
             sent = send(exporter.events(items), args.send, api_key=key)
             print(f"sent {sent} OpenLineage events to {args.send}")
             return 0
-        with _sink(args.out) as out:
-            result = exporter.export(items)
-            if isinstance(result, bytes):
-                out.write(result)
-            else:
-                for chunk in result:
-                    out.write(chunk)
+        try:
+            with _sink(args.out) as out:
+                result = exporter.export(items)
+                if isinstance(result, bytes):
+                    out.write(result)
+                else:
+                    for chunk in result:
+                        out.write(chunk)
+        except RecordError as exc:
+            if args.format == "in-toto" and exc.field == "output.sha256":
+                raise RecordError(
+                    exc.field, f"{exc.reason} (--skip-failed leaves failed generations out)"
+                ) from None
+            raise
     if args.out:
         print(args.out, file=sys.stderr)
     return 0

@@ -303,7 +303,7 @@ def record_lines(r: Record) -> list[str]:
         lines.append(f"input       sha256:{r.input.sha256}")
     if r.input.snapshot:
         lines.append(f"  snapshot  {r.input.snapshot[:200]!r}")
-    if r.input.seed:
+    if r.input.seed is not None:
         lines.append(f"  seed      {r.input.seed}")
     if r.params:
         lines.append("params      " + json.dumps(r.params, sort_keys=True))

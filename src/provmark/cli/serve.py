@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -91,25 +92,36 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_serve)
 
 
-def _demo(args: argparse.Namespace) -> tuple[str, str]:
-    from .demo import build_demo
+def _demo(folder: Path) -> tuple[str, str]:
+    from ..demo_story import build_demo
 
-    folder = (
-        Path(args.demo_dir) if args.demo_dir else Path(tempfile.mkdtemp(prefix="provmark-demo-"))
-    )
     if (folder / "provmark.db").exists():
         raise SystemExit(f"provmark: --demo wants a fresh folder; {folder}/provmark.db exists")
     sys.stderr.write(f"--demo: capturing demo records into {folder}/provmark.db\n")
-    build_demo(folder, 25)
+    build_demo(folder)
     return str(folder / "provmark.db"), str(folder / "home")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if not args.demo or args.demo_dir:
+        return _serve(args, Path(args.demo_dir) if args.demo_dir else None)
+    # --demo without --demo-dir: a temporary folder, removed when the server stops. uvicorn
+    # re-raises the SIGTERM it caught once it has shut down; make that unwind, not kill.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    with tempfile.TemporaryDirectory(prefix="provmark-demo-") as folder:
+        return _serve(args, Path(folder))
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _serve(args: argparse.Namespace, demo_folder: Path | None) -> int:
     from ..server.run import serve
 
     db, home = args.db, args.home
-    if args.demo:
-        db, home = _demo(args)
+    if demo_folder is not None:
+        db, home = _demo(demo_folder)
         if not args.no_auth:
             from ..server.auth import TokenStore
             from ..server.state import StateDB, resolve_state

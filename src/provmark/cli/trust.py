@@ -29,11 +29,8 @@ from .common import add_db, open_from, print_json
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _register_witness(sub)
     _register_timestamp(sub)
-    p = sub.add_parser(
-        "keys-revoke",
-        help="revoke a record key since a time (compromise); --list shows revocations",
-    )
-    add_revoke_arguments(p)
+    # the older spelling of `keys revoke`, kept working for scripts but not listed in --help
+    add_revoke_arguments(sub.add_parser("keys-revoke"))
 
 
 # ---------------------------------------------------------------- verify options

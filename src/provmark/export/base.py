@@ -70,20 +70,8 @@ def registry(
 ) -> dict[str, Exporter]:
     """Every exporter, configured: ``signer`` signs in-toto envelopes,
     ``resolve`` finds parents for PROV, ``namespace`` is the OpenLineage job namespace."""
-    from .intoto import InTotoExporter
-    from .openlineage import OpenLineageExporter
-    from .w3c_prov import ProvExporter
-
-    found: dict[str, Exporter] = {
-        "prov-json": ProvExporter("prov-json", resolve=resolve),
-        "prov-n": ProvExporter("prov-n", resolve=resolve),
-        "prov-o": ProvExporter("prov-o", resolve=resolve),
-        "prov-jsonld": ProvExporter("prov-jsonld", resolve=resolve),
-        "openlineage": OpenLineageExporter(namespace=namespace),
-    }
-    if signer is not None:
-        found["in-toto"] = InTotoExporter(signer)
-    return found
+    names = [f for f in FORMATS if f != "in-toto" or signer is not None]
+    return {f: _build(f, signer, resolve, namespace) for f in names}
 
 
 def get_exporter(
@@ -93,12 +81,30 @@ def get_exporter(
     resolve: Resolve | None = None,
     namespace: str = "provmark",
 ) -> Exporter:
-    """The exporter for ``fmt``; :class:`ConfigError` for an unknown format."""
+    """The exporter for ``fmt``; :class:`ConfigError` for an unknown format.
+
+    Only the module of that format is imported, so in-toto (which needs nothing beyond
+    the core) works where the optional PROV or OpenLineage libraries are not installed."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt == "in-toto" and signer is None:
         raise ConfigError("the in-toto format signs envelopes: give a signer")
-    return registry(signer=signer, resolve=resolve, namespace=namespace)[fmt]
+    return _build(fmt, signer, resolve, namespace)
+
+
+def _build(fmt: str, signer: Signer | None, resolve: Resolve | None, namespace: str) -> Exporter:
+    if fmt == "in-toto":
+        from .intoto import InTotoExporter
+
+        assert signer is not None
+        return InTotoExporter(signer)
+    if fmt == "openlineage":
+        from .openlineage import OpenLineageExporter
+
+        return OpenLineageExporter(namespace=namespace)
+    from .w3c_prov import ProvExporter
+
+    return ProvExporter(fmt, resolve=resolve)
 
 
 # ---------------------------------------------------------------- record sources

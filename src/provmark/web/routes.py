@@ -92,6 +92,12 @@ def _counter(metric: Any) -> dict[str, float]:
     return out
 
 
+@router.get("/v1/ui/config")
+def config(request: Request) -> dict[str, Any]:
+    """What the page needs before sign-in (no token): whether the server asks for one."""
+    return {"auth": get_context(request).settings.auth, "version": __version__}
+
+
 @router.get("/v1/ui/session")
 def session(
     request: Request,

@@ -20,11 +20,17 @@ function fmtTick(v) {
 
 let chartIds = 0;
 
+// Drawn at the width it is shown at (within limits), so that 12px text stays 12px on a
+// narrow screen instead of being scaled down with a wide viewBox.
+function chartWidth(width) {
+  return Math.round(Math.min(960, Math.max(300, width || 960)));
+}
+
 /**
  * Bars over time. series: [{start, count, errors, per_minute}]; value: per_minute.
  */
-export function rateChart(series, {title, description, bucketSeconds}) {
-  const W = 960;
+export function rateChart(series, {title, description, bucketSeconds, width}) {
+  const W = chartWidth(width);
   const H = 260;
   const m = {top: 16, right: 16, bottom: 40, left: 56};
   const iw = W - m.left - m.right;
@@ -44,8 +50,9 @@ export function rateChart(series, {title, description, bucketSeconds}) {
     parts.push(svg('line', {class: 'grid', x1: m.left, x2: W - m.right, y1: y(v), y2: y(v)}));
     parts.push(svg('text', {class: 'tick', x: m.left - 8, y: y(v) + 4, 'text-anchor': 'end'}, fmtTick(v)));
   }
-  const every = Math.max(1, Math.ceil(series.length / 8));
   const spansDays = series.length * bucketSeconds > 86400;
+  const labels = Math.max(2, Math.min(8, Math.floor(iw / (spansDays ? 110 : 64))));
+  const every = Math.max(1, Math.ceil(series.length / labels));
   series.forEach((s, i) => {
     const x = m.left + i * bw;
     const start = parseTime(s.start);
@@ -74,8 +81,8 @@ export function rateChart(series, {title, description, bucketSeconds}) {
 }
 
 /** Tree size over time, one point per signed checkpoint (oldest first). */
-export function sizeChart(points, {title, description}) {
-  const W = 960;
+export function sizeChart(points, {title, description, width}) {
+  const W = chartWidth(width);
   const H = 240;
   const m = {top: 16, right: 44, bottom: 40, left: 64};
   const iw = W - m.left - m.right;
@@ -98,8 +105,9 @@ export function sizeChart(points, {title, description}) {
     parts.push(svg('text', {class: 'tick', x: m.left - 8, y: y(v) + 4, 'text-anchor': 'end'}, fmtTick(v)));
   }
   const seconds = t1 - t0 < 600000;
-  for (let i = 0; i <= 6; i++) {
-    const t = t0 + ((t1 - t0) * i) / 6;
+  const ticks = Math.max(2, Math.min(6, Math.floor(iw / 110)));
+  for (let i = 0; i <= ticks; i++) {
+    const t = t0 + ((t1 - t0) * i) / ticks;
     const d = new Date(t);
     const label = seconds
       ? `${shortTime(d)}:${String(d.getUTCSeconds()).padStart(2, '0')}`

@@ -71,6 +71,8 @@ function markNav(page) {
 
 async function loadSession() {
   try {
+    // without a token, ask only whether one is needed: no 401 at every page load
+    if (!auth.token && (await api('/v1/ui/config')).auth) return {error: null};
     const info = await api('/v1/ui/session');
     if (!info.can_read) {
       auth.token = '';

@@ -95,6 +95,7 @@ function draw(body, data) {
           description: `${data.records} records; peak ${data.peak_per_minute} per minute; bars of ${duration(data.bucket_seconds)}` +
             ` from ${shortTime(parseTime(data.since))} to ${shortTime(parseTime(data.until))} UTC. Failed generations are stacked in red.`,
           bucketSeconds: data.bucket_seconds,
+          width: document.getElementById('main').clientWidth,
         }),
         h('figcaption', {}, h('span', {class: 'key ok'}, 'stored'), h('span', {class: 'key err'}, 'failed generation'),
           data.truncated ? h('span', {class: 'badge warn'}, `only the newest ${number(data.records)} records were counted`) : '')),

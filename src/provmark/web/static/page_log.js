@@ -33,6 +33,7 @@ function historyPanel(list) {
     oldestFirst.length > 1
       ? h('figure', {class: 'chart-figure'}, sizeChart(oldestFirst, {
         title: 'Log size at each signed checkpoint',
+        width: document.getElementById('main').clientWidth,
         description: `${oldestFirst.length} checkpoints from size ${oldestFirst[0].size} to ${oldestFirst[oldestFirst.length - 1].size}; the line only goes up in a healthy log.`,
       }), h('figcaption', {}, list.complete ? `All ${list.checkpoints.length} checkpoints.` : `The newest ${list.checkpoints.length} checkpoints.`))
       : h('p', {class: 'muted'}, 'Only one checkpoint so far.'),
