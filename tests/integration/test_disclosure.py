@@ -140,7 +140,9 @@ def test_tampered_and_unknown_outputs(
     bad.write_bytes(g.change_one_pixel(out.read_bytes()))
     code, d = run(site, capsys, "disclose", str(bad), "--json")
     assert code == 1 and d["verdict"]["status"] == "not_verified"
-    assert d["verdict"]["c2pa_state"] == "Invalid" and d["verdict"]["failed_check"] == "c2pa"
+    assert (
+        d["verdict"]["c2pa_state"] == "Invalid" and d["verdict"]["failed_check"] == "c2pa_manifest"
+    )
     record_src, manifest_src = fields(d)["provider"]["sources"]
     assert record_src["signed"] and not manifest_src["signed"]  # the manifest no longer holds
 

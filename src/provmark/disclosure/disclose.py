@@ -14,8 +14,10 @@ and a unique identifier. For a file (text or media, marked or not) or a record i
 * the store-wide default provider (``disclosure.config``) for records captured
   before it was set: not signed, and reported as such.
 
-The verdict comes from ``Provmark.verify`` / ``Provmark.verify_digest`` (the same
-checks ``provmark verify`` runs) and, for a manifest, its C2PA validation state.
+The verdict is the verifier's :class:`~provmark.verification.Report`, from
+``Provmark.report`` for a file (the checks ``provmark verify`` runs, a marked file judged
+by its manifest's hard binding or trusted signer) and ``Provmark.verification`` for a
+record id; the manifest's C2PA validation state is shown beside it.
 """
 
 from __future__ import annotations
@@ -228,40 +230,30 @@ def _fill_provider(fields: list[FieldValue], provider: str | None) -> list[Field
 # ---------------------------------------------------------------- verification
 
 
-def _checks_of(verified: Any) -> list[dict[str, Any]]:
-    return [{"check": c.name, "result": "pass", "detail": c.detail} for c in verified.checks]
+def verdict_of(report: Any, *, has_manifest: bool = False) -> Verdict:
+    """The verifier's :class:`~provmark.verification.Report` as a disclosure verdict."""
+    checks = [c.to_json() for c in report.checks]
+    if report.verified:
+        return Verdict("verified", checks)
+    failed = report.failed
+    check, reason = (failed.name, failed.detail) if failed else ("record", "nothing verified")
+    if check == "output_hash" and not has_manifest and not report.subject.get("record_id"):
+        return Verdict("no_record", checks, check, reason)
+    return Verdict("not_verified", checks, check, reason)
 
 
-def _verify_record(pm: Provmark, stored: StoredRecord) -> tuple[Verdict, Any]:
-    """Verify a stored record through the public API (``Provmark.verify_digest``)."""
-    rec = stored.record()
-    try:
-        if rec.output is not None:
-            verified = pm.verify_digest(rec.output.sha256, record_id=stored.record_id)
-        else:  # a failed generation: no content to hash, the record itself still verifies
-            from ..verify import verify_evidence
-
-            verified = verify_evidence(pm.evidence(stored), pm.trust())
-    except VerificationError as exc:
-        failed = [{"check": exc.check, "result": "fail", "detail": exc.detail}]
-        return Verdict("not_verified", failed, exc.check, exc.detail), None
-    return Verdict("verified", _checks_of(verified)), verified
-
-
-def _verify_content(pm: Provmark, path: Path, sha: str) -> tuple[Verdict, StoredRecord | None]:
-    """``Provmark.verify`` of the file's content; the record it names, if any."""
-    try:
-        verified = pm.verify(path)
-    except VerificationError as exc:
-        if exc.check == "output_hash" and not pm.store.by_output(sha):
-            return Verdict("no_record", [], None, exc.detail), None
-        found = pm.store.by_output(sha)
-        failed = [{"check": exc.check, "result": "fail", "detail": exc.detail}]
-        return Verdict("not_verified", failed, exc.check, exc.detail), (
-            found[-1] if found else None
-        )
-    stored = pm.store.get(verified.record_id)
-    return Verdict("verified", _checks_of(verified)), stored
+def _record_of(pm: Provmark, report: Any, manifest: Any, sha: str) -> StoredRecord | None:
+    """The record the verdict is about: the verified one, the one named by the report or
+    the manifest, else the newest stating these bytes."""
+    if report.outcome is not None:
+        return pm.store.get(report.outcome.record_id)
+    named = report.subject.get("record_id") or (
+        (manifest.record or {}).get("record_id") if manifest else None
+    )
+    if named:
+        return pm.store.get(str(named))
+    found = pm.store.by_output(sha)
+    return max(found, key=lambda s: s.index) if found else None
 
 
 # ---------------------------------------------------------------- entry points
@@ -274,7 +266,7 @@ def disclose_record(pm: Provmark, record_id: str) -> Disclosure:
     if stored is None:
         raise NotFoundError(f"no record {record_id!r}")
     rec = stored.record()
-    verdict, _ = _verify_record(pm, stored)
+    verdict = verdict_of(pm.verification(None, record_id=stored.record_id))
     fields = _fill_provider(
         _merge(record_sources(rec, stored.signature.get("key_id"))), pm_provider(pm)
     )
@@ -336,53 +328,30 @@ def disclose_file(
         head = fh.read(16)
     media = media_type or sniff_media_type(head) or mimetypes.guess_type(src.name)[0]
     try:
-        report = _read_manifest(src, trust_anchors)
-    except VerificationError as exc:  # a manifest that cannot be read at all
-        report = None
-        broken: VerificationError | None = exc
-    else:
-        broken = None
-    verdict, stored = _verify_content(pm, src, sha)
-    if verdict.status == "no_record" and report is not None and report.record:
-        named = pm.store.get(str(report.record.get("record_id", "")))
-        if named is not None:  # embedding changed the bytes: follow the manifest's link
-            verdict, _ = _verify_record(pm, named)
-            stored = named
-            verdict = _check_link(verdict, report, named)
-        else:
-            verdict = Verdict(
-                "not_verified",
-                [],
-                "c2pa_record",
-                f"the manifest names record {report.record.get('record_id')}, not in this store",
-            )
+        manifest = _read_manifest(src, trust_anchors)
+    except VerificationError:  # unreadable: the verifier's c2pa check says why
+        manifest = None
+    # the one verdict: the bytes as a recorded output, else the manifest's binding/signer
+    report = pm.report(src, c2pa_trust=trust_anchors)
+    verdict = verdict_of(report, has_manifest=manifest is not None)
+    stored = _record_of(pm, report, manifest, sha)
     parts = []
     if stored is not None:
         parts.append(record_sources(stored.record(), stored.signature.get("key_id")))
-    if report is not None:
-        parts.append(manifest_sources(report))
-        verdict.c2pa_state = report.state
+    if manifest is not None:
+        parts.append(manifest_sources(manifest))
+        verdict.c2pa_state = manifest.state
         verdict.c2pa_failures = [
             f
-            for f in report.failures
-            if f["code"] != "signingCredential.untrusted" or not report.ok
+            for f in manifest.failures
+            if f["code"] != "signingCredential.untrusted" or not manifest.ok
         ]
-        if not report.ok or (trust_anchors is not None and not report.trusted):
-            codes = ", ".join(f["code"] for f in report.failures) or report.state
-            verdict = Verdict(
-                "not_verified",
-                verdict.checks,
-                "c2pa",
-                f"manifest is {report.state} ({codes})",
-                report.state,
-                verdict.c2pa_failures,
-            )
-    if broken is not None:
-        verdict = Verdict("not_verified", verdict.checks, "c2pa", broken.detail)
     fields = _merge(*parts)
     if stored is not None:
         fields = _fill_provider(fields, pm_provider(pm))
-    marking = "none" if report is None else ("c2pa-embedded" if report.embedded else "c2pa-sidecar")
+    marking = (
+        "none" if manifest is None else ("c2pa-embedded" if manifest.embedded else "c2pa-sidecar")
+    )
     rec = stored.record() if stored is not None else None
     return Disclosure(
         subject=src.name,
@@ -394,26 +363,6 @@ def disclose_file(
         fields=fields,
         verdict=verdict,
     )
-
-
-def _check_link(verdict: Verdict, report: Any, stored: StoredRecord) -> Verdict:
-    """The manifest's record hash must be the log leaf of the record it names."""
-    import base64
-
-    if verdict.status != "verified":
-        return verdict
-    leaf = base64.b64encode(stored.leaf_hash()).decode()
-    if leaf != (report.record or {}).get("record_hash"):
-        return Verdict(
-            "not_verified",
-            verdict.checks,
-            "c2pa_record",
-            f"the manifest's record hash does not match record {stored.record_id} in the log",
-        )
-    verdict.checks.append(
-        {"check": "c2pa_record", "result": "pass", "detail": "manifest names this logged record"}
-    )
-    return verdict
 
 
 def disclose(
