@@ -141,7 +141,7 @@ def main() -> int:
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=30_000)
-    p.add_argument("--workers", type=int, default=1, help="provmark serve --workers")
+    p.add_argument("--workers", type=int, default=2, help="provmark serve --workers")
     p.add_argument("--backend", default="postgres", choices=["postgres", "sqlite"])
     p.add_argument("--runs", type=int, default=1)
     p.add_argument("--batch", type=int, help="the client's batch_size (default: its own)")
