@@ -9,7 +9,8 @@ addresses, card numbers, keys: the server redacts and seals them, and keeps the
 originals for auditors), so nothing is written in clear: each line is sealed with
 AES-256-GCM under the ``remote-journal`` secret of the key store
 (``$PROVMARK_HOME/keys/remote-journal.secret``, mode 0600), and the directory and its
-files are 0700/0600. Lines in clear left by an older version are still read.
+files are 0700/0600. A file with lines in clear, left by an older version, is sealed
+into a new file when the journal is opened, and then removed.
 """
 
 from __future__ import annotations
@@ -52,21 +53,29 @@ class Journal:
         slots = sorted(
             (p for p in directory.glob("*.jsonl") if p.stem.isdigit()), key=lambda p: int(p.stem)
         )
+        n = int(slots[-1].stem) + 1 if slots else 0
         for path in slots:
             fh = _lock_slot(path, create=False)
             if fh is None:
                 continue
-            if self._fh is None:
+            data = _complete_lines(fh.read())  # drop a torn last line
+            sealed = self._sealed(data)
+            if self._fh is None and sealed == data:
                 self._fh, self.path = fh, path
-                data = fh.read()
-                fh.truncate(len(_complete_lines(data)))  # drop a torn last line
+                fh.truncate(len(data))
                 continue
-            fh.seek(0)  # an orphan of a process that died: adopt its records
+            # an orphan of a process that died, or lines in clear left by an older
+            # version: copy them (sealed) into this process's slot, then remove the file
+            while self._fh is None:
+                self.path = directory / f"{n}.jsonl"
+                self._fh = _lock_slot(self.path, create=True)
+                n += 1
             self._fh.seek(0, os.SEEK_END)
-            self._fh.write(_complete_lines(fh.read()))
+            self._fh.write(sealed)
+            self._fh.flush()
+            os.fdatasync(self._fh.fileno())  # safe on disk before the original goes
             path.unlink()
             fh.close()
-        n = int(slots[-1].stem) + 1 if slots else 0
         while self._fh is None:
             self.path = directory / f"{n}.jsonl"
             self._fh = _lock_slot(self.path, create=True)
@@ -78,6 +87,16 @@ class Journal:
         except BaseException:
             self._fh.close()
             raise
+
+    def _sealed(self, data: bytes) -> bytes:
+        """``data`` with every line in clear sealed (sealed lines are kept as they are)."""
+        if all(line.startswith(_SEALED) for line in data.splitlines() if line.strip()):
+            return data
+        return b"".join(
+            (line if line.startswith(_SEALED) else self._seal(json.loads(line))) + b"\n"
+            for line in data.splitlines()
+            if line.strip()
+        )
 
     def _seal(self, draft: dict[str, Any]) -> bytes:
         nonce = os.urandom(12)

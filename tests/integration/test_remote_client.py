@@ -161,21 +161,26 @@ def test_offline_journal_holds_no_prompt_in_clear_and_is_private(
         assert "ann.lee@example.com" not in shown and "4111 1111 1111 1111" not in shown
 
 
-def test_journal_reads_lines_in_clear_and_makes_the_file_private(tmp_path: Path) -> None:
+def test_journal_seals_lines_left_in_clear_by_an_older_version(tmp_path: Path) -> None:
     old = tmp_path / "0.jsonl"
-    old.write_bytes(b'{"record_id": "a", "input": {"snapshot": "left by 0.x"}}\n')
+    old.write_bytes(b'{"record_id": "a", "input": {"snapshot": "left by 0.x"}}\n{"record_id')
     old.chmod(0o644)
     key = bytes(range(32))
     journal = Journal(tmp_path, key)
     try:
-        assert journal.path == old and old.stat().st_mode & 0o777 == 0o600
+        assert not old.exists() and journal.path.stat().st_mode & 0o777 == 0o600
         journal.append([{"record_id": "b", "input": {"snapshot": "sealed now"}}])
-        assert b"sealed now" not in old.read_bytes()
-        assert [d["record_id"] for d in journal.read()] == ["a", "b"]
+        data = journal.path.read_bytes()
+        assert b"left by" not in data and b"sealed now" not in data
+        assert [d["record_id"] for d in journal.read()] == ["a", "b"]  # the torn line dropped
+        assert journal.count == 2
     finally:
         journal.close()
     with pytest.raises(provmark.ProvmarkError, match="does not open"):
         Journal(tmp_path, bytes(32))
+    again = Journal(tmp_path, key)  # nothing was lost to the wrong key
+    assert again.count == 2
+    again.close()
 
 
 def test_closed_while_down_is_replayed_by_the_next_open(
