@@ -2,10 +2,10 @@
 PY ?= python3
 PIP ?= $(PY) -m pip
 
-.PHONY: check install install-system-deps services lint typecheck test test-fast leftovers bench demo serve schema screenshots clean
+.PHONY: check install install-system-deps services lint typecheck test test-ts test-fast leftovers bench demo serve schema screenshots clean
 
 # The README's test command: everything a fresh machine needs, then lint, types and every test.
-check: install-system-deps services install lint typecheck test leftovers
+check: install-system-deps services install lint typecheck test test-ts leftovers
 
 install:
 	$(PIP) install --upgrade pip
@@ -33,6 +33,10 @@ STAMP := $(or $(TMPDIR),/tmp)/provmark-make-check.stamp
 test:
 	@git status --porcelain > $(STAMP) 2>/dev/null || true
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The TypeScript client (Node 20+): its own tests, against a real `provmark serve`.
+test-ts:
+	cd clients/typescript && npm ci --no-audit --no-fund && PROVMARK_PYTHON=$(PY) npm test
 
 # The suite must leave the tree as it found it, and no demo folders in the temp directory.
 leftovers:
