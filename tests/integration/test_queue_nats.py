@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import signal
 import subprocess
 import sys
@@ -166,6 +167,81 @@ def test_invalid_records_are_dead_lettered_not_retried(
         assert pm.store.count() == 20
     assert worker.stats.rejected == 1
     assert queue.dead_letters() == 2
+
+
+def dead_stream(queue: NatsQueue) -> list[dict[str, Any]]:
+    """Every dead letter in the queue's dead-letter stream."""
+
+    async def read() -> list[dict[str, Any]]:
+        nc = await nats.connect(NATS_URL)
+        js = nc.jetstream()
+        info = await js.stream_info(queue.stream + "_DEAD")
+        out: list[dict[str, Any]] = []
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            msg = await js.get_msg(queue.stream + "_DEAD", seq)
+            with contextlib.suppress(ValueError):
+                value = json.loads(msg.data or b"")
+                out.extend(value if isinstance(value, list) else [value])
+        await nc.close()
+        return out
+
+    return asyncio.run(read())
+
+
+def test_a_valid_record_right_after_a_nul_record_is_stored_within_a_second(
+    queue: NatsQueue, db_url: str, tmp_path: Path
+) -> None:
+    """A NUL record published straight to the queue (an older server, another publisher):
+    the worker's door refuses it to the dead-letter stream, and the next record goes on."""
+    with provmark.open(db_url, home=tmp_path, flush_interval=0.01) as pm:
+        worker = Worker(queue, pm)
+        try:
+            warm = records(1, prefix="warm")
+            queue.publish(warm)
+            deadline = time.monotonic() + 30
+            while not pm.store.has([warm[0]["record_id"]]) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            nul, good = records(2, prefix="nul")
+            nul["model"]["name"] = "acme\x00sum"
+            queue.publish([nul])
+            queue.publish([good])
+            started = time.monotonic()
+            while not pm.store.has([good["record_id"]]) and time.monotonic() < started + 30:
+                time.sleep(0.01)
+            elapsed = time.monotonic() - started
+            wait_drained(queue, 30)
+        finally:
+            worker.close()
+        assert pm.store.has([good["record_id"]]) and elapsed < 1.0, elapsed
+        assert not pm.store.has([nul["record_id"]])
+    (dead,) = dead_stream(queue)
+    assert dead["record"]["record_id"] == nul["record_id"]
+    assert dead["reason"].startswith("[0].model.name") and "NUL" in dead["reason"]
+
+
+def test_a_record_the_store_refuses_is_dead_lettered_by_the_worker(
+    queue: NatsQueue, db_url: str, tmp_path: Path
+) -> None:
+    import random
+
+    rnd = random.Random(18)
+    a, poison, c = records(3, prefix="refused")
+    poison["actor"] = {"user_id": "".join(chr(rnd.randint(0x4E00, 0x9FFF)) for _ in range(3000))}
+    queue.publish([a, poison, c])
+    with provmark.open(db_url, home=tmp_path, flush_interval=0.01) as pm:
+        worker = Worker(queue, pm)
+        try:
+            wait_drained(queue, 30)
+        finally:
+            worker.close()
+        ids = [a["record_id"], poison["record_id"], c["record_id"]]
+        assert pm.store.has(ids) == {a["record_id"], c["record_id"]}
+        (letter,) = pm.dead_letters()
+        assert letter.record_id == poison["record_id"] and "54000" in letter.reason
+        assert audit(pm).ok
+    assert worker.stats.rejected == 1
+    (dead,) = dead_stream(queue)
+    assert dead["record"]["record_id"] == poison["record_id"] and "54000" in dead["reason"]
 
 
 def test_failed_handler_is_redelivered(queue: NatsQueue, db_url: str, tmp_path: Path) -> None:

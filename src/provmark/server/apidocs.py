@@ -134,9 +134,34 @@ def render_docs(doc: dict[str, Any]) -> str:
     )
 
 
+def with_record_schema(doc: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document with the record's JSON Schema in ``components`` (the batch
+    ingest body refers to ``#/components/schemas/Record``), so that tools resolve it
+    without fetching anything."""
+    from ..record import Record
+
+    schema = Record.model_json_schema(ref_template="#/components/schemas/RecordPart{model}")
+    parts = schema.pop("$defs", {})
+    found = doc.setdefault("components", {}).setdefault("schemas", {})
+    found["Record"] = schema
+    found.update({f"RecordPart{name}": part for name, part in parts.items()})
+    return doc
+
+
 def install_api_docs(app: FastAPI) -> None:
-    """``GET /docs``: the reference page of this app's OpenAPI document."""
+    """``GET /docs``: the reference page of this app's OpenAPI document (which gets the
+    record schema in its components, :func:`with_record_schema`)."""
     page: dict[str, str] = {}
+    base_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None or "Record" not in app.openapi_schema.get(
+            "components", {}
+        ).get("schemas", {}):
+            app.openapi_schema = with_record_schema(base_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/docs", include_in_schema=False)
     def api_docs() -> HTMLResponse:

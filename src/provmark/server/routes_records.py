@@ -45,13 +45,15 @@ _NDJSON = (
 _BATCH_SCHEMA: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "description": "A JSON array of unsigned records (schema_version 1), "
-        "or NDJSON: one record per line.",
+        "description": "A JSON array of unsigned records (schema_version 1 or 2), "
+        "or NDJSON: one record per line. Within the I-JSON limits: no NaN/Infinity, "
+        "integers within +-(2^53 - 1), no NUL or lone surrogate, at most 32 levels deep; "
+        "no record_id twice in one batch.",
         "content": {
             "application/json": {
                 "schema": {
                     "type": "array",
-                    "items": {"$ref": "https://provmark.dev/schema/record-v1.json"},
+                    "items": {"$ref": "#/components/schemas/Record"},
                 }
             },
             "application/x-ndjson": {"schema": {"type": "string"}},
