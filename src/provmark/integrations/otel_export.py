@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import calendar
 import hashlib
-import json
 import logging
 import os
 import re
@@ -34,6 +33,8 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from ..errors import ConfigError, ProvmarkError
 from ..record import parse_time, slug_for
@@ -105,12 +106,13 @@ def span_ids(payload: Mapping[str, Any]) -> tuple[int, int, int | None]:
     return uuid.UUID(record_id).int, span_id, None
 
 
-def _parts(
-    item: RecordItem,
-) -> tuple[dict[str, Any], str | None, dict[str, str] | None, int | None]:
+Parts = tuple[dict[str, Any], str | None, dict[str, str] | None, int | None]
+
+
+def _parts(item: RecordItem) -> Parts:
     """(record, exact signed text or None, signature, log index) of a stored or plain record."""
     if isinstance(item, StoredRecord):
-        return json.loads(item.payload), item.payload.decode(), dict(item.signature), item.index
+        return orjson.loads(item.payload), item.payload.decode(), item.signature, item.index
     record = {k: v for k, v in item.items() if k not in ("signature", "log", "slug")}
     signature = item.get("signature")
     log = item.get("log") or {}
@@ -120,7 +122,11 @@ def _parts(
 
 def attributes(item: RecordItem) -> dict[str, Any]:
     """The OpenTelemetry attributes of one record (GenAI conventions + ``provmark.*``)."""
-    record, _, signature, index = _parts(item)
+    return _attributes(_parts(item))
+
+
+def _attributes(parts: Parts) -> dict[str, Any]:
+    record, _, signature, index = parts
     model = record.get("model") or {}
     attrs: dict[str, Any] = {
         "gen_ai.operation.name": record.get("operation", ""),
@@ -198,7 +204,8 @@ def to_span(item: RecordItem, resource: Any) -> Any:
     from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-    record, _, _, _ = _parts(item)
+    parts = _parts(item)
+    record = parts[0]
     trace_id, span_id, parent_id = span_ids(record)
     flags = TraceFlags(TraceFlags.SAMPLED)
     parent = SpanContext(trace_id, parent_id, True, flags) if parent_id is not None else None
@@ -223,7 +230,7 @@ def to_span(item: RecordItem, resource: Any) -> Any:
         context=SpanContext(trace_id, span_id, False, flags),
         parent=parent,
         resource=resource,
-        attributes=attributes(item),
+        attributes=_attributes(parts),
         links=links,
         kind=SpanKind.INTERNAL,
         instrumentation_scope=_scope(),
@@ -241,9 +248,10 @@ def to_log(item: RecordItem, resource: Any) -> Any:
 
     from ..canonical import canonical_bytes
 
-    record, signed, signature, _ = _parts(item)
+    parts = _parts(item)
+    record, signed, signature, _ = parts
     trace_id, span_id, parent_id = span_ids(record)
-    attrs = attributes(item)
+    attrs = _attributes(parts)
     if signature:
         attrs["provmark.signature.sig"] = signature.get("sig", "")
     failed = record.get("status") == "error"
