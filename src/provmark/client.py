@@ -291,6 +291,7 @@ class Provmark:
         from .intake import validate_batch
 
         drafts = validate_batch(records)  # InvalidBatch naming every invalid record
+        self._check_signable(drafts)
         for draft in drafts:
             inp = draft.get("input")
             if protect and self.privacy is not None and inp and "snapshot" in inp:
@@ -307,6 +308,38 @@ class Provmark:
                 stored = [i for i in ids if i not in refused]
                 raise RecordsRefused(refused, stored, {rid: n for n, rid in enumerate(ids)})
         return ids
+
+    def _check_signable(self, drafts: Sequence[Mapping[str, Any]]) -> None:
+        """Each record's ``generated_at`` must lie in the validity window of the key that
+        will sign it (and not in the future): otherwise it would be signed, logged and
+        fail ``key_validity`` forever. :class:`InvalidBatch` naming ``[i].generated_at``."""
+        from datetime import UTC, datetime
+
+        from .crypto.keys import ROTATION_SKEW, check_key_window
+        from .errors import InvalidBatch
+
+        key = next((k for k in self.keystore.public_keys() if k.key_id == self.signer.key_id), None)
+        latest = datetime.now(UTC) + ROTATION_SKEW
+        window = f"{key.not_before} .. {key.not_after or 'now'}" if key else "now"
+        errors = []
+        for i, draft in enumerate(drafts):
+            generated_at = str(draft.get("generated_at", ""))
+            try:
+                if parse_time(generated_at) > latest:
+                    raise VerificationError("key_validity", "it lies in the future")
+                if key is not None:
+                    check_key_window(key, generated_at)
+            except VerificationError as exc:
+                errors.append(
+                    (
+                        f"[{i}].generated_at",
+                        f"{generated_at} is outside the validity window of the signing key "
+                        f"{self.signer.key_id} ({window}): {exc.detail}; such a record could "
+                        "never verify",
+                    )
+                )
+        if errors:
+            raise InvalidBatch(errors, len(drafts))
 
     def _draft(self, o: Outcome) -> dict[str, Any]:
         draft = self._drafts.build(o)

@@ -55,6 +55,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "model": {"name": "acme/painter", "version": "2.0", "provider": "acme"},
         "output": {"sha256": g.sha(png), "media_type": "image/png", "size": len(png)},
     }
+    g.import_history_key(home)
     with provmark.open(db, home=home) as pm:
         pm.ingest(g.drafts())
         pm.ingest(bulk)

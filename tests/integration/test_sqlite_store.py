@@ -10,6 +10,7 @@ import pytest
 
 import provmark
 from provmark import SchemaVersionError, StoreError
+from provmark.record import now_utc as _now
 from provmark.store.sqlite import SQLiteStore
 
 
@@ -64,7 +65,7 @@ def test_append_is_idempotent_and_origin_is_stable(tmp_path: Path) -> None:
             [
                 {
                     "record_id": "01a2136c-caee-7fed-a001-04a670353402",
-                    "generated_at": "2026-11-25T15:57:06.670942Z",
+                    "generated_at": _now(),  # within the signing key's window
                     "model": {"name": "m"},
                     "output": {"sha256": "a" * 64},
                 }
@@ -74,7 +75,7 @@ def test_append_is_idempotent_and_origin_is_stable(tmp_path: Path) -> None:
             [
                 {
                     "record_id": ids[0],
-                    "generated_at": "2026-11-25T15:57:06.670942Z",
+                    "generated_at": _now(),  # within the signing key's window
                     "model": {"name": "m"},
                     "output": {"sha256": "a" * 64},
                 }
@@ -89,7 +90,7 @@ def test_bad_batch_stores_nothing(tmp_path: Path) -> None:
     with provmark.open(tmp_path / "p.db", home=tmp_path) as pm:
         good = {
             "record_id": "01a2136c-caee-7fed-a001-04a670353402",
-            "generated_at": "2026-11-25T15:57:06.670942Z",
+            "generated_at": _now(),  # within the signing key's window
             "model": {"name": "m"},
         }
         with pytest.raises(provmark.RecordError, match=r"\[1\]\.model"):
@@ -131,7 +132,7 @@ def test_ingest_names_a_param_that_json_cannot_hold_exactly(tmp_path: Path) -> N
     with provmark.open(tmp_path / "p.db", home=tmp_path) as pm:
         record = {
             "record_id": "01a2136c-caee-7fed-a001-04a670353402",
-            "generated_at": "2026-11-25T15:57:06.670942Z",
+            "generated_at": _now(),  # within the signing key's window
             "model": {"name": "m"},
             "params": {"seed": 2**60 + 1},
         }

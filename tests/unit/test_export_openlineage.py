@@ -268,6 +268,7 @@ def test_golden_with_a_broken_event_fails_validation() -> None:
 
 
 def test_events_from_a_real_store(tmp_path: Path) -> None:
+    g.import_history_key(tmp_path)
     with provmark.open(tmp_path / "x.db", home=tmp_path, flush_interval=0.01) as pm:
         pm.ingest(g.drafts())
         chain = lineage(pm.store, g.FAILED)

@@ -36,6 +36,7 @@ import make_golden as g  # noqa: E402
 
 @pytest.fixture
 def store_pm(tmp_path: Path) -> Iterator[provmark.Provmark]:
+    g.import_history_key(tmp_path)
     with provmark.open(tmp_path / "x.db", home=tmp_path, flush_interval=0.01) as pm:
         pm.ingest(g.drafts())
         yield pm

@@ -49,7 +49,7 @@ def schema(version: str) -> dict[str, Any]:
 def v2(**over: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "record_id": provmark.record.new_record_id(),
-        "generated_at": "2026-11-25T15:46:02.123456Z",
+        "generated_at": provmark.record.now_utc(),  # in the signing key's window
         "operation": "image_generation",
         "model": {"name": "acme/painter"},
         "outputs": [{"sha256": A, "size": 10}, {"sha256": B, "size": 12}],

@@ -257,7 +257,7 @@ def _report_of(v: Verified) -> Any:
     return Report([CheckResult(c.name, PASS, c.detail) for c in v.checks], v)
 
 
-_MARKS = {"pass": "ok  ", "fail": "FAIL", "not_run": "--  "}
+_MARKS = {"pass": "ok ", "fail": "FAIL", "not_run": "-- "}  # the failed line stands out
 
 
 def print_report(report: Any, label: str) -> None:

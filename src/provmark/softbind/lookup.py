@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from ..errors import CaptureError, VerificationError
 from ..record import slug_for
-from ..verify import Verified, verify_evidence
+from ..verify import Verified
 from . import image as img
 from . import text as txt
 from .fingerprinter import Fingerprinter, classify
@@ -171,17 +171,18 @@ def fuzzy_verify(
 
 def _check_records(pm: Any, matches: list[Match], limit: int) -> list[Match]:
     out: list[Match] = []
-    checkpoint = pm.store.latest_checkpoint()
     for m in matches:
         if len(out) >= limit:
             break
         stored = pm.store.get(m.record_id)
         if stored is None:
             continue  # fingerprinted, but the record never reached the store
-        try:
-            m.verified = verify_evidence(pm.evidence(stored, checkpoint), pm.trust())
-        except VerificationError as exc:
-            m.record_problem = f"{exc.check}: {exc.detail}"
+        report = pm.verification(None, record_id=stored.record_id)  # revocations apply too
+        if report.verified:
+            m.verified = report.outcome
+        else:
+            failed = report.failed
+            m.record_problem = f"{failed.name}: {failed.detail}" if failed else "not verified"
         out.append(m)
     return out
 

@@ -128,7 +128,9 @@ def c2pa_checks(
         )
         return C2paFinding(checks, record_id, None, signer)
 
-    record_id: str | None = None
+    link = report.record or {}
+    named = link.get("record_id")
+    record_id: str | None = named if isinstance(named, str) and named else None  # as claimed
     where = "embedded" if report.embedded else "in a sidecar"
     if not report.ok:
         codes = ", ".join(f["code"] for f in report.failures) or "no failure code"
@@ -136,8 +138,6 @@ def c2pa_checks(
     checks.append(
         CheckResult("c2pa_manifest", PASS, f"{report.state} C2PA manifest {where}, by {signer}")
     )
-    link = report.record or {}
-    record_id = link.get("record_id") if isinstance(link.get("record_id"), str) else None
     if not record_id:
         return fail("c2pa_record", "the manifest names no provmark record")
     found = stored_record(record_id)

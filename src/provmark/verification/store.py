@@ -157,4 +157,6 @@ def verify_marked(
         policy=policy,
         prechecks=finding.checks,
     )
+    if finding.record_id:
+        report.subject.setdefault("record_id", finding.record_id)
     return report, manifest
