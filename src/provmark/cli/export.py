@@ -362,10 +362,7 @@ def cmd_c2pa_read(args: argparse.Namespace) -> int:
         print_json(out)
     else:
         print("\n".join(_report_lines(report)))
-        if verdict is not None and verdict.outcome is not None and verdict.verified:
-            v = verdict.outcome
-            print(f"  log        record verified at index {v.index} of {v.tree_size}")
-        elif verdict is not None:
+        if verdict is not None:
             from .records import print_report
 
             print_report(verdict, f"{args.file} against the log")
