@@ -172,7 +172,7 @@ def record_sources(record: Record, key_id: str | None) -> dict[str, list[Source]
 
     m = record.model
     version = src(m.version, "model.version") or src(m.revision, "model.revision")
-    ai = src(DIGITAL_SOURCE_TYPE, f"record operation {record.operation} by model {m.name}")
+    ai = src(DIGITAL_SOURCE_TYPE, f"operation {record.operation} by model {m.name}")
     return {
         "provider": src(m.provider, "model.provider"),
         "system_name": src(m.name, "model.name"),
