@@ -25,6 +25,7 @@ ORDER = [
     "bench_stages",
     "bench_archive",
     "bench_integrations",
+    "bench_otel",
     "bench_softbind",
     "bench_trust",
 ]
