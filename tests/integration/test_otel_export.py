@@ -255,3 +255,41 @@ def test_bad_endpoint_and_signal_are_clear_errors(pm: Any) -> None:
         otel_export.RecordExporter("collector:4318")
     with pytest.raises(provmark.ConfigError, match="signal"):
         otel_export.RecordExporter("http://127.0.0.1:1", signal="metrics")
+
+
+def test_a_wrapper_inside_a_span_named_at_start_makes_the_only_record(
+    pm: Any, app_tracing: Any, receiver: Receiver
+) -> None:
+    link = otel.link_spans(pm)
+    try:
+        with (
+            app_tracing.start_as_current_span("chat gpt-x", attributes=CHAT),
+            pm.record(model="gpt-x", input="hi") as rec,
+        ):
+            rec.set_output("wrapped")
+    finally:
+        otel.unlink_spans(pm, link)
+    pm.flush()
+    assert [r.record_id for r in pm.find(limit=10).records] == [rec.record_id]
+    ((_, _, sent),) = list(receiver.spans())
+    assert attrs(sent.attributes)["provmark.record_id"] == rec.record_id
+
+
+def test_background_forwarder_sends_new_records(
+    pm: Any, receiver: Receiver, tmp_path: Path
+) -> None:
+    import time
+
+    exporter = otel_export.RecordExporter(receiver.url, signal="logs")
+    forwarder = otel_export.Forwarder(pm.store, exporter, cursor=tmp_path / "cursor")
+    forwarder.start(interval=0.05)
+    with pm.record(model="acme/chat", input="q") as rec:
+        rec.set_output("forwarded in the background")
+    pm.flush()
+    deadline = time.monotonic() + 30
+    while not list(receiver.logs()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    forwarder.stop()
+    ((_, _, log),) = list(receiver.logs())
+    assert attrs(log.attributes)["provmark.record_id"] == rec.record_id
+    assert (tmp_path / "cursor").read_text() == "1\n"

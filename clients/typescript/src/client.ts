@@ -176,8 +176,11 @@ export class ProvmarkClient {
   private readonly ids = new RecordIds();
   private readonly headers: Record<string, string>;
   private readonly sender: Sender;
+  private exitFlushed = false;
   private readonly onBeforeExit = () => {
-    if (this.sender.pending) void this.sender.flush().catch(() => undefined);
+    if (this.exitFlushed || !this.sender.pending) return;
+    this.exitFlushed = true; // once: a server that stays down must not hold the process forever
+    void this.sender.flush().catch((err: Error) => console.error(`provmark: records not sent before exit: ${err.message}`));
   };
 
   constructor(options: ClientOptions = {}) {

@@ -162,3 +162,34 @@ test('capture() records any function; invalid records are dropped one by one, th
   assert.equal(pm.pending, 0);
   assert.equal(await contentSha256('a summary'), (await pm.verify(out)).content_sha256);
 });
+
+test('a server that is down or busy delays records, loses and duplicates none', async () => {
+  const [token] = server.tokens('developer');
+  let calls = 0;
+  const flaky: typeof fetch = async (input, init) => {
+    calls += 1;
+    if (calls === 1) throw new TypeError('fetch failed: connect ECONNREFUSED');
+    if (calls === 2) return new Response('{"title":"busy"}', { status: 503, headers: { 'content-type': 'application/problem+json' } });
+    return fetch(input, init);
+  };
+  const client = new ProvmarkClient({ url: server.url, token, fetch: flaky, flushIntervalMs: 5, retryMaxMs: 50 });
+  const ids = [];
+  for (let i = 0; i < 5; i += 1) {
+    const rec = client.record({ model: 'acme/flaky' });
+    rec.setOutput(`flaky output ${i}`);
+    ids.push(rec.end());
+  }
+  await client.flush(20_000);
+  assert.ok(calls >= 3, `only ${calls} requests`);
+  assert.equal(client.pending, 0);
+  for (let i = 0; i < 5; i += 1) assert.equal((await pm.verify(`flaky output ${i}`)).record_id, ids[i]);
+  await client.close();
+
+  const refused = new ProvmarkClient({ url: server.url, token: 'not-a-token', flushIntervalMs: 5, retryMaxMs: 50 });
+  const rec = refused.record({ model: 'acme/flaky' });
+  rec.setOutput('kept');
+  rec.end();
+  await assert.rejects(refused.flush(5_000), /refused the token \(401\)/);
+  assert.equal(refused.pending, 1, 'a refused token keeps the record');
+  await assert.rejects(refused.close(1_000), /refused the token/);
+});
