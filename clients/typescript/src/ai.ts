@@ -151,3 +151,40 @@ export function provmarkMiddleware(pm: ProvmarkClient, options: AIOptions = {}) 
     },
   };
 }
+
+/**
+ * An `EmbeddingModelV3Middleware` for `wrapEmbeddingModel`: each `embed`/`embedMany`
+ * batch the model computes is one record (`embeddings`; input the values, output the
+ * vectors as JSON, so `pm.verify(vectors)` finds it).
+ */
+export function provmarkEmbeddingMiddleware(pm: ProvmarkClient, options: AIOptions = {}) {
+  return {
+    specificationVersion: 'v3' as const,
+
+    async wrapEmbed({ doEmbed, params, model }: { doEmbed: () => PromiseLike<Loose>; params: Loose; model: ModelLike }): Promise<Loose> {
+      const rec = pm.record({
+        model: { name: model.modelId, provider: model.provider, ...(options.modelVersion ? { version: options.modelVersion } : {}) },
+        operation: 'embeddings',
+        input: jsonValue(params.values),
+        tags: options.tags,
+        userId: typeof options.userId === 'function' ? options.userId() : options.userId,
+      });
+      let result: Loose;
+      try {
+        result = await doEmbed();
+      } catch (err) {
+        rec.fail(err);
+        throw err;
+      }
+      try {
+        rec.setOutput(jsonValue(result.embeddings));
+        if (typeof result.usage?.tokens === 'number') rec.setUsage({ inputTokens: result.usage.tokens });
+      } catch (err) {
+        pm.failure('reading the embeddings', err);
+        return result;
+      }
+      rec.end();
+      return result;
+    },
+  };
+}

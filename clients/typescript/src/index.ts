@@ -4,4 +4,4 @@ export { verifyInclusion, verifyConsistency, parseCheckpoint, parseVerifierKey, 
 export { contentSha256 } from './hashing.js';
 export { jcs } from './encoding.js';
 export { instrumentOpenAI, instrumentation } from './openai.js';
-export { provmarkMiddleware } from './ai.js';
+export { provmarkMiddleware, provmarkEmbeddingMiddleware } from './ai.js';

@@ -5,12 +5,12 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import OpenAI from 'openai';
-import { generateText, streamText, wrapLanguageModel } from 'ai';
+import { embedMany, generateText, streamText, wrapEmbeddingModel, wrapLanguageModel } from 'ai';
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import { ProvmarkClient } from '../src/client.js';
 import { contentSha256 } from '../src/hashing.js';
 import { instrumentOpenAI, instrumentation } from '../src/openai.js';
-import { provmarkMiddleware } from '../src/ai.js';
+import { provmarkEmbeddingMiddleware, provmarkMiddleware } from '../src/ai.js';
 import { verifyBundle } from '../src/verify.js';
 import { ProvmarkServer, startModelServer } from './server.js';
 
@@ -142,6 +142,14 @@ test('Vercel AI SDK: generateText and streamText through the middleware', async 
   const s = await pm.verify(full);
   assert.equal(s.verified, true, JSON.stringify(s));
   assert.equal((await record(s.record_id as string)).fallback ?? null, null);
+
+  const embedder = wrapEmbeddingModel({ model: provider.embeddingModel('acme-embed'), middleware: provmarkEmbeddingMiddleware(pm) });
+  const { embeddings } = await embedMany({ model: embedder, values: ['one', 'two'], maxRetries: 0 });
+  const e = await pm.verify(embeddings);
+  assert.equal(e.verified, true, JSON.stringify(e));
+  const er = await record(e.record_id as string);
+  assert.equal(er.operation, 'embeddings');
+  assert.equal(er.model.name, 'acme-embed');
 });
 
 test('capture() records any function; invalid records are dropped one by one, the rest stored', async () => {
