@@ -157,6 +157,7 @@ class Writer:
         self.max_refused = 10_000
         self._refused: collections.OrderedDict[str, str] = collections.OrderedDict()
         self.failing_since: float | None = None
+        self._progress_at = time.monotonic()  # the last stored batch, or when work arrived
         self.last_error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="provmark-writer", daemon=True)
         self._thread.start()
@@ -176,6 +177,8 @@ class Writer:
             while len(self._queue) >= self.max_queue and not self._closing:
                 self._ensure_writer()  # never block forever on a dead writer
                 self._cond.wait(0.1)  # back-pressure: block (woken when a batch is taken)
+            if self._submitted == self._stored:
+                self._progress_at = time.monotonic()  # idle until now: not stuck
             self._queue.append(draft)
             self._submitted += 1
             if len(self._queue) == self.batch_size:  # a full batch is ready: wake the writer once
@@ -350,6 +353,7 @@ class Writer:
             self._stored += len(batch)
             self.last_error = None
             self.failing_since = None
+            self._progress_at = time.monotonic()
             self._cond.notify_all()
         if self.on_batch is not None and checkpoint is not None:
             self.on_batch(checkpoint, len(batch))
@@ -444,9 +448,11 @@ class Writer:
             return {rid: self._refused.pop(rid) for rid in record_ids if rid in self._refused}
 
     def stuck_for(self) -> float:
-        """Seconds the writer has been failing to store the batch it holds (0: it is not)."""
-        since = self.failing_since
-        return 0.0 if since is None or not self.pending else time.monotonic() - since
+        """Seconds since the writer last stored a batch while records wait (0 when none
+        wait): it grows while the store fails or blocks (a held lock, a full disk)."""
+        with self._cond:
+            waiting = self._submitted > self._stored
+            return time.monotonic() - self._progress_at if waiting else 0.0
 
 
 def is_refusal(exc: BaseException) -> bool:

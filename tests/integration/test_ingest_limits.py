@@ -326,5 +326,47 @@ def test_server_on_postgres_dead_letters_a_refused_record_and_goes_on(
             dash = aud.get("/v1/ui/dashboard").json()
             assert dash["dead_letters"]["count"] == 1
             assert dash["dead_letters"]["newest"][0]["record_id"] == poison["record_id"]
+        started = time.monotonic()
+        srv.stop()  # SIGTERM (SIGKILL after 20 s): nothing holds the writer
+        assert time.monotonic() - started < 10
     finally:
+        srv.stop()
+
+
+@pytest.mark.postgres
+def test_readyz_says_not_ready_while_the_writer_cannot_store(tmp_path: Path, pg_url: str) -> None:
+    import threading
+
+    import psycopg
+
+    from provmark.store.migrations import LOCK_CLASS
+
+    srv = start_server(tmp_path, "--no-webhooks", db=pg_url)
+    lock = psycopg.connect(pg_url, autocommit=True)
+    try:
+        with srv.client(srv.token("ingest")) as ing, srv.client() as anon:
+            assert ing.post("/v1/records", json=[make_record("first")]).status_code == 200
+            # another sequencer holds the log's lock: the writer waits, records pile up
+            lock.execute("SELECT pg_advisory_lock(%s, hashtext('public'))", (LOCK_CLASS,))
+            answers: list[int] = []
+            post = threading.Thread(
+                target=lambda: answers.append(
+                    ing.post("/v1/records", json=[make_record("waits")]).status_code
+                )
+            )
+            post.start()
+            deadline = time.monotonic() + 20
+            ready = anon.get("/readyz")
+            while ready.status_code == 200 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                ready = anon.get("/readyz")
+            body = assert_problem(ready, 503)
+            assert "writer" in body["detail"]
+            assert "provmark_writer_stuck_seconds" in anon.get("/metrics").text
+            lock.execute("SELECT pg_advisory_unlock(%s, hashtext('public'))", (LOCK_CLASS,))
+            post.join(30)
+            assert answers == [200]
+            assert anon.get("/readyz").json()["status"] == "ready"
+    finally:
+        lock.close()
         srv.stop()

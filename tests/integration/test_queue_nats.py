@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from server_harness import free_port, make_record
 
 import provmark
 from provmark.audit import audit
@@ -217,6 +218,62 @@ def test_a_valid_record_right_after_a_nul_record_is_stored_within_a_second(
     (dead,) = dead_stream(queue)
     assert dead["record"]["record_id"] == nul["record_id"]
     assert dead["reason"].startswith("[0].model.name") and "NUL" in dead["reason"]
+
+
+def test_queue_mode_server_refuses_at_the_door_and_the_next_record_is_stored_within_a_second(
+    queue: NatsQueue, db_url: str, tmp_path: Path
+) -> None:
+    """The server's 202 path validates exactly like the worker: a NUL record, Infinity or
+    2**70 is a 422 and never queued; a valid record posted right after is stored (by a
+    worker, on PostgreSQL) within a second."""
+    import httpx
+    import uvicorn
+
+    from provmark.server import Settings, create_app
+    from provmark.server.auth import TokenStore
+    from provmark.server.state import StateDB
+
+    with provmark.open(db_url, home=tmp_path / "home", flush_interval=0.01) as pm:
+        state = str(tmp_path / "state.db")
+        app = create_app(pm, settings=Settings(state=state, queue=queue))
+        port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        worker = Worker(queue, pm)
+        db = StateDB(state)
+        token = TokenStore(db).create("ingest", "queue test")[0]
+        db.close()
+        try:
+            while not server.started:
+                time.sleep(0.02)
+            with httpx.Client(
+                base_url=f"http://127.0.0.1:{port}", headers={"authorization": f"Bearer {token}"}
+            ) as c:
+                nul = make_record("queued nul", actor={"user_id": "a\x00b"})
+                r = c.post("/v1/records", json=[nul])
+                assert r.status_code == 422 and r.json()["field"] == "[0].actor.user_id"
+                for literal in ("Infinity", "1180591620717411303424"):
+                    text = json.dumps([make_record("q", usage={"latency_ms": 7.5})])
+                    r = c.post(
+                        "/v1/records",
+                        content=text.replace("7.5", literal),
+                        headers={"content-type": "application/json"},
+                    )
+                    assert r.status_code == 422 and r.json()["field"] == "[0].usage.latency_ms"
+                good = make_record("queued after nul")
+                started = time.monotonic()
+                assert c.post("/v1/records", json=[good]).status_code == 202
+                while not pm.store.has([good["record_id"]]) and time.monotonic() < started + 30:
+                    time.sleep(0.01)
+                elapsed = time.monotonic() - started
+            assert pm.store.has([good["record_id"]]) and elapsed < 1.0, elapsed
+            assert not pm.store.has([nul["record_id"]]) and queue.dead_letters() == 0
+        finally:
+            worker.close()
+            server.should_exit = True
+            thread.join(15)
 
 
 def test_a_record_the_store_refuses_is_dead_lettered_by_the_worker(
