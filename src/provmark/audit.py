@@ -6,18 +6,30 @@ recomputed from the rows equals the root of the latest signed checkpoint, and
 every stored checkpoint is consistent with it. Findings name the index, the
 record and what is wrong: ``altered``, ``deleted``, ``inserted``, ``reordered``,
 ``bad_signature``, ``tree`` or ``checkpoint``.
+
+The columns a store indexes (``records.model``, ``generated_at``, ``output_sha256``...,
+the ``tags`` and ``outputs`` rows) are not signed: ``log --model`` and ``verify`` look
+records up by them, so each must equal what the signed payload says (``index``).
+A row that cannot even be read (NULL or non-JSON payload) is ``corrupt``. Last, the
+store is compared with what this home has seen of its log (``rollback``, ``fork``,
+``replaced``: see :mod:`provmark.checkpoint_memory`) and with the checkpoints
+witnesses cosigned, when there are any (``witness``).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .crypto.keys import verify_record_signature
 from .errors import VerificationError
-from .log.merkle import CompactRange, root_at
+from .log.merkle import CompactRange, consistency_proof, root_at, verify_consistency
 from .log.note import open_checkpoint
+from .record import parse_time
+from .store.base import IndexRow, StoredRecord, index_columns
 
 if TYPE_CHECKING:
     from .client import Provmark
@@ -72,7 +84,12 @@ def audit(
     leaves_by_hash: dict[bytes, int] = {}
     mismatched: list[tuple[int, str, bytes]] = []
     expected = 0
-    for stored in store.iter_records():
+    chunk: list[StoredRecord] = []
+    for stored in _iter_records(pm, report):
+        chunk.append(stored)
+        if len(chunk) >= batch:
+            _check_index(pm, chunk, report)
+            chunk = []
         _check_signature(stored, keys, report)
         if stored.index >= report.tree_size:
             report.findings.append(
@@ -91,6 +108,7 @@ def audit(
         expected = stored.index + 1
         if progress and expected % batch == 0:
             progress(expected, total)
+    _check_index(pm, chunk, report)
     for missing in range(expected, report.tree_size):
         report.findings.append(Finding("deleted", missing, None, "no record at this log index"))
     for index, record_id, leaf in mismatched:
@@ -107,7 +125,147 @@ def audit(
     if progress:
         progress(total, total)
     _check_checkpoints(pm, report, store.latest_checkpoint(), rng)
+    _check_memory(pm, report)
+    for left in getattr(pm, "unreplayed", ()):
+        report.findings.append(
+            Finding(
+                "journal",
+                None,
+                None,
+                f"{left.path}: {left.records} acknowledged records of a dead writer are not "
+                f"in the store and were not replayed: {left.reason}",
+            )
+        )
+    _check_witnessed(pm, report)
+    if report.ok:
+        pm.remember_checkpoint()
     return report
+
+
+def _iter_records(pm: Provmark, report: AuditReport) -> Any:
+    """The stored rows in log order; a row the store cannot hand out ends the walk with a
+    ``corrupt`` finding instead of a traceback."""
+    try:
+        yield from pm.store.iter_records()
+    except Exception as exc:  # a damaged file: sqlite3.DatabaseError, StoreError...
+        report.findings.append(Finding("corrupt", None, None, f"rows unreadable: {exc}"))
+
+
+def _check_index(pm: Provmark, chunk: list[StoredRecord], report: AuditReport) -> None:
+    """Every index column of these rows must say what their signed payload says."""
+    if not chunk:
+        return
+    rows = {r.index: r for r in pm.store.index_rows(chunk[0].index, chunk[-1].index + 1)}
+    for stored in chunk:
+        row = rows.get(stored.index)
+        try:
+            data = json.loads(stored.payload)
+            want = index_columns(data)
+            want_id = data["record_id"]
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            why = "empty (NULL)" if not stored.payload else f"not a record ({exc!r})"
+            report.findings.append(
+                Finding("corrupt", stored.index, stored.record_id, f"payload is {why}")
+            )
+            continue
+        if row is None:
+            continue
+        for problem in _index_differences(row, want, want_id):
+            report.findings.append(Finding("index", stored.index, stored.record_id, problem))
+
+
+def _index_differences(row: IndexRow, want: dict[str, Any], want_id: Any) -> list[str]:
+    problems = []
+    if row.record_id != want_id:
+        problems.append(f"records.record_id is {row.record_id!r}, the payload says {want_id!r}")
+    for column, have in row.columns.items():
+        expected = want[column]
+        if column == "generated_at" and isinstance(have, datetime):  # PostgreSQL timestamptz
+            same = _same_instant(have, expected)
+        else:
+            same = have == expected
+        if not same:
+            problems.append(f"records.{column} is {have!r}, the signed payload says {expected!r}")
+    if row.tags != want["tags"]:
+        problems.append(f"tags rows are {row.tags!r}, the signed payload says {want['tags']!r}")
+    if set(row.outputs) != set(want["outputs"]):
+        problems.append(
+            f"outputs rows are {sorted(row.outputs)!r}, "
+            f"the signed payload says {sorted(want['outputs'])!r}"
+        )
+    return problems
+
+
+def _same_instant(have: datetime, text: Any) -> bool:
+    try:
+        return parse_time(str(text)) == have
+    except ValueError:
+        return False
+
+
+def _check_memory(pm: Provmark, report: AuditReport) -> None:
+    for problem in pm.checkpoint_problems():
+        report.findings.append(Finding(problem.kind, None, None, problem.detail))
+
+
+def _check_witnessed(pm: Provmark, report: AuditReport) -> None:
+    """The largest checkpoint in the witness archive (cosigned copies of the log's
+    checkpoints) must be covered by the store's log and consistent with it."""
+    from .witness.archive import archive_path
+
+    path = archive_path(pm)
+    if not path.exists():
+        return  # no witnesses configured for this store: nothing to compare with
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            row = con.execute("SELECT size, note FROM checkpoints ORDER BY size DESC").fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        report.findings.append(Finding("witness", None, None, f"{path}: unreadable ({exc})"))
+        return
+    if row is None:
+        return
+    try:
+        witnessed, _ = open_checkpoint(row[1], [pm.log_verifier], origin=pm.store.origin)
+    except VerificationError as exc:
+        report.findings.append(Finding("witness", None, None, f"{path}: {exc.detail}"))
+        return
+    if witnessed.size > report.tree_size:
+        report.findings.append(
+            Finding(
+                "rollback",
+                None,
+                None,
+                f"witnesses cosigned a checkpoint of {witnessed.size} records, the log has "
+                f"{report.tree_size}: {witnessed.size - report.tree_size} confirmed records "
+                "are gone",
+            )
+        )
+        return
+    latest = pm.store.latest_checkpoint()
+    if latest is None:
+        return
+    try:
+        current, _ = open_checkpoint(latest.note, [pm.log_verifier], origin=pm.store.origin)
+        proof = consistency_proof(witnessed.size, current.size, pm.store)
+        verify_consistency(
+            witnessed.size, current.size, witnessed.root_hash, current.root_hash, proof
+        )
+    except (VerificationError, KeyError) as exc:
+        detail = exc.detail if isinstance(exc, VerificationError) else str(exc)
+        report.findings.append(
+            Finding(
+                "fork",
+                None,
+                None,
+                f"the log is not an extension of the checkpoint of {witnessed.size} "
+                f"witnesses cosigned: {detail}",
+            )
+        )
 
 
 class _LeafReader:

@@ -25,9 +25,17 @@ from .capture.drafts import DraftBuilder, format_ns
 from .capture.environment import DEFAULT_PACKAGES
 from .capture.hashing import digest_output
 from .capture.model import Model
+from .checkpoint_memory import CheckpointMemory, Problem
 from .crypto.keys import LocalSigner, PublicKey, Signer
-from .crypto.keystore import FileKeyStore, KeyStore, default_home
+from .crypto.keystore import (
+    FileKeyStore,
+    KeyStore,
+    VerifyOnlySigner,
+    default_home,
+    existing_signer,
+)
 from .errors import CaptureError, ConfigError, NotFoundError, ProvmarkError, VerificationError
+from .hot_journal import Unreplayed, open_journal, replay_dead_journals
 from .ingest import Journal, Writer
 from .jsonlimits import replace_unstorable
 from .log.merkle import consistency_proof, inclusion_proof
@@ -99,8 +107,14 @@ class Provmark:
         subject_tag: str = "tenant",
         fingerprint: bool = False,
         provider: str | None = None,
+        read_only: bool = False,
     ) -> None:
-        """See ``docs/privacy.md`` for the privacy options: ``redact`` (built-in detectors on
+        """``read_only`` (what the CLI's reading commands use) creates nothing: no key, no
+        secret, no table; records cannot be captured. A journal left by a dead writer is
+        still replayed when the store and a signing key allow (else ``unreplayed`` and
+        ``audit`` say so).
+
+        See ``docs/privacy.md`` for the privacy options: ``redact`` (built-in detectors on
         snapshots and error messages, keyed by the ``redaction`` secret), ``redaction_policy``
         (a ``redaction.Policy`` or its dict form), ``redactor`` (your own ``redact_text``),
         ``encrypt`` (originals of ``encrypt`` fields sealed per subject), ``master_key`` (a
@@ -116,6 +130,8 @@ class Provmark:
             raise ConfigError(f"policy must be 'strict' or 'best_effort', not {policy!r}")
         self.store = store
         self.keystore = keystore
+        self._memory = CheckpointMemory(home_of(keystore))
+        self._consistent_at: tuple[int, bytes] | None = None
         self.policy = policy
         from .disclosure.config import default_provider
 
@@ -130,33 +146,41 @@ class Provmark:
         self._hash_cache = self._drafts.hash_cache
         self.capture_failures = 0
         self.hash_user_ids = hash_user_ids
-        self.signer = keystore.signer("records")
-        self.log_signer = keystore.signer("log")
-        self.store.put_public_keys(keystore.public_keys())
+        self.read_only = read_only
+        if read_only:
+            stored_keys = store.public_keys()
+            self.signer = existing_signer(keystore, stored_keys, "records")
+            self.log_signer = existing_signer(keystore, stored_keys, "log")
+        else:
+            self.signer = keystore.signer("records")
+            self.log_signer = keystore.signer("log")
+            self.store.put_public_keys(keystore.public_keys())
         self._note_key = _NoteKey(self.log_signer)
         self.log_verifier = NoteVerifier.from_public_key(store.origin, self._note_key.public_key())
         self._durable = durable
-        self.privacy = Privacy.configure(
-            store,
-            keystore,
-            redact=redact,
-            redaction_policy=redaction_policy,
-            redactor=redactor,
-            encrypt=encrypt,
-            master_key=master_key,
-            vault=vault,
-            subject_tag=subject_tag,
-            durable=durable,
+        self.privacy = (
+            None
+            if read_only
+            else Privacy.configure(
+                store,
+                keystore,
+                redact=redact,
+                redaction_policy=redaction_policy,
+                redactor=redactor,
+                encrypt=encrypt,
+                master_key=master_key,
+                vault=vault,
+                subject_tag=subject_tag,
+                durable=durable,
+            )
         )
         self.redactor = self.privacy.redactor if self.privacy is not None else None
         if self.privacy is not None:
             weakref.finalize(self, self.privacy.close)
-        journal = None
-        if durable:
-            path = Path(journal_path) if journal_path else _journal_for(store)
-            journal = Journal(path)
+        journals = Path(journal_path) if journal_path else _journal_for(store, keystore)
+        journal = open_journal(journals) if durable and not read_only else None
         self.fingerprinter: Any = None
-        if fingerprint:
+        if fingerprint and not read_only:
             from .softbind import Fingerprinter
 
             self.fingerprinter = Fingerprinter.for_provmark(self)
@@ -174,6 +198,16 @@ class Provmark:
         )
         self._closed = False
         self._trust: Trust | None = None
+        try:
+            self.unreplayed = self._replay_hot_journals(journals, journal)
+        except BaseException:
+            self._writer.close(timeout=0)
+            raise
+        try:
+            for problem in self.checkpoint_problems():
+                log.error("provmark: %s: %s: %s", store, problem.kind, problem.detail)
+        except ProvmarkError as exc:  # a damaged store still opens: audit tells what is wrong
+            log.error("provmark: %s: cannot compare with the checkpoints seen: %s", store, exc)
         ref = weakref.ref(self)
 
         def flush_at_exit() -> None:
@@ -200,6 +234,47 @@ class Provmark:
     def _after_batch(self, checkpoint: StoredCheckpoint, count: int) -> None:
         if self.fingerprinter is not None:
             self.fingerprinter.flush()
+        with contextlib.suppress(Exception):  # never stops the writer
+            self._memory.remember(self.store, self.log_verifier, every=1.0)
+
+    def _replay_hot_journals(self, primary: Path, own: Journal | None) -> list[Unreplayed]:
+        signs = not isinstance(self.signer, VerifyOnlySigner)
+        writable = not getattr(self.store, "read_only", False)
+        why = "" if signs else f"no signing key in {self.keystore!r} to sign them"
+        why = why or ("" if writable else f"{self.store!r} is read-only")
+        left = replay_dead_journals(
+            primary, self._writer, own, can_write=signs and writable, why_not=why
+        )
+        for item in left:
+            log.error(
+                "provmark: %s holds %d acknowledged records not in the store, left by a dead "
+                "writer and not replayed: %s",
+                item.path,
+                item.records,
+                item.reason,
+            )
+        return left
+
+    def checkpoint_problems(self) -> list[Problem]:
+        """How the store differs from what this home has seen of its log: records lost
+        (``rollback``), a different history (``fork``), another log in its file
+        (``replaced``). See :mod:`provmark.checkpoint_memory`."""
+        return self._memory.check(self.store, self.log_verifier)
+
+    def remember_checkpoint(self) -> None:
+        """Remember the store's latest checkpoint in this home (when consistent)."""
+        self._memory.remember(self.store, self.log_verifier)
+
+    def require_consistent(self, checkpoint: StoredCheckpoint | None) -> None:
+        """:class:`VerificationError` (``rollback``/``fork``/``replaced``) when the store lost
+        records this home saw confirmed: no verify answer is given from such a log."""
+        key = (checkpoint.size, checkpoint.root) if checkpoint is not None else (0, b"")
+        if key == self._consistent_at:
+            return
+        problems = self.checkpoint_problems()
+        if problems:
+            raise VerificationError(problems[0].kind, problems[0].detail)
+        self._consistent_at = key
 
     def close(self) -> None:
         if self._closed:
@@ -210,6 +285,8 @@ class Provmark:
             self._writer.close()
             if self.fingerprinter is not None:
                 self.fingerprinter.close()
+            with contextlib.suppress(Exception):  # only the rollback protection is lost
+                self.remember_checkpoint()
         finally:
             if self.privacy is not None:
                 self.privacy.close()
@@ -254,6 +331,8 @@ class Provmark:
     def emit(self, outcome: Outcome) -> str:
         """Turn an outcome into an unsigned record and queue it. Used by capture."""
         try:
+            if self.read_only:
+                raise CaptureError(f"{self.store!r} was opened read-only: nothing is captured")
             draft = self._draft(outcome)
             self._writer.submit(draft)
         except ProvmarkError as exc:
@@ -287,6 +366,8 @@ class Provmark:
         redacted and sealed exactly like one captured here, before it is signed (text
         values of ``params`` always are, see docs/privacy.md).
         """
+        if self.read_only:
+            raise ConfigError(f"{self.store!r} was opened read-only: nothing is ingested")
         from .errors import RecordsRefused
         from .intake import validate_batch
 
@@ -793,14 +874,20 @@ def _may_carry_manifest(path: Path) -> bool:
     return head.startswith(images) or head[4:8] == b"ftyp" or path.with_suffix(".c2pa").exists()
 
 
-def _journal_for(store: Store) -> Path:
+def home_of(keystore: KeyStore) -> Path:
+    """The home folder of a key store kept in ``<home>/keys`` (else ``$PROVMARK_HOME``)."""
+    directory = getattr(keystore, "directory", None)
+    return Path(directory).parent if directory else default_home()
+
+
+def _journal_for(store: Store, keystore: KeyStore) -> Path:
     path = getattr(store, "path", None)
     if isinstance(path, Path):
         return path.with_name(path.name + ".journal")
     import hashlib
 
     log_id = hashlib.sha256(store.origin.encode()).hexdigest()[:16]  # one journal per log
-    return default_home() / f"journal-{log_id}.jsonl"
+    return home_of(keystore) / f"journal-{log_id}.jsonl"
 
 
 def storable_renderings(draft: dict[str, Any]) -> None:
@@ -848,17 +935,17 @@ def _time_arg(name: str, value: str | None) -> str | None:
     return format_ns(int(dt.timestamp() * 1_000_000) * 1000)
 
 
-def _open_store(target: str | os.PathLike[str]) -> Store:
+def _open_store(target: str | os.PathLike[str], *, create: bool = True) -> Store:
     text = os.fspath(target)
     if text.startswith(("postgresql://", "postgres://")):
         try:
             from .store.postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
         except ImportError as exc:
             raise ConfigError(f"PostgreSQL store unavailable: {exc}") from None
-        return PostgresStore(text)  # type: ignore[no-any-return,unused-ignore]
+        return PostgresStore(text, create=create)  # type: ignore[no-any-return,unused-ignore]
     from .store.sqlite import SQLiteStore
 
-    return SQLiteStore(text)
+    return SQLiteStore(text, create=create)
 
 
 def resolve_target(target: str | os.PathLike[str] | None) -> str:
@@ -879,7 +966,8 @@ def open(
     """Open provenance storage: a SQLite file path, a ``postgresql://`` URL or ``http(s)://``.
 
     Keys live in ``home``/keys (default ``$PROVMARK_HOME``, else ``~/.provmark``)
-    and are created on first use.
+    and are created on first use (never with ``read_only=True``, which also never creates
+    or changes a store: a missing, empty or foreign one is a :class:`StoreError`).
     """
     text = resolve_target(target)
     if text.startswith(("http://", "https://")):
@@ -888,14 +976,16 @@ def open(
         except ImportError as exc:
             raise ConfigError(f"remote provmark servers need provmark[remote]: {exc}") from None
         # RemoteProvmark offers the same capture/find/get/verify/bundle API over HTTP
+        options.pop("read_only", None)  # the server decides what this token may do
         return cast(Provmark, open_remote(text, token=token, home=home, **options))
     if keystore is None and os.environ.get("PROVMARK_PKCS11_TOKEN"):
         from .crypto.pkcs11 import Pkcs11KeyStore  # keys held in an HSM
 
         keystore = Pkcs11KeyStore.from_env(Path(home) if home else None)
+    read_only = bool(options.get("read_only"))
     if keystore is None:
-        keystore = FileKeyStore(Path(home) / "keys" if home else None)
-    store = _open_store(text)
+        keystore = FileKeyStore(Path(home) / "keys" if home else None, create=not read_only)
+    store = _open_store(text, create=not read_only)
     try:
         return Provmark(store, keystore, **options)
     except BaseException:

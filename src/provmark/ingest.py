@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import fcntl
 import json
 import logging
 import os
@@ -26,12 +27,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from .canonical import Fragment, canonical_bytes, to_json_value
+from .canonical import canonical_bytes, to_json_value
 from .crypto.keys import LocalSigner, Signer
 from .errors import CaptureError, DataRefused, StoreError
-from .record import secondary_outputs, slug_for
 from .signing_pool import Pending, Signed, SigningPool, sign_here
-from .store.base import Entry, SealFn, Store, StoredCheckpoint
+from .store.base import Entry, SealFn, Store, StoredCheckpoint, index_columns
 
 log = logging.getLogger("provmark.ingest")
 
@@ -48,37 +48,44 @@ def sign_draft(draft: dict[str, Any], signer: Signer) -> Entry:
 def entry_for(draft: dict[str, Any], payload: bytes, sig: str, signer: Signer) -> Entry:
     """The entry to store for a record whose payload was signed with ``signer``'s key."""
     signature = {"alg": signer.alg, "key_id": signer.key_id, "sig": sig}
-    model = draft["model"]
-    if isinstance(model, Fragment):
-        model = model.value
-    output = draft.get("output") or {}
-    actor = draft.get("actor") or {}
     return Entry(
-        record_id=draft["record_id"],
-        payload=payload,
-        signature=signature,
-        slug=slug_for(draft["record_id"]),
-        output_sha256=output.get("sha256"),
-        model=model["name"],
-        model_version=model.get("version"),
-        operation=draft.get("operation", "text_completion"),
-        status=draft.get("status", "ok"),
-        actor=actor.get("user_id"),
-        generated_at=draft["generated_at"],
-        tags=dict(draft.get("tags") or {}),
-        outputs=tuple(secondary_outputs(draft)) if "outputs" in draft else (),
+        record_id=draft["record_id"], payload=payload, signature=signature, **index_columns(draft)
     )
+
+
+def read_lines(fh: Any) -> list[dict[str, Any]]:
+    """The drafts of a journal file; a torn last line (crash mid-write) was never
+    acknowledged."""
+    drafts = []
+    for line in fh:
+        if not line.endswith(b"\n"):
+            break
+        try:
+            drafts.append(json.loads(line))
+        except ValueError:
+            break
+    return drafts
 
 
 class Journal:
     """An append-only, fsync'd file of JSON lines: records not yet committed."""
 
     def __init__(self, path: str | Path) -> None:
+        """Opens and locks (``flock``) the file for as long as this writer lives: a journal
+        whose lock can be taken was left by a dead writer (``hot_journal``).
+        :class:`BlockingIOError` when a live writer holds it."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._fh = open(self.path, "ab")  # noqa: SIM115 - lives as long as the journal
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise
+        self._fh = os.fdopen(fd, "ab")
         self.pending = 0
+        self.remove_when_empty = False  # an extra journal beside the first one
 
     def append(self, draft: dict[str, Any]) -> None:
         line = json.dumps(to_json_value(draft), separators=(",", ":")).encode() + b"\n"
@@ -99,19 +106,13 @@ class Journal:
 
     def read(self) -> list[dict[str, Any]]:
         """Every complete line; a torn last line (crash mid-write) was never acknowledged."""
-        drafts = []
         with open(self.path, "rb") as fh:
-            for line in fh:
-                if not line.endswith(b"\n"):
-                    break
-                try:
-                    drafts.append(json.loads(line))
-                except ValueError:
-                    break
-        return drafts
+            return read_lines(fh)
 
     def close(self) -> None:
         with self._lock:
+            if self.remove_when_empty and os.fstat(self._fh.fileno()).st_size == 0:
+                self.path.unlink(missing_ok=True)  # still locked: no one else reads it
             self._fh.close()
 
 
@@ -251,6 +252,21 @@ class Writer:
             self._submitted += len(missing)
             self._cond.notify_all()
         self.flush()
+
+    def requeue(self, drafts: list[dict[str, Any]]) -> int:
+        """Store records recovered from a dead writer's journal (already prepared) and
+        wait until they are; returns how many were missing from the store."""
+        stored = self.store.has([d["record_id"] for d in drafts])
+        missing = [d for d in drafts if d["record_id"] not in stored]
+        for draft in missing:
+            if self.journal is not None:  # ours now: a crash during the replay loses none
+                self.journal.append(draft)
+        with self._cond:
+            self._queue.extend(missing)
+            self._submitted += len(missing)
+            self._cond.notify_all()
+        self.flush()
+        return len(missing)
 
     def _take(self, wait: bool = True) -> list[dict[str, Any]]:
         with self._cond:

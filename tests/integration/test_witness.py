@@ -183,8 +183,12 @@ def test_forked_log_is_refused_by_witnesses_and_detected_by_verifiers(
         status = json.loads(cli("witness", "status", str(w.folder), "--json").stdout)
         assert status["logs"][0]["size"] == 6 and status["logs"][0]["refusals"] >= 1
 
-    # 2. Verifiers: the fork verifies on the log's signature alone (that is the attack) ...
-    fork_args = db_args(fork_db, home)
+    # 2. Verifiers: one whose home has seen the honest log (it remembers the checkpoint
+    # of 6) refuses the fork ...
+    assert main(["verify", "--text", "forged 8", *db_args(fork_db, home)]) == 1
+    assert "fork" in capsys.readouterr().err
+    # ... one who never saw it verifies the fork on the log's signature alone (the attack)
+    fork_args = ["--db", str(fork_db), "--home", str(tmp_path / "fresh-home")]
     assert main(["verify", "--text", "forged 8", *fork_args]) == 0
     capsys.readouterr()
     # ... but not with witnesses required ...

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -84,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_PIPE_CLOSED
-    except OSError as exc:
+    except (OSError, sqlite3.Error) as exc:  # I/O: read-only media, full disk, damaged file
         print(f"provmark: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

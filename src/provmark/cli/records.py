@@ -226,7 +226,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             policy=policy,
         )
     else:
-        with open_from(args) as pm:
+        with open_from(args, read_only=True) as pm:
             if not hasattr(pm, "report"):  # a remote server answers with its own Verifier
                 result = pm.verify(content, record_id=args.record)
             else:
@@ -342,7 +342,7 @@ def record_json(r: Record) -> dict[str, Any]:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    with open_from(args) as pm:
+    with open_from(args, read_only=True) as pm:
         r = pm.get(args.record_id)
     if args.json:
         print_json(record_json(r))
@@ -356,7 +356,7 @@ def cmd_log(args: argparse.Namespace) -> int:
     output: Any = args.output
     if output and not is_sha256(output):
         output = Path(output)
-    with open_from(args) as pm:
+    with open_from(args, read_only=True) as pm:
         page = pm.find(
             output=output,
             model=args.model,
@@ -389,7 +389,7 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
-    with open_from(args) as pm:
+    with open_from(args, read_only=True) as pm:
         bundle = pm.bundle(args.record_id)
         slug = pm.get(args.record_id).slug
     path = args.output or f"{slug}.provmark.json"
@@ -399,7 +399,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_proof(args: argparse.Namespace) -> int:
-    with open_from(args) as pm:
+    with open_from(args, read_only=True) as pm:
         stored = pm.store.get(args.record_id)
         if stored is None:
             raise VerificationError("record", f"no record {args.record_id!r}")
@@ -418,7 +418,7 @@ def cmd_proof(args: argparse.Namespace) -> int:
 
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:
-    with open_from(args) as pm:
+    with open_from(args, read_only=True) as pm:
         cp = pm.latest_checkpoint()
         if cp is None:
             raise VerificationError("checkpoint", "the log is empty")
@@ -457,7 +457,7 @@ def _audit(pm: Any) -> Any:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    with open_from(args) as pm:
+    with open_from(args, read_only=True) as pm:
         report = _audit(pm)
     if args.json:
         print_json(report.to_json())

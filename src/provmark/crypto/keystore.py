@@ -88,9 +88,14 @@ def load_private_key(data: bytes, source: str) -> PrivateKey:
 class FileKeyStore:
     """Private keys as PEM files plus a ``keyset.json`` of public keys."""
 
-    def __init__(self, directory: str | Path | None = None, *, alg: str = ED25519) -> None:
+    def __init__(
+        self, directory: str | Path | None = None, *, alg: str = ED25519, create: bool = True
+    ) -> None:
+        """``create=False`` (read-only commands) never writes: a missing key or secret is
+        a :class:`KeyStoreError` instead of being generated."""
         self.directory = Path(directory) if directory else default_home() / "keys"
         self.alg = alg
+        self.create = create
         self._lock = threading.Lock()
         self._signers: dict[str, LocalSigner] = {}
 
@@ -138,7 +143,10 @@ class FileKeyStore:
                 if path.stat().st_mode & 0o077:
                     raise KeyStoreError(f"{path}: private key is readable by others; chmod 600 it")
                 signer = LocalSigner(load_private_key(path.read_bytes(), str(path)))
-                self._ensure_published(signer, purpose)
+                if self.create:
+                    self._ensure_published(signer, purpose)
+            elif not self.create:
+                raise KeyStoreError(f"no {purpose} key in {self.directory} (opened read-only)")
             else:
                 signer = self._create(purpose, self.alg if purpose == "records" else ED25519)
             self._signers[purpose] = signer
@@ -181,8 +189,47 @@ class FileKeyStore:
         path = self.directory / f"{name}.secret"
         with self._lock:
             if not path.exists():
+                if not self.create:
+                    raise KeyStoreError(f"no {name} secret in {self.directory} (opened read-only)")
                 _write_private(path, base64.b64encode(secrets.token_bytes(32)) + b"\n")
             return base64.b64decode(path.read_bytes().strip())
+
+
+class VerifyOnlySigner:
+    """The public half of a key whose private half is not here (a read-only open of a
+    store from a home without keys): enough to verify, never signs."""
+
+    def __init__(self, key: PublicKey) -> None:
+        self._key = key
+
+    @property
+    def alg(self) -> str:
+        return self._key.alg
+
+    @property
+    def key_id(self) -> str:
+        return self._key.key_id
+
+    def sign(self, data: bytes) -> bytes:
+        raise KeyStoreError(f"no private key for {self._key.key_id} here (opened read-only)")
+
+    def public_key_pem(self) -> str:
+        return self._key.public_key
+
+
+def existing_signer(keystore: KeyStore, stored: list[PublicKey], purpose: str) -> Signer:
+    """``keystore``'s key for ``purpose`` if it has one (a read-only key store makes none),
+    else the store's current public key of that purpose, as a :class:`VerifyOnlySigner`."""
+    try:
+        return keystore.signer(purpose)
+    except KeyStoreError as exc:
+        keys = sorted(
+            (k for k in stored if k.purpose == purpose),
+            key=lambda k: (k.not_after is None, k.not_before),
+        )
+        if not keys:
+            raise KeyStoreError(f"{exc}; the store lists no {purpose} key either") from None
+        return VerifyOnlySigner(keys[-1])
 
 
 def _public(signer: Signer, purpose: str, not_before: str = EPOCH) -> PublicKey:

@@ -146,6 +146,9 @@ def _audit_copy(
         if pm.store.origin != manifest.get("origin"):
             raise VerificationError("backup", "the backup's log origin differs from its sidecar")
         result = audit_with_archives(pm)
+    # a backup is older than the live log by nature: losing the newer records is what a
+    # restore does (the operator asked); a fork (a different history) still fails it
+    result.report.findings = [f for f in result.report.findings if f.kind != "rollback"]
     del pm
     gc.collect()  # parts of a Provmark may hold their own connection until collected
     db = sqlite3.connect(candidate)
@@ -155,6 +158,15 @@ def _audit_copy(
     finally:
         db.close()
     return result
+
+
+def _accept_restored(dest: Path, home: str | os.PathLike[str] | None, origin: str) -> None:
+    """This home has seen the log larger than the backup: forget it, or every later open
+    would report the restore as a rollback (docs/operations.md)."""
+    from ..checkpoint_memory import CheckpointMemory
+    from ..crypto.keystore import default_home
+
+    CheckpointMemory(Path(home) if home else default_home()).forget(origin, dest)
 
 
 def restore_backup(
@@ -198,6 +210,7 @@ def restore_backup(
         os.replace(candidate, dest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    _accept_restored(dest, home, str(manifest.get("origin")))
     with open_store(dest, home=home) as pm:
         action = record_action(
             pm,

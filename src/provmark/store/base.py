@@ -10,7 +10,7 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from ..crypto.keys import PublicKey
 from ..errors import ConfigError
-from ..record import Record, record_from_payload, signature_json
+from ..record import Record, record_from_payload, secondary_outputs, signature_json, slug_for
 
 STORE_SCHEMA_VERSION = 1
 
@@ -49,6 +49,70 @@ class Entry(Signed):
     tags: dict[str, str] = field(default_factory=dict)
     # sha256 of the outputs besides the primary one (v2 records with several outputs)
     outputs: tuple[str, ...] = ()
+
+
+def index_columns(draft: dict[str, Any]) -> dict[str, Any]:
+    """The columns a store indexes for a record, taken from its (unsigned) payload dict:
+    what the writer stores and what ``audit`` checks the stored columns against."""
+    model = draft["model"]
+    model = getattr(model, "value", model)  # a canonical Fragment from the writer
+    output = draft.get("output") or {}
+    actor = draft.get("actor") or {}
+    return {
+        "slug": slug_for(draft["record_id"]),
+        "output_sha256": output.get("sha256"),
+        "model": model["name"],
+        "model_version": model.get("version"),
+        "operation": draft.get("operation", "text_completion"),
+        "status": draft.get("status", "ok"),
+        "actor": actor.get("user_id"),
+        "generated_at": draft["generated_at"],
+        "tags": dict(draft.get("tags") or {}),
+        "outputs": tuple(secondary_outputs(draft)) if "outputs" in draft else (),
+    }
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    """A stored record's index columns (``records`` columns, its ``tags`` and ``outputs``
+    rows), as read back for ``audit``; ``generated_at`` is the store's own value."""
+
+    index: int
+    record_id: str
+    columns: dict[str, Any]
+    tags: dict[str, str]
+    outputs: tuple[str, ...]
+
+
+INDEX_COLUMNS = (
+    "slug", "output_sha256", "model", "model_version", "operation", "status", "actor",
+    "generated_at",
+)  # fmt: skip
+
+
+def index_rows_from(
+    records: Sequence[tuple[Any, ...]],
+    tags: Sequence[tuple[Any, ...]],
+    outputs: Sequence[tuple[Any, ...]],
+) -> list[IndexRow]:
+    """:class:`IndexRow` objects from the rows of ``records`` (idx, record_id, then
+    :data:`INDEX_COLUMNS`), ``tags`` (idx, key, value) and ``outputs`` (idx, sha256)."""
+    tag_map: dict[int, dict[str, str]] = {}
+    for idx, key, value in tags:
+        tag_map.setdefault(idx, {})[key] = value
+    output_map: dict[int, list[str]] = {}
+    for idx, sha in outputs:
+        output_map.setdefault(idx, []).append(sha)
+    return [
+        IndexRow(
+            index=row[0],
+            record_id=str(row[1]),
+            columns=dict(zip(INDEX_COLUMNS, row[2:], strict=True)),
+            tags=tag_map.get(row[0], {}),
+            outputs=tuple(output_map.get(row[0], ())),
+        )
+        for row in records
+    ]
 
 
 @dataclass(frozen=True)
@@ -220,6 +284,10 @@ class Store(Protocol):
     def iter_records(self, start: int = 0, end: int | None = None) -> Iterator[StoredRecord]: ...
 
     def count(self) -> int: ...
+
+    def index_rows(self, start: int, end: int) -> list[IndexRow]:
+        """The index columns of the records with ``start <= index < end`` (for audit)."""
+        ...
 
     def public_keys(self) -> list[PublicKey]: ...
 

@@ -32,12 +32,15 @@ from ..log.merkle import CompactRange
 from ..record import log_entry, now_utc, parse_time
 from . import deadletters, migrations
 from .base import (
+    INDEX_COLUMNS,
     Entry,
+    IndexRow,
     Page,
     Query,
     SealFn,
     StoredCheckpoint,
     StoredRecord,
+    index_rows_from,
     iter_in_pages,
     output_filter,
     page_of,
@@ -47,6 +50,7 @@ from .base import (
 T = TypeVar("T")
 
 _COLUMNS = "idx, record_id, payload, signature"
+_INDEX_COLUMNS = ", ".join(INDEX_COLUMNS)
 # (column, PostgreSQL type) in COPY order; binary COPY needs the exact types.
 _Columns = tuple[tuple[str, str], ...]
 _RECORD_COLUMNS: _Columns = (
@@ -81,9 +85,12 @@ _KEEPALIVES = {"keepalives": "1", "keepalives_idle": "10", "keepalives_interval"
 
 
 def _row(row: tuple[Any, ...]) -> StoredRecord:
-    return StoredRecord(
-        index=row[0], record_id=str(row[1]), payload=bytes(row[2]), signature=json.loads(row[3])
-    )
+    payload = b"" if row[2] is None else bytes(row[2])  # NULL: a damaged row, audit says so
+    try:
+        signature = json.loads(row[3])
+    except (TypeError, ValueError):
+        signature = {}
+    return StoredRecord(index=row[0], record_id=str(row[1]), payload=payload, signature=signature)
 
 
 def _ids(values: Sequence[str]) -> list[str]:
@@ -145,7 +152,10 @@ class PostgresStore:
         migrate: bool = True,
         write: str = "copy",
         connect_timeout: float = 10.0,
+        create: bool = True,
     ) -> None:
+        """``create=False`` (read-only commands) never creates or upgrades the schema: a
+        database without a provmark store is a :class:`StoreError`."""
         if pool_size < 1:
             raise ConfigError(f"pool_size must be at least 1, not {pool_size}")
         if write not in ("copy", "executemany"):
@@ -176,7 +186,7 @@ class PostgresStore:
                 f"cannot connect to {self.url}: {_why(dsn, connect_timeout)}"
             ) from None
         try:
-            self.schema_version, self.origin = self._init_schema(origin, migrate)
+            self.schema_version, self.origin = self._init_schema(origin, migrate, create)
         except BaseException:
             self._pool.close()
             raise
@@ -185,10 +195,17 @@ class PostgresStore:
         return f"PostgresStore({self.url!r})"
 
     # ------------------------------------------------------------ schema
-    def _init_schema(self, origin: str | None, migrate: bool) -> tuple[int, str]:
+    def _init_schema(self, origin: str | None, migrate: bool, create: bool) -> tuple[int, str]:
         def run(conn: psycopg.Connection[Any]) -> tuple[int, str]:
             version = migrations.current(conn)
             migrations.check(version, self.url)
+            if not create:
+                if version == 0:
+                    raise StoreError(f"{self.url}: no provmark store in this database")
+                row = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
+                if row is None:
+                    raise StoreError(f"{self.url}: no provmark store in this database")
+                return version, str(row[0])
             if version < migrations.latest():
                 if not migrate:
                     raise StoreError(
@@ -406,6 +423,16 @@ class PostgresStore:
 
     def count(self) -> int:
         return int(self._query("SELECT count(*) FROM records")[0][0])
+
+    def index_rows(self, start: int, end: int) -> list[IndexRow]:
+        where = "WHERE idx >= %s AND idx < %s ORDER BY idx"
+        return index_rows_from(
+            self._query(
+                f"SELECT idx, record_id, {_INDEX_COLUMNS} FROM records {where}", (start, end)
+            ),
+            self._query(f"SELECT idx, key, value FROM tags {where}", (start, end)),
+            self._query(f"SELECT idx, sha256 FROM outputs {where}", (start, end)),
+        )
 
     def _checkpoints(
         self, conn: psycopg.Connection[Any], tail: str, args: Sequence[Any] = ()

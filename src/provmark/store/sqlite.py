@@ -10,6 +10,7 @@ Several processes may append to one file: each batch takes the write lock
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import uuid
@@ -23,13 +24,16 @@ from ..log.merkle import CompactRange
 from ..record import now_utc
 from . import deadletters
 from .base import (
+    INDEX_COLUMNS,
     STORE_SCHEMA_VERSION,
     Entry,
+    IndexRow,
     Page,
     Query,
     SealFn,
     StoredCheckpoint,
     StoredRecord,
+    index_rows_from,
     iter_in_pages,
     output_filter,
     page_of,
@@ -89,12 +93,14 @@ WHERE instr(CAST(r.payload AS TEXT), '"outputs"') > 0
 """
 
 _COLUMNS = "idx, record_id, payload, signature"
+_INDEX_COLUMNS = ", ".join(INDEX_COLUMNS)
+_IN_RANGE = "idx >= ? AND idx < ? ORDER BY idx"
+_RANGE = f"records WHERE {_IN_RANGE}"
 
 
 def _row(row: tuple[Any, ...]) -> StoredRecord:
-    payload = (
-        row[2].encode() if isinstance(row[2], str) else bytes(row[2])
-    )  # a tampered row may be TEXT
+    raw = row[2]  # a tampered row may be TEXT, or NULL in a table rebuilt without NOT NULL
+    payload = raw.encode() if isinstance(raw, str) else b"" if raw is None else bytes(raw)
     try:
         signature = json.loads(row[3])
     except (TypeError, ValueError):
@@ -133,36 +139,81 @@ def _insert(db: sqlite3.Connection, verb: str, rows: Sequence[tuple[Any, ...]]) 
         db.execute(f"{verb} VALUES {','.join([group] * len(part))}", [v for r in part for v in r])
 
 
+def _require_store_file(path: Path) -> None:
+    """What a command that only reads needs: an existing, non-empty SQLite file."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise StoreError(f"no provmark database at {path}") from None
+    if size == 0:
+        raise StoreError(f"{path}: empty file (0 bytes), not a provmark database")
+    # Not opened here to read the header: closing any descriptor of a file drops this
+    # process's POSIX locks on it, those of SQLite connections open to it included.
+
+
+def _writable(path: Path) -> bool:
+    """Can this process write the file and make the ``-wal``/``-shm`` files beside it?"""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
+    if not read_only:
+        return sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    uri = path.resolve().as_uri()
+    db = sqlite3.connect(
+        f"{uri}?mode=ro", uri=True, isolation_level=None, check_same_thread=False, timeout=30
+    )
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:  # a WAL file on read-only media: no -shm can be made
+        db.close()
+        db = sqlite3.connect(
+            f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False
+        )
+    return db
+
+
 class SQLiteStore:
     """A :class:`~provmark.store.base.Store` on one SQLite file."""
 
-    def __init__(self, path: str | Path, *, origin: str | None = None) -> None:
+    def __init__(self, path: str | Path, *, origin: str | None = None, create: bool = True) -> None:
+        """``create=False`` (read-only commands) never writes a schema: a missing, empty
+        (0 bytes) or foreign file is a :class:`StoreError`. A file on read-only media (or
+        in a folder this process cannot write) is opened read-only."""
         self.path = Path(path)
         if self.path.is_dir():
             raise StoreError(f"{self.path} is a directory, not a database file")
         if self.path.parent and not self.path.parent.exists():
             raise StoreError(f"folder {self.path.parent} does not exist")
+        if not create:
+            _require_store_file(self.path)
         self._lock = threading.RLock()
+        self.read_only = self.path.exists() and not _writable(self.path)
         try:
-            self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db = _connect(self.path, self.read_only)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open ({exc})") from None
+        try:
+            self._db.execute("PRAGMA foreign_keys=ON")
             # indexes on random keys (output hashes) outgrow the 2 MB default cache past
             # ~100k records and every insert then reads pages from disk
             self._db.execute("PRAGMA cache_size=-65536")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self.origin = self._init_schema(origin)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not a provmark database ({exc})") from None
+            self.origin = self._init_schema(origin, create)
+            if not self.read_only:
+                self._db.execute("PRAGMA journal_mode=WAL")  # after: a foreign file is untouched
+                self._db.execute("PRAGMA synchronous=NORMAL")
+        except BaseException as exc:
+            self._db.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise StoreError(f"{self.path}: not a provmark database ({exc})") from None
+            raise
         self._range: CompactRange | None = None
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
 
     # ------------------------------------------------------------ schema
-    def _init_schema(self, origin: str | None) -> str:
+    def _init_schema(self, origin: str | None, create: bool) -> str:
         db = self._db
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if tables and "meta" not in tables:
@@ -170,6 +221,8 @@ class SQLiteStore:
                 f"{self.path}: an SQLite database of another application "
                 f"(tables: {', '.join(sorted(tables)[:5])}); refusing to touch it"
             )
+        if "meta" not in tables and (self.read_only or not create):
+            raise StoreError(f"{self.path}: not a provmark database (no provmark tables)")
         if "meta" in tables:
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
             version = int(meta.get("schema_version", "0"))
@@ -179,9 +232,11 @@ class SQLiteStore:
                     f"this one knows {STORE_SCHEMA_VERSION}); upgrade provmark"
                 )
             if "origin" in meta:
-                if "outputs" not in tables:
+                if "outputs" not in tables and not self.read_only:
                     run_script(db, _OUTPUTS_UPGRADE)
                 return str(meta["origin"])
+            if self.read_only or not create:
+                raise StoreError(f"{self.path}: a provmark database without an origin")
         db.execute("BEGIN IMMEDIATE")
         try:
             for stmt in _SCHEMA.split(";"):
@@ -369,6 +424,13 @@ class SQLiteStore:
 
     def count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM records")[0][0])
+
+    def index_rows(self, start: int, end: int) -> list[IndexRow]:
+        return index_rows_from(
+            self._query(f"SELECT idx, record_id, {_INDEX_COLUMNS} FROM {_RANGE}", (start, end)),
+            self._query(f"SELECT idx, key, value FROM tags WHERE {_IN_RANGE}", (start, end)),
+            self._query(f"SELECT idx, sha256 FROM outputs WHERE {_IN_RANGE}", (start, end)),
+        )
 
     def _checkpoint_rows(self, sql: str, args: Sequence[Any] = ()) -> list[StoredCheckpoint]:
         return [

@@ -56,6 +56,7 @@ def verify_stored(
             candidates = [stored]
         else:
             candidates = pm.candidates(sha256, record_id)
+        pm.require_consistent(pm.store.latest_checkpoint())  # no rollback since last seen
     except VerificationError as exc:
         about = {"content_sha256": sha256} if sha256 else {}
         return verifier.not_run(exc, prechecks=prechecks, subject=about, **planned)
