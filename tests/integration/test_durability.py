@@ -42,17 +42,17 @@ def test_kill_9_loses_nothing_acknowledged(tmp_path: Path) -> None:
     acked += [line.strip() for line in proc.stdout if line.strip()]
     assert (tmp_path / "p.db.journal").stat().st_size > 0, "records were waiting in the journal"
 
-    with provmark.open(db, home=home) as pm:  # no durable flag needed to read; replay needs it
-        pass
-    with provmark.open(db, home=home, durable=True) as pm:
+    with provmark.open(db, home=home) as pm:  # any open replays a dead writer's journal
         stored = pm.store.has(acked)
         assert stored == set(acked), f"{len(set(acked) - stored)} acknowledged records lost"
-        assert pm.store.count() >= len(acked)
+        # the writer may have journaled one more record than it could print
+        count = pm.store.count()
+        assert count >= len(acked)
         assert audit(pm).ok
         assert pm.verify("output 0").record.input.snapshot == "prompt 0"
     # replaying again changes nothing (idempotent)
     with provmark.open(db, home=home, durable=True) as pm:
-        assert pm.store.count() == len(stored | pm.store.has(acked))
+        assert pm.store.count() == count
 
 
 def test_close_flushes_everything(tmp_path: Path) -> None:
