@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -242,3 +243,94 @@ def test_any_single_bit_flip_in_a_bundle_fails(bundle: dict[str, Any], data: st.
         return  # the flip hit insignificant JSON (e.g. it changed an escape into the same char)
     with pytest.raises(VerificationError):
         verify_bundle(flipped)
+
+
+# ------------------------------------------------------------------ pinned keys: every byte
+
+
+def _pins(pm: Provmark) -> dict[str, Any]:
+    return {"keys": pm.public_keys(), "log_key": pm.log_verifier.key_string()}
+
+
+def test_pinned_bundle_fields_are_checked(bundle: dict[str, Any], pm: Provmark) -> None:
+    pins = _pins(pm)
+    assert verify_bundle(bundle, **pins).record_id == bundle["record"]["record_id"]
+    stranger = NoteVerifier.from_public_key(
+        pm.store.origin, Ed25519PrivateKey.generate().public_key()
+    )
+    other_pem = (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    mutations: list[tuple[str, Any]] = [
+        ("public_key", lambda b: b.__setitem__("public_key", other_pem)),
+        ("key.not_before", lambda b: b["key"].__setitem__("not_before", "2000-01-01T00:00:00Z")),
+        ("key.alg", lambda b: b["key"].__setitem__("alg", "ES256")),
+        ("key.purpose", lambda b: b["key"].__setitem__("purpose", "log")),
+        ("log.log_key", lambda b: b["log"].__setitem__("log_key", stranger.key_string())),
+        ("log.tree_size", lambda b: b["log"].pop("tree_size")),
+        ("revocations", lambda b: b.__setitem__("revocations", b["revocations"] + " ")),
+    ]
+    for where, change in mutations:
+        bad = copy.deepcopy(bundle)
+        change(bad)
+        with pytest.raises(VerificationError):
+            verify_bundle(bad, **pins)
+        with pytest.raises(VerificationError):
+            verify_bundle(bad)
+        assert where  # each mutation named for the failure message above
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_any_single_bit_flip_in_a_pinned_bundle_fails(
+    bundle: dict[str, Any], pm: Provmark, data: st.DataObject
+) -> None:
+    pins = _pins(pm)
+    raw = bytearray(json.dumps(bundle, sort_keys=True).encode())
+    pos = data.draw(st.integers(0, len(raw) - 1))
+    bit = data.draw(st.integers(0, 7))
+    raw[pos] ^= 1 << bit
+    try:
+        flipped = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return
+    if flipped == bundle:
+        return
+    with pytest.raises(VerificationError):
+        verify_bundle(flipped, **pins)
+
+
+def test_every_field_of_a_pinned_bundle_is_covered(bundle: dict[str, Any], pm: Provmark) -> None:
+    """Exhaustive over the bundle's fields: flipping the first bit of each string value and
+    the lowest bit of each number fails with pinned keys."""
+    pins = _pins(pm)
+
+    def paths(obj: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        if isinstance(obj, dict):
+            return [p for k, v in obj.items() for p in paths(v, (*at, k))]
+        if isinstance(obj, list):
+            return [p for i, v in enumerate(obj) for p in paths(v, (*at, i))]
+        return [at]
+
+    found = paths(bundle)
+    assert ("log", "tree_size") in found and ("public_key",) in found
+    for path in found:
+        bad = copy.deepcopy(bundle)
+        target = bad
+        for step in path[:-1]:
+            target = target[step]
+        value = target[path[-1]]
+        if isinstance(value, bool) or value is None:
+            target[path[-1]] = not value
+        elif isinstance(value, int | float):
+            target[path[-1]] = value + 1
+        else:
+            text = str(value)
+            target[path[-1]] = chr(ord(text[0]) ^ 1) + text[1:] if text else "x"
+        with pytest.raises(VerificationError):
+            verify_bundle(bad, **pins)

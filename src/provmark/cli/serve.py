@@ -50,6 +50,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--demo-dir", metavar="DIR", help="where --demo puts its data (default: a new temp folder)"
     )
     p.add_argument(
+        "--c2pa-trust",
+        action="append",
+        default=[],
+        metavar="PEM",
+        help="C2PA trust anchors: an uploaded file whose manifest is not bound to a recorded "
+        "output verifies only when its signer chains to one",
+    )
+    p.add_argument(
         "--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="larger bodies get 413"
     )
     p.add_argument(
@@ -140,6 +148,7 @@ def _serve(args: argparse.Namespace, demo_folder: Path | None) -> int:
                 f"  developer (sanitized view):     {developer}\n"
             )
     overrides: dict[str, Any] = {
+        "c2pa_trust": _anchors_text(args.c2pa_trust),
         "max_body_bytes": args.max_body_bytes,
         "max_batch_records": args.max_batch,
         "webhooks": WebhookSettings(
@@ -165,3 +174,14 @@ def _serve(args: argparse.Namespace, demo_folder: Path | None) -> int:
         workers=args.workers,
     )
     return 0
+
+
+def _anchors_text(paths: list[str]) -> str | None:
+    from pathlib import Path
+
+    from ..errors import ConfigError
+
+    try:
+        return "".join(Path(p).read_text() for p in paths) or None
+    except OSError as exc:
+        raise ConfigError(f"--c2pa-trust: {exc}") from None

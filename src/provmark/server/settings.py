@@ -46,3 +46,4 @@ class Settings:
     queue_url: str | None = None
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     title: str = "provmark"
+    c2pa_trust: str | None = None  # PEM trust anchors for uploaded C2PA manifests (--c2pa-trust)

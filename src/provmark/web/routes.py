@@ -327,11 +327,11 @@ def _c2pa_answer(
             "reason": f"{path.name} is not an image format that embeds C2PA manifests "
             "(send its .c2pa sidecar with it)",
         }
-    from ..verification.store import verify_marked
+    from ..verification.store import load_anchors, verify_marked
 
     try:
         verdict, report = verify_marked(
-            ctx.pm, path, sidecar=sidecar, trust_anchors=getattr(ctx.settings, "c2pa_trust", None)
+            ctx.pm, path, sidecar=sidecar, trust_anchors=load_anchors(ctx.settings.c2pa_trust)
         )
     except VerificationError as exc:
         return {"found": False, "reason": exc.detail.replace(str(path.parent) + os.sep, "")}
