@@ -293,3 +293,34 @@ def test_background_forwarder_sends_new_records(
     ((_, _, log),) = list(receiver.logs())
     assert attrs(log.attributes)["provmark.record_id"] == rec.record_id
     assert (tmp_path / "cursor").read_text() == "1\n"
+
+
+def test_a_parent_made_in_a_trace_is_linked_where_it_went(
+    pm: Any, app_tracing: Any, receiver: Receiver
+) -> None:
+    link = otel.link_spans(pm)
+    try:
+        with (
+            app_tracing.start_as_current_span("agent step"),
+            pm.record(model="acme/plan", input="goal") as parent,
+        ):
+            parent.set_output("plan")
+    finally:
+        otel.unlink_spans(pm, link)
+    with pm.record(model="acme/act", input="plan") as child:
+        child.add_parent(parent.record_id)
+        child.set_output("done")
+    pm.flush()
+    exporter = otel_export.RecordExporter(
+        receiver.url, resolve=otel_export.store_resolver(pm.store)
+    )
+    exporter.export(pm.store.iter_records())
+    spans = {
+        attrs(s.attributes)["provmark.record_id"]: s
+        for _, scope, s in receiver.spans()
+        if scope == "provmark"
+    }
+    parent_span, child_span = spans[parent.record_id], spans[child.record_id]
+    (linked,) = child_span.links
+    assert (linked.trace_id, linked.span_id) == (parent_span.trace_id, parent_span.span_id)
+    assert parent_span.parent_span_id, "the parent's span is a child of the app's span"

@@ -44,7 +44,7 @@ def _headers(items: list[str]) -> dict[str, str]:
 
 
 def cmd_export_otlp(args: argparse.Namespace, pm: object) -> int:
-    from ..integrations.otel_export import Forwarder, RecordExporter
+    from ..integrations.otel_export import Forwarder, RecordExporter, store_resolver
     from .export import _selection
 
     if args.follow and not args.cursor:
@@ -57,6 +57,7 @@ def cmd_export_otlp(args: argparse.Namespace, pm: object) -> int:
         signal=args.signal,
         headers=_headers(args.header),
         service_name=args.service_name,
+        resolve=store_resolver(store),
     )
     what = f"records as OTLP {args.signal} to {exporter.endpoint}"
     try:

@@ -199,8 +199,28 @@ def _scope() -> Any:
     return InstrumentationScope("provmark", __version__)
 
 
-def to_span(item: RecordItem, resource: Any) -> Any:
-    """A finished ``ReadableSpan`` for one record (from ``started_at`` to ``generated_at``)."""
+Resolve = Callable[[str], Mapping[str, Any] | None]
+
+
+def _parent_ids(record_id: str, resolve: Resolve | None) -> tuple[int, int, int | None]:
+    """The span ids of a parent record: where it went (``resolve`` finds it), else its own."""
+    found = resolve(record_id) if resolve is not None else None
+    return span_ids(found if found is not None else {"record_id": record_id})
+
+
+def store_resolver(store: Store) -> Resolve:
+    """Parent records looked up in ``store`` (their trace and span ids as exported)."""
+
+    def resolve(record_id: str) -> Mapping[str, Any] | None:
+        stored = store.get(record_id)
+        return orjson.loads(stored.payload) if stored is not None else None
+
+    return resolve
+
+
+def to_span(item: RecordItem, resource: Any, resolve: Resolve | None = None) -> Any:
+    """A finished ``ReadableSpan`` for one record (from ``started_at`` to ``generated_at``);
+    each parent record is a link to its span (``resolve`` finds parents made in a trace)."""
     from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
@@ -212,7 +232,7 @@ def to_span(item: RecordItem, resource: Any) -> Any:
     links = []
     for rid in record.get("parents") or ():
         try:
-            linked = span_ids({"record_id": str(uuid.UUID(str(rid)))})
+            linked = _parent_ids(str(uuid.UUID(str(rid))), resolve)
         except ValueError:
             continue  # a parent that is an artefact hash, not a record
         links.append(Link(SpanContext(linked[0], linked[1], True, flags)))
@@ -299,6 +319,7 @@ class RecordExporter:
         service_name: str = "provmark",
         resource_attributes: Mapping[str, str] | None = None,
         batch_size: int = 512,
+        resolve: Resolve | None = None,
     ) -> None:
         if signal not in SIGNALS:
             raise ConfigError(f"signal must be one of {', '.join(SIGNALS)}, not {signal!r}")
@@ -315,7 +336,7 @@ class RecordExporter:
         self.resource = Resource.create(
             {"service.name": service_name, **(resource_attributes or {})}
         )
-        self._convert: Callable[[RecordItem, Any], Any] = to_span if signal == "spans" else to_log
+        self.resolve = resolve
         self._exporter = cls(
             endpoint=url, headers=dict(headers) if headers else None, timeout=timeout
         )
@@ -331,7 +352,10 @@ class RecordExporter:
         return count
 
     def export_batch(self, batch: list[RecordItem]) -> None:
-        converted = [self._convert(item, self.resource) for item in batch]
+        if self.signal == "spans":
+            converted = [to_span(item, self.resource, self.resolve) for item in batch]
+        else:
+            converted = [to_log(item, self.resource) for item in batch]
         result = self._exporter.export(converted)
         if getattr(result, "name", "") != "SUCCESS":
             first = _parts(batch[0])[0]["record_id"] if batch else "?"
