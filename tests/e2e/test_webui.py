@@ -288,6 +288,32 @@ def test_verify_c2pa_marked_image_shows_manifest(
     expect(manifest).to_contain_text("Invalid")
 
 
+def test_verify_forged_c2pa_image_names_the_untrusted_signer(
+    page: Any, tokens: dict[str, str], demo: dict[str, Any], tmp_path: Path
+) -> None:
+    """provmark's assertions copied onto other pixels, signed by someone else: not verified."""
+    if demo["marked"] is None:
+        pytest.skip("c2pa-python is not installed (pip install c2pa-python)")
+    import provmark
+    from provmark.export.c2pa import mark
+    from provmark.export.c2pa_certs import make_dev_cert
+
+    with provmark.open(demo["db"], home=demo["home"]) as pm:
+        stored = pm.store.get(demo["image"])
+    assert stored is not None
+    mallory = make_dev_cert(organization="mallory inc", common_name="mallory signer")
+    other, forged = tmp_path / "other.png", tmp_path / "forged.png"
+    other.write_bytes(change_one_pixel(Path(demo["marked"]).with_name("painting.png").read_bytes()))
+    mark(other, forged, stored, mallory.chain_pem, mallory.key_pem, check_output=False)
+    sign_in(page, tokens["auditor"])
+    page.goto("/#/verify")
+    page.locator("#v-file").set_input_files(str(forged))
+    expect(page.locator("#verdict")).to_have_text(re.compile(r"Not verified: forged\.png"))
+    row = page.locator("table.checks").nth(1).locator("tr[data-check='c2pa_binding']")
+    expect(row).to_contain_text("fail")
+    expect(row).to_contain_text("mallory signer")
+
+
 def test_log_page_checks_consistency(page: Any, tokens: dict[str, str], server: UIServer) -> None:
     sign_in(page, tokens["auditor"])
     nav(page, "Log").click()
