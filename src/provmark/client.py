@@ -369,10 +369,8 @@ class Provmark:
         if self.read_only:
             raise ConfigError(f"{self.store!r} was opened read-only: nothing is ingested")
         from .errors import RecordsRefused
-        from .intake import validate_batch
 
-        drafts = validate_batch(records)  # InvalidBatch naming every invalid record
-        self._check_signable(drafts)
+        drafts = self.validate(records)  # InvalidBatch naming every invalid record
         for draft in drafts:
             inp = draft.get("input")
             if protect and self.privacy is not None and inp and "snapshot" in inp:
@@ -389,6 +387,16 @@ class Provmark:
                 stored = [i for i in ids if i not in refused]
                 raise RecordsRefused(refused, stored, {rid: n for n, rid in enumerate(ids)})
         return ids
+
+    def validate(self, records: Sequence[Any]) -> list[dict[str, Any]]:
+        """The drafts ``ingest`` would sign, or :class:`~provmark.errors.InvalidBatch`
+        naming every invalid record: the one validation at the door, also used by the
+        server's queue mode before it answers 202 (see :mod:`provmark.intake`)."""
+        from .intake import validate_batch
+
+        drafts = validate_batch(records)
+        self._check_signable(drafts)
+        return drafts
 
     def _check_signable(self, drafts: Sequence[Mapping[str, Any]]) -> None:
         """Each record's ``generated_at`` must lie in the validity window of the key that

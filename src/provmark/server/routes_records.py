@@ -22,8 +22,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from .. import intake
 from ..canonical import to_json_value
+from ..client import Provmark
 from ..errors import ConfigError, InvalidBatch, NotFoundError, RecordsRefused, VerificationError
 from ..privacy.errors import AccessDenied
 from ..record import slug_for
@@ -150,10 +150,11 @@ def parse_batch(body: bytes, content_type: str) -> list[Any]:
     return data
 
 
-def validate_batch(items: list[Any]) -> list[dict[str, Any]]:
-    """Every record validated (``intake.validate_batch``); 422 listing each invalid one."""
+def validate_batch(pm: Provmark, items: list[Any]) -> list[dict[str, Any]]:
+    """Every record validated as ``pm.ingest`` does (``Provmark.validate``); 422 listing
+    each invalid one."""
     try:
-        return intake.validate_batch(items)
+        return pm.validate(items)
     except InvalidBatch as exc:
         raise invalid_batch(exc) from None
 
@@ -236,7 +237,7 @@ async def post_records(
 
 def _store_batch(ctx: ServerContext, items: list[Any]) -> dict[str, Any]:
     if ctx.queue is not None:
-        drafts = validate_batch(items)  # the worker validates again, with the same code
+        drafts = validate_batch(ctx.pm, items)  # the worker validates again, the same way
         ctx.queue.publish([to_json_value(d) for d in drafts])
         return {
             "accepted": len(drafts),
