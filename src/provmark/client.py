@@ -930,15 +930,16 @@ def _time_arg(name: str, value: str | None) -> str | None:
         seconds = int(value[:-1]) * _UNITS[value[-1]]
         if seconds > _MAX_AGE_SECONDS:  # before any record, and past what stores can compare
             raise ConfigError(
-                f"{name}: {value!r} reaches back more than 1000 years; give a smaller age "
-                "or an RFC 3339 time"
+                f"{value!r} reaches back more than 1000 years",
+                field=name,
+                hint="give a smaller age or an RFC 3339 time",
             )
         return format_ns(time.time_ns() - seconds * 1_000_000_000)
     try:
         dt = parse_time(value)
     except ValueError:
         raise ConfigError(
-            f"{name}: {value!r} is neither RFC 3339 nor an age like 2d/6h/30m"
+            f"{value!r} is neither RFC 3339 nor an age like 2d/6h/30m", field=name
         ) from None
     return format_ns(int(dt.timestamp() * 1_000_000) * 1000)
 

@@ -2,7 +2,7 @@
 
 A small assistant answers requests in three steps, each captured with its parent, so
 the lineage graph shows a pipeline: *retrieve* passages from a local corpus (a data
-set with its hash), *draft* an answer from them, *summarise* the draft (streamed). Each
+set with its hash), *draft* an answer from them, *summarise* the draft. Each
 request is its own batch, so the log has one checkpoint per request and consistency
 checks compare real growth. Along the way the story shows what a provenance product
 must survive: a fallback model that answers when the requested one is down, a cover
@@ -94,20 +94,18 @@ class Assistant:
                 model=self.identity,
                 operation="text_completion",
                 input=prompt,
-                params={"seed": index, "max_tokens": 24, "temperature": 0.5 + (index % 3) / 4},
+                params={"seed": index, "max_tokens": 32, "temperature": 0.5 + (index % 3) / 4},
                 parents=[found.record_id],
                 tags={"app": "demo", "step": "draft"},
             ) as drafted:
-                draft = self.model.generate(
-                    prompt, seed=index, max_tokens=24, temperature=0.5 + (index % 3) / 4
-                )
+                draft = self.write(prompt, seed=index, words=32, temperature=0.5 + (index % 3) / 4)
                 drafted.set_output(draft)
             assert drafted.record_id is not None
             with pm.record(
                 model=self.identity,
                 operation="chat",
                 input=f"{question}\n\nSummarise this draft: {draft}",
-                params={"seed": index, "max_tokens": 24, "temperature": 1.0, "stream": True},
+                params={"seed": index, "max_tokens": 24, "temperature": 1.0},
                 parents=[drafted.record_id],
                 tags={"app": "demo", "step": "summary"},
             ) as summarised:
@@ -117,11 +115,25 @@ class Assistant:
                         "provmark/markov-demo",
                         "503 Service Unavailable: provmark/markov-large is overloaded",
                     )
-                pieces = list(self.model.stream(draft, seed=index, max_tokens=24, temperature=1.0))
-                for piece in pieces:
-                    summarised.add_chunk(piece)
+                summary = self.write(draft, seed=index, words=24, temperature=1.0)
+                summarised.set_output(summary)
             assert summarised.record_id is not None
-        return [found.record_id, drafted.record_id, summarised.record_id, "".join(pieces)]
+        return [found.record_id, drafted.record_id, summarised.record_id, summary]
+
+    def write(self, prompt: str, *, seed: int, words: int, temperature: float) -> str:
+        """About ``words`` words of text: sentence after sentence of the Markov model."""
+        out: list[str] = []
+        for k in range(10):
+            if len(out) >= words:
+                break
+            start = out[-1] if out else prompt
+            out += [
+                w.strip()
+                for w in self.model.stream(
+                    start, seed=seed * 31 + k, max_tokens=words - len(out), temperature=temperature
+                )
+            ]
+        return " ".join(out).replace(" .", ".").replace(" ,", ",")
 
     def fail(self, user: str, question: str) -> None:
         """A request over the context window: the generation fails and is recorded so.

@@ -10,7 +10,34 @@ from __future__ import annotations
 
 
 class ProvmarkError(Exception):
-    """Base class of every error provmark raises on purpose."""
+    """Base class of every error provmark raises on purpose.
+
+    ``field`` names what is at fault in the caller's terms: a parameter of the library
+    (``since``, ``tsa_cert``) or a field path of a record (``output.sha256``). Each
+    surface maps it to its own words (the CLI to its ``--flag``, the server to
+    ``query.since``) without reading the message. ``hint`` says what to do about it.
+    """
+
+    field: str | None = None
+    hint: str | None = None
+
+    def __init__(self, *args: object, field: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args)
+        if field is not None:
+            self.field = field
+        if hint is not None:
+            self.hint = hint
+
+    @property
+    def message(self) -> str:
+        """The message alone, without the field (a surface puts its own name first)."""
+        return str(self.args[0]) if self.args else ""
+
+    def __str__(self) -> str:
+        text = self.message
+        if self.field and not text.startswith(self.field):
+            text = f"{self.field}: {text}"
+        return f"{text} ({self.hint})" if self.hint else text
 
 
 class ConfigError(ProvmarkError):
@@ -20,10 +47,9 @@ class ConfigError(ProvmarkError):
 class RecordError(ProvmarkError, ValueError):
     """A record or one of its fields is invalid. ``field`` names the field path."""
 
-    def __init__(self, field: str, reason: str) -> None:
-        self.field = field
+    def __init__(self, field: str, reason: str, *, hint: str | None = None) -> None:
         self.reason = reason
-        super().__init__(f"{field}: {reason}")
+        super().__init__(reason, field=field, hint=hint)
 
 
 class CanonicalizationError(RecordError):
@@ -59,10 +85,10 @@ class VerificationError(ProvmarkError):
     ``detail`` is the human explanation.
     """
 
-    def __init__(self, check: str, detail: str) -> None:
+    def __init__(self, check: str, detail: str, *, hint: str | None = None) -> None:
         self.check = check
         self.detail = detail
-        super().__init__(f"{check}: {detail}")
+        super().__init__(f"{check}: {detail}", hint=hint)
 
 
 class InvalidBatch(RecordError):

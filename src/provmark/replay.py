@@ -78,8 +78,9 @@ class Generators:
         if found is None:
             known = ", ".join(sorted(self._by_name)) or "none"
             raise NotFoundError(
-                f"no generator registered for model {name!r} (registered: {known}); "
-                "register one with Generators.register or pass --generator MODULE:ATTR"
+                f"no generator registered for model {name!r} (registered: {known})",
+                field="generator",
+                hint="register one with Generators.register or give a generator MODULE:ATTR",
             )
         return found
 
@@ -319,10 +320,10 @@ def load_generators(specs: Iterable[str], record: Record | None = None) -> Gener
     for spec in specs:
         module_name, sep, attr = spec.rpartition(":")
         if not sep or not module_name or not attr:
-            raise ConfigError(f"--generator {spec!r}: use MODULE:ATTR or path/file.py:ATTR")
+            raise ConfigError(f"{spec!r}: use MODULE:ATTR or path/file.py:ATTR", field="generator")
         obj = getattr(_import(module_name, spec), attr, None)
         if obj is None:
-            raise ConfigError(f"--generator {spec!r}: {module_name} has no {attr!r}")
+            raise ConfigError(f"{spec!r}: {module_name} has no {attr!r}", field="generator")
         _merge(found, obj, record.model.name if record else None, f"--generator {spec}")
     return found
 
@@ -344,10 +345,12 @@ def _import(module_name: str, spec: str) -> Any:
             path = Path(module_name)
             loader_spec = importlib.util.spec_from_file_location(path.stem, path)
             if loader_spec is None or loader_spec.loader is None or not path.is_file():
-                raise ConfigError(f"--generator {spec!r}: no such file {path}")
+                raise ConfigError(f"{spec!r}: no such file {path}", field="generator")
             module = importlib.util.module_from_spec(loader_spec)
             loader_spec.loader.exec_module(module)
             return module
         return importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(f"--generator {spec!r}: cannot import {module_name} ({exc})") from None
+        raise ConfigError(
+            f"{spec!r}: cannot import {module_name} ({exc})", field="generator"
+        ) from None

@@ -89,13 +89,15 @@ def load_tsa_trust(paths: Sequence[str | Path]) -> TsaTrust:
         try:
             certs = x509.load_pem_x509_certificates(Path(path).read_bytes())
         except OSError as exc:
-            raise ConfigError(f"--tsa-cert {path}: {exc.strerror}") from None
+            raise ConfigError(f"{path}: {exc.strerror}", field="tsa_cert") from None
         except ValueError as exc:
-            raise ConfigError(f"--tsa-cert {path}: not PEM certificates ({exc})") from None
+            raise ConfigError(f"{path}: not PEM certificates ({exc})", field="tsa_cert") from None
         for cert in certs:
             (roots if cert.issuer == cert.subject else intermediates).append(cert)
     if not roots:
-        raise ConfigError("--tsa-cert: give the TSA's root CA certificate (a self-signed one)")
+        raise ConfigError(
+            "give the TSA's root CA certificate (a self-signed one)", field="tsa_cert"
+        )
     return TsaTrust(tuple(roots), tuple(intermediates))
 
 
@@ -190,7 +192,7 @@ def request_timestamp(
     """
     lib = _rfc3161()
     if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"--tsa {url!r}: want an http(s):// URL")
+        raise ConfigError(f"{url!r}: want an http(s):// URL", field="tsa")
     request = (
         lib.TimestampRequestBuilder()
         .data(data)

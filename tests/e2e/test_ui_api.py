@@ -271,7 +271,7 @@ def test_mount_replaces_the_placeholder_once(tmp_path: Path) -> None:
     from provmark.web import mount
 
     with provmark.open(tmp_path / "provmark.db", home=tmp_path / "home") as pm:
-        app = create_app(pm, settings=Settings(state=str(tmp_path / "server.db")))  # mounts the UI
+        app = create_app(pm, settings=Settings(state=str(tmp_path / "server.db")), mounts=[mount])
         after = len(app.router.routes)
         assert any(getattr(r, "path", "") == "/ui" for r in app.router.routes)
         mount(app)

@@ -12,7 +12,7 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 
-from ..errors import ProvmarkError, VerificationError
+from ..errors import ProvmarkError, RecordError, VerificationError
 from . import (
     demo,
     disclose,
@@ -60,7 +60,34 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for group in GROUPS:
         group.register(sub)
+    _note_flags(p)
     return p
+
+
+# Library parameters whose flag is not simply --the-name
+FLAG_FOR = {"queue_url": "--queue"}
+
+
+def _note_flags(p: argparse.ArgumentParser) -> None:
+    """Give each command the set of its own flags (``args._flags``), so an error about a
+    library parameter can be told as the flag the user typed."""
+    flags = frozenset(o for a in p._actions for o in a.option_strings)
+    p.set_defaults(_flags=flags)
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _note_flags(child)
+
+
+def describe(exc: ProvmarkError, flags: frozenset[str] = frozenset()) -> str:
+    """The error in the CLI's words: a library parameter named by ``field`` becomes the
+    command's flag when it has one."""
+    if exc.field and not isinstance(exc, RecordError):
+        flag = FLAG_FOR.get(exc.field, "--" + exc.field.replace("_", "-"))
+        if flag in flags:
+            text = f"{flag}: {exc.message}"
+            return f"{text} ({exc.hint})" if exc.hint else text
+    return str(exc)
 
 
 def _version() -> str:
@@ -77,7 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"provmark: NOT VERIFIED: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except ProvmarkError as exc:
-        print(f"provmark: error: {exc}", file=sys.stderr)
+        print(
+            f"provmark: error: {describe(exc, getattr(args, '_flags', frozenset()))}",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     except BrokenPipeError:
         # the reader went away (`provmark log | head`): stop quietly, like a tool killed by

@@ -12,6 +12,8 @@ from typing import Any
 
 from ..server.settings import DEFAULT_MAX_BATCH_RECORDS, DEFAULT_MAX_BODY_BYTES, WebhookSettings
 
+WEB_UI = "provmark.web:mount"  # the auditor web UI, composed with the API here
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
@@ -172,6 +174,7 @@ def _serve(args: argparse.Namespace, demo_folder: Path | None) -> int:
         log_level=args.log_level,
         pm_options={"batch_size": args.batch_size},
         workers=args.workers,
+        mounts=[WEB_UI],
     )
     return 0
 

@@ -64,8 +64,9 @@ def parse_since(value: str) -> str:
         return format_time(parse_time(text))
     except ValueError:
         raise ConfigError(
-            f"--since {value!r}: give an RFC 3339 time (2026-11-25T10:00:00Z), now, or an age "
-            "like 2d/6h/30m"
+            f"{value!r}: give an RFC 3339 time (2026-11-25T10:00:00Z), now, or an age "
+            "like 2d/6h/30m",
+            field="since",
         ) from None
 
 

@@ -140,7 +140,9 @@ def write_dev_cert(
     folder = Path(directory)
     paths = {"chain": folder / CHAIN_FILE, "key": folder / KEY_FILE, "ca": folder / CA_FILE}
     if not force and any(p.exists() for p in paths.values()):
-        raise ConfigError(f"{folder} already holds a C2PA certificate; use --force to replace it")
+        raise ConfigError(
+            f"{folder} already holds a C2PA certificate", field="force", hint="force replaces it"
+        )
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     paths["chain"].write_bytes(cert.chain_pem)
     paths["ca"].write_bytes(cert.ca_pem)

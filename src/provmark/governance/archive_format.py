@@ -296,7 +296,7 @@ def pins_from(keys: Sequence[PublicKey] | None, log_key: str | None) -> Pins:
         try:
             verifier = parse_verifier_key(log_key)
         except ProvmarkError as exc:
-            raise ConfigError(f"--log-key: {exc}") from None
+            raise ConfigError(str(exc), field="log_key") from None
     return Pins(keys=keys, log_key=verifier)
 
 

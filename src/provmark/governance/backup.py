@@ -55,7 +55,7 @@ def create_backup(
     if target.resolve() == source.resolve():
         raise ConfigError("backup: the output is the store itself")
     if target.exists() and not force:
-        raise ConfigError(f"backup: {target} exists; pass --force to overwrite it")
+        raise ConfigError(f"backup: {target} exists", field="force", hint="force overwrites it")
     if not target.parent.is_dir():
         raise ConfigError(f"backup: folder {target.parent} does not exist")
     pm.flush()
@@ -183,7 +183,9 @@ def restore_backup(
     manifest = check_backup(path)
     dest = Path(target)
     if dest.exists() and not force:
-        raise ConfigError(f"restore: {dest} exists; pass --force to replace it (it is kept)")
+        raise ConfigError(
+            f"restore: {dest} exists", field="force", hint="force replaces it (it is kept)"
+        )
     if not dest.parent.is_dir():
         raise ConfigError(f"restore: folder {dest.parent} does not exist")
     work = Path(tempfile.mkdtemp(prefix=".provmark-restore-", dir=dest.parent))

@@ -189,8 +189,9 @@ def hot_table(pm: Provmark) -> SQLiteHotTable | PostgresHotTable:
         return PostgresHotTable(store)
     raise ConfigError(
         f"{store!r}: removing archived rows from the hot table (and restoring them) needs "
-        "the SQLite or PostgreSQL store; use --keep-hot to write and verify an archive "
-        "without removing rows"
+        "the SQLite or PostgreSQL store",
+        field="keep_hot",
+        hint="keep_hot writes and verifies an archive without removing rows",
     )
 
 

@@ -154,7 +154,11 @@ def apply(
     destination = to or policy.archive_to
     result = plan(pm, policy, now=now)
     if result.archive and not destination:
-        raise ConfigError("archive destination: give --to URL or [archive] to = ... in the policy")
+        raise ConfigError(
+            "no archive destination",
+            field="to",
+            hint="give a URL, or [archive] to = ... in the policy",
+        )
     if result.archive and not supports_hot_removal(pm):
         from .hot import hot_table
 

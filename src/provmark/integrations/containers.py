@@ -82,7 +82,8 @@ def require_parts(manifest: Mapping[str, Any], parts: Sequence[str]) -> list[str
     for part in parts:
         if part not in EXPECTED:
             raise ConfigError(
-                f"--require {part!r}: not a context part; choose from {', '.join(EXPECTED)}"
+                f"{part!r}: not a context part; choose from {', '.join(EXPECTED)}",
+                field="require",
             )
         if lookup(manifest["context"], part) is None:
             problems.append(f"{part} is missing: set {EXPECTED[part]}")

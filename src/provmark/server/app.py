@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,7 +21,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..client import Provmark
-from ..web import mount as mount_web_ui
 from .apidocs import SecurityHeaders, install_api_docs
 from .auth import AuditLog, TokenStore
 from .context import ServerContext
@@ -102,9 +101,15 @@ def _snapshot(ctx: ServerContext) -> dict[str, Any]:
 
 
 def create_app(
-    pm: Provmark, *, settings: Settings, on_shutdown: Callable[[], None] | None = None
+    pm: Provmark,
+    *,
+    settings: Settings,
+    on_shutdown: Callable[[], None] | None = None,
+    mounts: Sequence[Callable[[FastAPI], None]] = (),
 ) -> FastAPI:
-    """The HTTP API over one ``Provmark`` object.
+    """The HTTP API over one ``Provmark`` object; each of ``mounts`` then adds its part
+    (``provmark serve`` mounts the web UI, ``provmark.web.mount``: the API knows nothing
+    of it).
 
     The caller keeps ownership of ``pm`` (and of ``settings.queue``); ``on_shutdown``
     runs after the app stops, for callers that want the app to close them.
@@ -236,5 +241,6 @@ def create_app(
     def index() -> HTMLResponse:
         return HTMLResponse(_PLACEHOLDER.format(version=__version__))
 
-    mount_web_ui(app)  # the auditor web UI at / (replaces the placeholder page)
+    for add in mounts:
+        add(app)
     return app

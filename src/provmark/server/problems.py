@@ -178,6 +178,10 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ConfigError)
     async def _config(request: Request, exc: ConfigError) -> JSONResponse:
+        if exc.field:
+            return problem_response(
+                request, 400, "bad-request", str(exc), field=exc.field, reason=exc.message
+            )
         return problem_response(request, 400, "bad-request", str(exc))
 
     @app.exception_handler(DataRefused)

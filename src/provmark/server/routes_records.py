@@ -360,12 +360,8 @@ def list_records(
             order=order,
         )
     except ConfigError as exc:
-        name = next(
-            (n for n in ("since", "until", "cursor", "limit", "order") if str(exc).startswith(n)),
-            "",
-        )
-        field = f"query.{name}" if name else "query"
-        raise Problem(422, "invalid-parameter", str(exc), field=field, reason=str(exc)) from None
+        field = f"query.{exc.field}" if exc.field else "query"
+        raise Problem(422, "invalid-parameter", str(exc), field=field, reason=exc.message) from None
     records = [ctx.shown(r, who) for r in page.records]
     if records:
         ctx.audit_read(request, who, "record.list", ",".join(r["record_id"] for r in records))

@@ -8,12 +8,14 @@ log under the store's sequencer lock. Metrics are then per process.
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import json
 import logging
 import os
 import socket
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,7 @@ def open_queue(url: str) -> Any:
     try:
         from ..queue import open_queue as opener
     except ImportError as exc:
-        raise ConfigError(f"--queue needs provmark.queue: {exc}") from None
+        raise ConfigError(f"a queue needs provmark.queue: {exc}", field="queue_url") from None
     return opener(url)
 
 
@@ -82,10 +84,17 @@ def _build(config: dict[str, Any]) -> FastAPI:
                 closer()
 
     try:
-        return create_app(pm, settings=settings, on_shutdown=close)
+        mounts = [_resolve(name) for name in config.get("mounts", ())]
+        return create_app(pm, settings=settings, on_shutdown=close, mounts=mounts)
     except BaseException:
         close()
         raise
+
+
+def _resolve(name: str) -> Any:
+    """``package.module:function`` (by name, so worker processes can rebuild the app)."""
+    module, _, attr = name.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 def app_from_env() -> FastAPI:
@@ -107,13 +116,18 @@ def serve(
     log_level: str = "info",
     pm_options: dict[str, Any] | None = None,
     workers: int = 1,
+    mounts: Sequence[str] = (),
 ) -> None:
-    """Serve the provmark API on ``host:port`` until interrupted."""
+    """Serve the provmark API on ``host:port`` until interrupted; ``mounts`` names the
+    functions (``module:function``) that add parts to the app, such as the web UI."""
     import uvicorn
 
     if not auth:
         if not is_loopback(host):
-            raise ConfigError(f"--no-auth serves only on a loopback address, not {host!r}")
+            raise ConfigError(
+                f"without authentication only a loopback address is served, not {host!r}",
+                field="host",
+            )
         sys.stderr.write(NO_AUTH_WARNING)
         log.warning("authentication is OFF (--no-auth)")
     target = resolve_target(db)
@@ -132,6 +146,7 @@ def serve(
         "auth": auth,
         "settings": overrides,
         "pm_options": dict(pm_options or {}),
+        "mounts": list(mounts),
     }
     where = target if target.startswith("postgres") else str(Path(target).resolve())
     sys.stderr.write(

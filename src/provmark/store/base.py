@@ -153,9 +153,9 @@ class Query:
 
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= 10_000:
-            raise ConfigError(f"limit must be between 1 and 10000, not {self.limit}")
+            raise ConfigError(f"must be between 1 and 10000, not {self.limit}", field="limit")
         if self.order not in ("asc", "desc"):
-            raise ConfigError(f"order must be 'asc' or 'desc', not {self.order!r}")
+            raise ConfigError(f"must be 'asc' or 'desc', not {self.order!r}", field="order")
 
 
 T = TypeVar("T")
@@ -243,7 +243,9 @@ def decode_cursor(cursor: str) -> int:
             raise ValueError
         return int(raw[2:])
     except ValueError:
-        raise ConfigError(f"cursor {cursor!r} is not a cursor this store gave out") from None
+        raise ConfigError(
+            f"{cursor!r} is not a cursor this store gave out", field="cursor"
+        ) from None
 
 
 SealFn = Callable[[int, bytes], str]

@@ -177,7 +177,7 @@ def c2pa_checks(
         return fail(
             "c2pa_binding",
             f"untrusted signer {signer}: it does not chain to a configured trust anchor "
-            f"(--trust), and the file without its manifest (sha256 {sha or 'unknown'}) is not "
+            f"(trust), and the file without its manifest (sha256 {sha or 'unknown'}) is not "
             f"the output of record {record_id}",
         )
     return C2paFinding(checks, record_id, sha if bound else None, signer)

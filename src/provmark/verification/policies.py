@@ -66,8 +66,9 @@ class WitnessQuorum:
     def __post_init__(self) -> None:
         if not 0 <= self.k <= len(self.witnesses):
             raise ConfigError(
-                f"--min {self.k} needs at least that many witness keys "
-                f"(--witnesses lists {len(self.witnesses)})"
+                f"{self.k} needs at least that many witness keys "
+                f"(witnesses lists {len(self.witnesses)})",
+                field="min",
             )
 
     def __call__(self, subject: Subject) -> str | None:

@@ -117,7 +117,7 @@ def load_anchors(trust: Sequence[str | bytes] | str | bytes | None) -> bytes | N
             except OSError as exc:
                 from ..errors import ConfigError
 
-                raise ConfigError(f"--trust {item}: {exc.strerror}") from None
+                raise ConfigError(f"{item}: {exc.strerror}", field="trust") from None
         if not out.endswith(b"\n"):
             out += b"\n"
     return out or None

@@ -213,9 +213,11 @@ def require_cosignatures(
 ) -> list[Cosignature]:
     """At least ``minimum`` distinct known witnesses must have cosigned the checkpoint."""
     if minimum < 0:
-        raise ConfigError(f"--min must be at least 0, not {minimum}")
+        raise ConfigError(f"must be at least 0, not {minimum}", field="min")
     if minimum > len(cosigners):
-        raise ConfigError(f"--min {minimum} is more than the {len(cosigners)} witness keys given")
+        raise ConfigError(
+            f"{minimum} is more than the {len(cosigners)} witness keys given", field="min"
+        )
     body, valid = open_cosignatures(note_text, cosigners, now=now)
     if len(valid) < minimum:
         _, sigs = parse_note(note_text)

@@ -139,7 +139,7 @@ class WitnessServer:
         self, witness: Witness, host: str = "127.0.0.1", port: int = 0, prefix: str = ""
     ) -> None:
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
-            raise ConfigError(f"--prefix {prefix!r}: start with '/', no trailing '/'")
+            raise ConfigError(f"{prefix!r}: start with '/', no trailing '/'", field="prefix")
         self.witness = witness
         self._server = _Server((host, port), witness, prefix)
         self._thread: threading.Thread | None = None

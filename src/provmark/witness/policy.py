@@ -71,11 +71,12 @@ class TrustPolicy:
 
     def __post_init__(self) -> None:
         if self.min_witnesses < 0:
-            raise ConfigError(f"--min must be at least 0, not {self.min_witnesses}")
+            raise ConfigError(f"must be at least 0, not {self.min_witnesses}", field="min")
         if self.min_witnesses > len(self.witnesses):
             raise ConfigError(
-                f"--min {self.min_witnesses} needs at least that many witness keys "
-                f"(--witnesses lists {len(self.witnesses)})"
+                f"{self.min_witnesses} needs at least that many witness keys "
+                f"(witnesses lists {len(self.witnesses)})",
+                field="min",
             )
 
     @property

@@ -74,7 +74,7 @@ def load_witnesses(path: str | Path) -> list[WitnessEndpoint]:
     try:
         text = Path(path).read_text()
     except OSError as exc:
-        raise ConfigError(f"--witnesses {path}: {exc.strerror}") from None
+        raise ConfigError(f"{path}: {exc.strerror}", field="witnesses") from None
     return parse_witnesses(text, str(path))
 
 

@@ -1,0 +1,43 @@
+"""provmark.testing as users use it in their own tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import provmark
+from provmark.testing import StoreContract, ephemeral, records_made
+
+
+def test_ephemeral_is_a_real_store_that_cleans_up() -> None:
+    with ephemeral() as pm:
+        summarize = pm.capture(model=provmark.Model("acme/sum", version="1"))(lambda t: t[:5])
+        with records_made(pm) as made:
+            out = summarize("a long text")
+        rec = made.one()
+        assert rec.model.name == "acme/sum" and rec.status == "ok" and rec.log is not None
+        assert pm.verify(out).record_id == rec.record_id
+        folder = Path(pm.store.path).parent  # type: ignore[attr-defined]
+        assert folder.exists()
+    assert not folder.exists()
+
+
+def test_records_made_sees_only_its_block_and_fails_loudly() -> None:
+    with ephemeral() as pm:
+        echo = pm.capture(model=provmark.Model("acme/echo"))(lambda t: t)
+        echo("before")
+        with records_made(pm) as made:
+            echo("one")
+            echo("two")
+        echo("after")
+        ones, twos = pm.find(output="one").records, pm.find(output="two").records
+        assert [r.record_id for r in made] == [ones[0].record_id, twos[0].record_id]
+        assert len(made.where(model="acme/echo", status="ok")) == 2
+        with pytest.raises(AssertionError, match="exactly one record, 2 were made"):
+            made.one()
+
+
+def test_store_contract_is_importable_from_the_public_module() -> None:
+    assert StoreContract.__name__ == "StoreContract"
+    assert any(name.startswith("test_") for name in dir(StoreContract))
