@@ -22,6 +22,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from .errors import RecordError
 
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -53,6 +55,12 @@ def check_json(value: Any, path: str = "", *, max_depth: int = MAX_DEPTH) -> Non
     Iterative (no recursion), so a hostile document nested 100,000 deep is refused
     cheaply instead of exhausting the stack.
     """
+    if not _plainly_fine(value, max_depth):
+        walk(value, path, max_depth)
+
+
+def walk(value: Any, path: str = "", max_depth: int = MAX_DEPTH) -> None:
+    """The exact check of :func:`check_json`, value by value (its slow path)."""
     stack: list[tuple[Any, str, int]] = [(value, path, 0)]
     while stack:
         obj, where, depth = stack.pop()
@@ -100,6 +108,33 @@ def check_json(value: Any, path: str = "", *, max_depth: int = MAX_DEPTH) -> Non
             continue  # a UUID's text, or bytes provmark already encoded canonically
         else:
             raise RecordError(where or "<record>", f"a {type(obj).__name__} is not a JSON value")
+
+
+# Passthrough: datetimes, dataclasses and subclasses of JSON types take the exact walk
+# (orjson would write them; the walk decides like the canonical encoder does).
+_STRICT = (
+    orjson.OPT_STRICT_INTEGER
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def _plainly_fine(value: Any, max_depth: int) -> bool:
+    """The common case, decided by orjson in a few microseconds: it refuses integers past
+    +-(2^53 - 1), lone surrogates and non-string keys; a NaN or an infinity would show as
+    ``null`` and a NUL as ``\\u0000``; and there cannot be more nesting than brackets.
+    Anything else (or a false alarm: a real null) takes the exact walk, which names the
+    field."""
+    try:
+        raw = orjson.dumps(value, option=_STRICT)
+    except (TypeError, orjson.JSONEncodeError):
+        return False
+    return (
+        b"null" not in raw
+        and b"\\u0000" not in raw
+        and raw.count(b"[") + raw.count(b"{") <= max_depth
+    )
 
 
 def _short(value: int) -> str:

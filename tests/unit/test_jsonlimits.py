@@ -8,11 +8,13 @@ import uuid
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from provmark.canonical import canonical_bytes
 from provmark.errors import InvalidBatch, RecordError
 from provmark.intake import validate_batch
-from provmark.jsonlimits import MAX_DEPTH, MAX_SAFE_INTEGER, check_json, replace_unstorable
+from provmark.jsonlimits import MAX_DEPTH, MAX_SAFE_INTEGER, check_json, replace_unstorable, walk
 from provmark.record import new_record_id, now_utc
 
 
@@ -100,3 +102,39 @@ def test_duplicate_ids_in_one_batch_are_refused_naming_them() -> None:
     assert (
         field == "[2].record_id" and "duplicate of [0]" in reason and first["record_id"] in reason
     )
+
+
+_EDGES = [2**53 - 1, 2**53, -(2**53 - 1), -(2**53), 2**70, 0.5, -0.0, 1e16]
+_LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**60), max_value=2**60),
+    st.sampled_from(_EDGES),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(alphabet=st.sampled_from(["a", "\x00", "\ud800", "\udfff", "é", "\U0001f600", "["])),
+)
+_VALUES = st.recursive(
+    _LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4)
+    ),
+    max_leaves=40,
+)
+
+
+@given(_VALUES)
+@settings(max_examples=300, deadline=None)
+def test_the_fast_path_accepts_only_what_the_exact_walk_accepts(value: Any) -> None:
+    try:
+        walk(value, max_depth=6)
+        exact = None
+    except RecordError as exc:
+        exact = exc
+    try:
+        check_json(value, max_depth=6)
+        fast = None
+    except RecordError as exc:
+        fast = exc
+    assert (exact is None) == (fast is None)
+    if exact is not None and fast is not None:
+        assert (fast.field, fast.reason) == (exact.field, exact.reason)
