@@ -175,6 +175,10 @@ def test_records_export_as_otlp_spans(pm: Any, receiver: Receiver) -> None:
     _, _, bad = spans[failed.record_id]
     assert bad.status.code == 2 and "TimeoutError" in bad.status.message
     assert attrs(bad.attributes)["error.type"] == "TimeoutError"
+    # records as pm.get/pm.find give them (also from a remote client) export alike
+    otel_export.RecordExporter(receiver.url).export([pm.get(first.record_id)])
+    same = [s for _, _, s in receiver.spans()][-1]
+    assert attrs(same.attributes) == a and same.span_id == span.span_id
     # exporting again gives the same ids (a collector can deduplicate)
     otel_export.RecordExporter(receiver.url).export(stored[:1])
     again = [s for _, _, s in receiver.spans()][-1]

@@ -37,7 +37,7 @@ from typing import Any
 import orjson
 
 from ..errors import ConfigError, ProvmarkError
-from ..record import parse_time, slug_for
+from ..record import Record, parse_time, slug_for
 from ..store.base import Store, StoredRecord
 from .common import require
 
@@ -58,7 +58,7 @@ _REQUEST = {
     "n": "gen_ai.request.choice.count",
 }
 
-RecordItem = StoredRecord | Mapping[str, Any]
+RecordItem = StoredRecord | Record | Mapping[str, Any]
 
 
 class ExportError(ProvmarkError):
@@ -113,6 +113,9 @@ def _parts(item: RecordItem) -> Parts:
     """(record, exact signed text or None, signature, log index) of a stored or plain record."""
     if isinstance(item, StoredRecord):
         return orjson.loads(item.payload), item.payload.decode(), item.signature, item.index
+    if isinstance(item, Record):  # pm.get / pm.find, embedded or remote
+        signed = item.signature.model_dump() if item.signature is not None else None
+        return item.payload_dict(), None, signed, item.log.index if item.log else None
     record = {k: v for k, v in item.items() if k not in ("signature", "log", "slug")}
     signature = item.get("signature")
     log = item.get("log") or {}
