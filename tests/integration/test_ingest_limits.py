@@ -26,6 +26,7 @@ import provmark
 from provmark.errors import CaptureError, InvalidBatch, RecordsRefused
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+JSON = "application/json"
 INTERNALS = ("127.0.0.1", ":5432", "provmark_test_", "postgresql://", "Traceback")
 
 
@@ -154,6 +155,20 @@ def test_sqlite_refusal_is_dead_lettered_and_the_writer_goes_on(tmp_path: Path) 
         assert time.monotonic() - started < 1.0 and pm.store.count() == 3
 
 
+def test_dead_letter_table_is_made_on_first_use_and_counts_repeats(pm: provmark.Provmark) -> None:
+    store: Any = pm.store
+    assert pm.dead_letter_count() == 0 and pm.dead_letters() == []
+    assert not store._has_dead_letters()  # opening and reading never create it
+    store.add_dead_letter("id-1", "first reason", json.dumps({"note": "a\x00b"}))
+    store.add_dead_letter("id-2", "r" * 5000, "{}")
+    store.add_dead_letter("id-1", "second reason", "{}")
+    letters = {d.record_id: d for d in pm.dead_letters()}
+    assert pm.dead_letter_count() == 2
+    assert letters["id-1"].times == 2 and letters["id-1"].reason == "second reason"
+    assert len(letters["id-2"].reason) == 1000
+    assert pm.dead_letters(limit=1)[0].record_id == "id-1"  # newest first
+
+
 # ---------------------------------------------------------------- server
 
 
@@ -256,6 +271,17 @@ def test_bad_requests_are_4xx_problems_without_internals(
     assert_problem(post_raw(clients["ingest"], deep), 400, "body")
     deep_object = '[{"extra": ' + '{"a": ' * 10_000 + "1" + "}" * 10_000 + "}]"
     assert_problem(post_raw(clients["ingest"], deep_object), 400)
+    lines = '{"a": 1}\n' + deep + "\n"
+    r = clients["ingest"].post(
+        "/v1/records", content=lines, headers={"content-type": "application/x-ndjson"}
+    )
+    assert_problem(r, 400, "body.line[2]")
+    for path in ("/v1/verify", "/v1/verify/fuzzy", "/v1/disclose"):
+        r = clients["auditor"].post(
+            path, content=deep, headers={"content-type": "application/json"}
+        )
+        assert 400 <= r.status_code < 500, (path, r.status_code, r.text[:300])
+        assert_problem(r, r.status_code)
     nested = json.dumps(
         [
             make_record(
