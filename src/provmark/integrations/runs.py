@@ -44,14 +44,21 @@ class RunTree:
     def __init__(self, pm: CaptureTarget) -> None:
         self.pm = pm
         self.runs: dict[str, Run] = {}
+        # every run's parent until its root ends: a run that ended early (a method that
+        # returned a generator) still links the records made later below it
+        self.parents: dict[str, str | None] = {}
+        self.roots: dict[str, str] = {}
         self.lock = threading.Lock()
         self.last_record_id: str | None = None
 
     def open(self, run_id: Any, parent_id: Any, rec: Recording | None) -> None:
         if rec is not None:
             rec.__enter__()
+        key, parent = str(run_id), (str(parent_id) if parent_id else None)
         with self.lock:
-            self.runs[str(run_id)] = Run(str(parent_id) if parent_id else None, rec)
+            self.runs[key] = Run(parent, rec)
+            self.parents[key] = parent
+            self.roots[key] = self.roots.get(parent, parent) if parent else key
 
     def is_open(self, run_id: Any) -> bool:
         with self.lock:
@@ -93,15 +100,22 @@ class RunTree:
             made = [rec.record_id] if rec.record_id else []
             self.last_record_id = rec.record_id or self.last_record_id
         self._hand_up(run.parent, made)
+        if run.parent is None:
+            self._forget(str(run_id))
         return run.rec.record_id if run.rec is not None else None
+
+    def _forget(self, root: str) -> None:
+        with self.lock:
+            done = [k for k, r in self.roots.items() if r == root and k not in self.runs]
+            for key in done:
+                self.roots.pop(key, None)
+                self.parents.pop(key, None)
 
     def _hand_up(self, parent: str | None, made: list[str]) -> None:
         with self.lock:
             while parent is not None:
                 up = self.runs.get(parent)
-                if up is None:
-                    return
-                if up.rec is not None:
+                if up is not None and up.rec is not None:
                     up.children.extend(made)
                     return
-                parent = up.parent
+                parent = self.parents.get(parent)
