@@ -19,6 +19,7 @@ import {
 } from './draft.js';
 import { contentSha256, type Content } from './hashing.js';
 import { Sender, type SenderOptions } from './sender.js';
+import { createRequire } from 'node:module';
 
 export type { ModelSpec, Draft } from './draft.js';
 
@@ -45,7 +46,26 @@ export interface ClientOptions extends SenderOptions {
   packages?: Record<string, string>;
   /** Keep a text snapshot of each input (default true; the server redacts it). */
   snapshot?: boolean;
+  /**
+   * Link records and OpenTelemetry spans both ways: a record made while a span is active
+   * names it (`extra.trace_id`/`span_id`) and the span gets `provmark.record_id` and a
+   * `provmark.record` event. `true` loads `@opentelemetry/api`; or pass that module.
+   */
+  otel?: boolean | OtelApi;
 }
+
+/** The part of `@opentelemetry/api` used to link records and spans. */
+export interface OtelApi {
+  trace: { getActiveSpan(): OtelSpan | undefined };
+}
+interface OtelSpan {
+  spanContext(): { traceId: string; spanId: string };
+  isRecording(): boolean;
+  setAttribute(key: string, value: string): unknown;
+  addEvent(name: string, attributes?: Record<string, string>): unknown;
+}
+
+export const RECORD_ID_ATTRIBUTE = 'provmark.record_id';
 
 export interface RecordSpec {
   model: ModelSpec | string;
@@ -73,6 +93,7 @@ export class Recording {
   parents: string[];
   private hasher?: StreamHasher;
   private done = false;
+  private readonly span?: OtelSpan;
 
   constructor(
     private readonly client: ProvmarkClient,
@@ -85,6 +106,13 @@ export class Recording {
     this.extra = { ...(spec.extra ?? {}) };
     this.tags = { ...(spec.tags ?? {}) };
     this.parents = [...(spec.parents ?? [])];
+    const span = client.otel?.trace.getActiveSpan();
+    const ctx = span?.spanContext();
+    if (span && ctx && /^[0-9a-f]{32}$/.test(ctx.traceId) && !/^0+$/.test(ctx.traceId)) {
+      this.span = span;
+      this.extra.trace_id ??= ctx.traceId;
+      this.extra.span_id ??= ctx.spanId;
+    }
   }
 
   setOutput(output: Content, mediaType?: string): void {
@@ -126,7 +154,12 @@ export class Recording {
   private finish(error?: { type: string; message: string }): string {
     if (this.done) throw new CaptureError(`record ${this.recordId} was already ended`);
     this.done = true;
-    return this.client.emit(this.draft(error));
+    const id = this.client.emit(this.draft(error));
+    if (id && this.span?.isRecording()) {
+      this.span.setAttribute(RECORD_ID_ATTRIBUTE, id);
+      this.span.addEvent('provmark.record', { [RECORD_ID_ATTRIBUTE]: id });
+    }
+    return id;
   }
 
   private draft(error?: { type: string; message: string }): Draft {
@@ -172,6 +205,7 @@ export class ProvmarkClient {
   readonly snapshot: boolean;
   readonly actor: Record<string, string | undefined>;
   readonly context: Record<string, unknown>;
+  readonly otel?: OtelApi;
   captureFailures = 0;
   private readonly ids = new RecordIds();
   private readonly headers: Record<string, string>;
@@ -194,6 +228,15 @@ export class ProvmarkClient {
     this.actor = clean({ service: options.service ?? process.env.PROVMARK_SERVICE, region: options.region ?? process.env.PROVMARK_REGION });
     this.context = probeContext({ '@provmark/client': '0.1.0', ...(options.packages ?? {}) });
     this.sender = new Sender(`${this.url}/v1/records`, this.headers, options);
+    if (options.otel === true) {
+      try {
+        this.otel = createRequire(import.meta.url)('@opentelemetry/api') as OtelApi;
+      } catch {
+        throw new ProvmarkError('otel: true needs the @opentelemetry/api package: npm install @opentelemetry/api');
+      }
+    } else if (options.otel) {
+      this.otel = options.otel;
+    }
     process.on('beforeExit', this.onBeforeExit);
   }
 

@@ -1,4 +1,4 @@
-export { ProvmarkClient, Recording, ProvmarkError, CaptureError, type ClientOptions, type RecordSpec, type ModelSpec } from './client.js';
+export { ProvmarkClient, Recording, ProvmarkError, CaptureError, RECORD_ID_ATTRIBUTE, type ClientOptions, type RecordSpec, type ModelSpec, type OtelApi } from './client.js';
 export { verifyBundle, verifyCheckpoint, keyStatement, outputHashes, VerificationError, BUNDLE_MEDIA_TYPE, type Verified, type VerifyOptions, type PublicKeyInfo, type Check } from './verify.js';
 export { verifyInclusion, verifyConsistency, parseCheckpoint, parseVerifierKey, openNote } from './merkle.js';
 export { contentSha256 } from './hashing.js';

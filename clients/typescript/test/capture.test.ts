@@ -13,6 +13,9 @@ import { instrumentOpenAI, instrumentation } from '../src/openai.js';
 import { provmarkEmbeddingMiddleware, provmarkMiddleware } from '../src/ai.js';
 import { verifyBundle } from '../src/verify.js';
 import { ProvmarkServer, startModelServer } from './server.js';
+import * as otelApi from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 
 let server: ProvmarkServer;
 let models: Awaited<ReturnType<typeof startModelServer>>;
@@ -200,4 +203,31 @@ test('a server that is down or busy delays records, loses and duplicates none', 
   await assert.rejects(refused.flush(5_000), /refused the token \(401\)/);
   assert.equal(refused.pending, 1, 'a refused token keeps the record');
   await assert.rejects(refused.close(1_000), /refused the token/);
+});
+
+test('OpenTelemetry: a record made in an active span names it, and the span names the record', async () => {
+  const exporter = new InMemorySpanExporter();
+  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  otelApi.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  otelApi.trace.setGlobalTracerProvider(provider);
+  const [token] = server.tokens('developer');
+  const traced = new ProvmarkClient({ url: server.url, token, otel: true, flushIntervalMs: 5 });
+  const client = instrumentOpenAI(new OpenAI({ baseURL: models.url, apiKey: 'test', maxRetries: 0 }), traced);
+  const tracer = otelApi.trace.getTracer('app');
+  const text = await tracer.startActiveSpan('answer question', async (span) => {
+    const reply = await client.chat.completions.create({ model: 'acme-chat', messages: [{ role: 'user', content: 'traced' }] });
+    span.end();
+    return reply.choices[0].message.content as string;
+  });
+  await traced.close();
+  const [span] = exporter.getFinishedSpans();
+  const id = instrumentation(client).lastRecordId as string;
+  assert.equal(span.attributes['provmark.record_id'], id);
+  assert.deepEqual(span.events.map((e) => e.name), ['provmark.record']);
+  const r = await record(id);
+  assert.equal(r.extra.trace_id, span.spanContext().traceId);
+  assert.equal(r.extra.span_id, span.spanContext().spanId);
+  assert.equal((await pm.verify(text)).record_id, id);
+  otelApi.trace.disable();
+  otelApi.context.disable();
 });
