@@ -119,9 +119,11 @@ function b64(text: unknown, where: string): Uint8Array {
   return raw;
 }
 
+/** The DER of a PEM public key, read as OpenSSL reads it (text around the block is
+ * ignored: the key attestation, over the exact PEM text, catches any change there). */
 function pemToDer(pem: string): Uint8Array {
-  const m = /^-----BEGIN PUBLIC KEY-----\n([A-Za-z0-9+/=\n]+)\n-----END PUBLIC KEY-----\n?$/.exec(pem);
-  const raw = m ? b64decodeStrict(m[1].replace(/\n/g, '')) : null;
+  const m = /-----BEGIN PUBLIC KEY-----([A-Za-z0-9+/=\s]+)-----END PUBLIC KEY-----/.exec(pem);
+  const raw = m ? b64decodeStrict(m[1].replace(/\s+/g, '')) : null;
   if (raw === null) throw new VerificationError('record_signature', 'the public key is not a PEM SubjectPublicKeyInfo');
   return raw;
 }
@@ -137,16 +139,19 @@ async function keyIdOf(key: CryptoKey): Promise<string> {
   return hex((await sha256(raw)).slice(0, 8));
 }
 
+/** The record key in a PEM, of whichever supported type it is (the stated alg is checked later). */
 async function importRecordKey(info: PublicKeyInfo): Promise<CryptoKey> {
-  const alg = ALGS[info.alg];
-  if (!alg) throw new VerificationError('record_signature', `unsupported algorithm ${info.alg}`);
-  let key: CryptoKey;
-  try {
-    key = await globalThis.crypto.subtle.importKey('spki', bs(pemToDer(info.public_key)), alg.importAlg, true, ['verify']);
-  } catch (err) {
-    if (err instanceof VerificationError) throw err;
-    throw new VerificationError('record_signature', `bundle key: key ${info.key_id} is not a valid ${info.alg} public key`);
+  const der = bs(pemToDer(info.public_key));
+  let key: CryptoKey | undefined;
+  for (const alg of Object.values(ALGS)) {
+    try {
+      key = await globalThis.crypto.subtle.importKey('spki', der, alg.importAlg, true, ['verify']);
+      break;
+    } catch {
+      // not this type
+    }
   }
+  if (!key) throw new VerificationError('record_signature', `bundle key: key ${info.key_id} is not an Ed25519 or ECDSA P-256 public key`);
   if ((await keyIdOf(key)) !== info.key_id) {
     throw new VerificationError('record_signature', `bundle key: key ${info.key_id}: key id does not match the public key`);
   }
@@ -270,6 +275,8 @@ export async function verifyBundle(bundle: unknown, options: VerifyOptions = {})
   if ((info.purpose ?? 'records') !== 'records') throw new VerificationError('record_signature', `key ${info.key_id} is a ${JSON.stringify(info.purpose)} key, not a record key`);
   if (info.alg !== signature.alg) throw new VerificationError('record_signature', `signature says alg ${JSON.stringify(signature.alg)}, key ${info.key_id} is ${info.alg}`);
   const key = await importRecordKey(info);
+  const keyAlg = key.algorithm.name === 'Ed25519' ? 'Ed25519' : 'ES256';
+  if (!ALGS[info.alg] || keyAlg !== info.alg) throw new VerificationError('record_signature', `key ${info.key_id} is ${keyAlg}, not ${info.alg}`);
   const good = await globalThis.crypto.subtle.verify(ALGS[info.alg].verifyAlg, key, bs(sig), bs(toBytes(payload)));
   if (!good) throw new VerificationError('record_signature', `signature does not match the record bytes (key ${info.key_id})`);
   checks.push({
