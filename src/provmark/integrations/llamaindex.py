@@ -77,6 +77,27 @@ def message_dict(message: Any) -> dict[str, Any]:
     return out
 
 
+_QUESTION_ARGS = ("user_msg", "str_or_query_bundle", "query_str", "message", "query", "input")
+
+
+def span_input(arguments: dict[str, Any]) -> Any:
+    """A span's input: the question of a query or agent run, else its arguments."""
+    extra = arguments.get("kwargs")
+    if isinstance(extra, dict):  # run(**kwargs): user_msg=... is in there
+        arguments = {**{k: v for k, v in arguments.items() if k != "kwargs"}, **extra}
+    for event in (arguments.get("start_event"), arguments.get("ev")):  # workflows
+        question = getattr(event, "user_msg", None)
+        if question is not None:
+            arguments = {"user_msg": question}
+    for key in _QUESTION_ARGS:
+        value = arguments.get(key)
+        if value is not None:
+            text = getattr(value, "query_str", value)  # a QueryBundle
+            return text if isinstance(text, str) else jsonable(text)
+    given = {k: v for k, v in arguments.items() if k != "self" and v is not None}
+    return next(iter(given.values())) if len(given) == 1 else given
+
+
 def span_output(result: Any) -> Any:
     """A span's result: a query response's text, an agent's reply text, or JSON."""
     if isinstance(result, str):
@@ -117,8 +138,7 @@ class Recorder:
         root = parent is None or not self.tree.is_open(parent)
         if (root and not _is_llm(instance)) or (instance is not None and is_agent(instance)):
             name = type(instance).__name__ if instance is not None else span_id.split("-")[0]
-            arguments = {k: v for k, v in bound_args.arguments.items() if k != "self"}
-            inp = next(iter(arguments.values())) if len(arguments) == 1 else arguments
+            inp = span_input(bound_args.arguments)
             rec = self.pm.record(
                 model=Model(name, provider="llama_index", version=self.version),
                 input=jsonable(inp),
