@@ -39,8 +39,8 @@ def text_item(record_id: str, text: str = TEXT) -> Item:
         cost_us=10,
         shingles=tp.shingles,
         signature=tp.signature.astype("<u4").tobytes(),
-        bands=tp.bands,
-        parts=[(p.hash, p.kind, p.ordinal, p.words) for p in tp.parts],
+        anchors=len(tp.anchors),
+        parts=[(h, txt.ANCHOR, s, 0) for h, s in zip(tp.anchors, tp.anchor_sentences, strict=True)],
     )
 
 
@@ -81,20 +81,20 @@ def test_put_read_replace_remove(db: Path) -> None:
     store.check("key-a")
     store.put([text_item("r1"), image_item("r2")])
     tp = txt.fingerprint_text(TEXT, KEY)
-    hits = store.band_hits(tp.bands)
-    assert list(hits.values()) == [txt.BANDS]
-    (item,) = hits
+    parts = store.part_hits(tp.anchors)
+    assert {p.kind for p in parts} == {txt.ANCHOR} and len(parts) == len(tp.anchors)
+    (item,) = {p.item for p in parts}
     assert store.records([item]) == {item: "r1"}
-    parts = store.part_hits([p.hash for p in tp.parts])
-    assert {p.kind for p in parts} == {txt.DOCUMENT, txt.SENTENCE}
+    assert {p.ordinal for p in parts} == {0, 1, 2}  # the sentence of each anchor
     got = store.text_items([item])[item]
     assert np.array_equal(got.signature, tp.signature) and got.words == tp.words
+    assert (got.scheme, got.anchors) == (2, len(tp.anchors))
     store.put([text_item("r1", TEXT + " And one more sentence for the record here.")])
     (replaced,) = store.items_of("r1")  # replaced, not added
     assert replaced["item"] != item and replaced["size"] > tp.words
     assert store.remove("r1") == 1 and store.remove("r1") == 0
     rows = store.stats()["rows"]
-    assert rows["softbind_bands"] == 0 and rows["softbind_parts"] == 1  # the image's pixels
+    assert rows["softbind_parts"] == 1  # the image's pixels
     store.close()
 
 

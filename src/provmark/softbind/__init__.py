@@ -3,8 +3,8 @@
 Exact verification (:meth:`provmark.Provmark.verify`) fails as soon as one byte
 changes. Fingerprints taken at capture survive typical edits:
 
-* text: keyed MinHash + LSH over normalised word shingles, and keyed hashes of
-  every sentence and paragraph (:mod:`.text`);
+* text: MinHash over character shingles of the normalised text and winnowed anchors
+  that find quotes, keyed by the store (:mod:`.text`);
 * images: pHash + dHash of the whole image and of its centre, searched with a
   multi-index Hamming index (:mod:`.image`, :mod:`.hamming`).
 
@@ -23,7 +23,8 @@ from .fingerprinter import (
     classify,
     softbind_key,
 )
-from .lookup import FuzzyResult, Match, MatchedPart, fuzzy_verify
+from .lookup import FuzzyResult, fuzzy_verify
+from .lookup_types import Match, MatchedPart
 from .store import FingerprintStore, SQLiteFingerprintStore
 
 __all__ = [

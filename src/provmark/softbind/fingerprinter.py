@@ -207,15 +207,7 @@ class Fingerprinter:
             return self._skip(record_id, kind, str(exc), start)
         if item is None:
             return self._skip(record_id, kind, detail, start)
-        with self._lock:
-            self._pending.append(item)
-            if len(self._pending) == 1:
-                self._oldest = time.monotonic()
-            due = len(self._pending) >= self.batch or (
-                time.monotonic() - self._oldest >= self.max_delay
-            )
-        if due:
-            self.flush()
+        self._buffer(item)
         cost = item.cost_us / 1000
         self._count(kind, "stored", cost)
         return Fingerprinted(record_id, kind, True, detail, cost)
@@ -225,25 +217,7 @@ class Fingerprinter:
     ) -> tuple[Item | None, str]:
         start = time.perf_counter_ns()
         if kind == "text":
-            tp = txt.fingerprint_text(source, self.keyed)
-            if tp.too_short:
-                return (
-                    None,
-                    f"text too short to fingerprint ({tp.words} words, at least {txt.MIN_WORDS})",
-                )
-            cost = (time.perf_counter_ns() - start) // 1000
-            item = Item(
-                record_id=record_id,
-                kind="text",
-                media_type=media_type or "text/plain",
-                size=tp.words,
-                cost_us=cost,
-                shingles=tp.shingles,
-                signature=tp.signature.astype("<u4").tobytes(),
-                bands=tp.bands,
-                parts=[(p.hash, p.kind, p.ordinal, p.words) for p in tp.parts],
-            )
-            return item, f"{tp.words} words, {tp.shingles} shingles, {len(tp.parts)} parts"
+            return self._text_item(record_id, txt.sketch(source), media_type, start)
         img.require()  # imports outside the timed part
         start = time.perf_counter_ns()
         ip = img.fingerprint_image(source, self.keyed)
@@ -262,6 +236,54 @@ class Fingerprinter:
             codes=ip.codes,
         )
         return item, f"{ip.width}x{ip.height} image, {len(ip.codes)} perceptual hashes"
+
+    def _text_item(
+        self, record_id: str, sk: txt.Sketch, media_type: str | None, start: int
+    ) -> tuple[Item | None, str]:
+        if sk.too_short:
+            why = f"text too short to fingerprint ({sk.words} words, at least {txt.MIN_WORDS})"
+            return None, why
+        tp = txt.seal(sk, self.keyed)
+        item = Item(
+            record_id=record_id,
+            kind="text",
+            media_type=media_type or "text/plain",
+            size=tp.words,
+            cost_us=(time.perf_counter_ns() - start) // 1000,
+            shingles=tp.shingles,
+            signature=tp.signature.astype("<u4").tobytes(),
+            anchors=len(tp.anchors),
+            parts=[
+                (h, txt.ANCHOR, s, 0) for h, s in zip(tp.anchors, tp.anchor_sentences, strict=True)
+            ],
+        )
+        return item, f"{tp.words} words, {tp.shingles} shingles, {len(tp.anchors)} anchors"
+
+    def add_sketch(
+        self, record_id: str, sketch: txt.Sketch, media_type: str | None = None
+    ) -> Fingerprinted:
+        """Store a text fingerprint a client computed (:func:`text.sketch`), keyed here."""
+        start = time.perf_counter_ns()
+        if not self.text:
+            return self._skip(record_id, "text", "text fingerprints are turned off", start)
+        item, detail = self._text_item(record_id, sketch, media_type, start)
+        if item is None:
+            return self._skip(record_id, "text", detail, start)
+        self._buffer(item)
+        cost = item.cost_us / 1000
+        self._count("text", "stored", cost)
+        return Fingerprinted(record_id, "text", True, detail, cost)
+
+    def _buffer(self, item: Item) -> None:
+        with self._lock:
+            self._pending.append(item)
+            if len(self._pending) == 1:
+                self._oldest = time.monotonic()
+            due = len(self._pending) >= self.batch or (
+                time.monotonic() - self._oldest >= self.max_delay
+            )
+        if due:
+            self.flush()
 
     def _skip(self, record_id: str, kind: str | None, why: str, start: int) -> Fingerprinted:
         cost = (time.perf_counter_ns() - start) / 1e6

@@ -19,77 +19,25 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import CaptureError, VerificationError
-from ..record import slug_for
 from ..verify import Verified
 from . import image as img
+from . import lookup_v1
 from . import text as txt
 from .fingerprinter import Fingerprinter, classify
+from .lookup_types import DERIVED_AT, Match, MatchedPart
 from .store import FingerprintStore
 
 Status = Literal["identical", "derived", "no_match", "too_short"]
-CANDIDATES = 64  # text items scored per lookup (most shared LSH bands / parts first)
-MIN_SLOTS = 10  # MinHash slots that must agree before containment estimates count
-DERIVED_AT = 0.5  # share of the content (or of the record) that must come from the record
+CANDIDATES = 64  # text items scored per lookup (most shared anchors first)
 LIMIT = 5
-
-
-@dataclass(frozen=True)
-class MatchedPart:
-    kind: str  # document / paragraph / sentence / pixels / region
-    detail: str
-    query_span: tuple[int, int] | None = None  # text: character offsets in the content
-    record_part: int | None = None  # text: sentence or paragraph number in the output
-    box: tuple[float, float, float, float] | None = None  # image: x, y, w, h of the content
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind, "detail": self.detail}
-        if self.query_span is not None:
-            out["query_span"] = list(self.query_span)
-        if self.record_part is not None:
-            out["record_part"] = self.record_part
-        if self.box is not None:
-            out["box"] = [round(v, 4) for v in self.box]
-        return out
-
-
-@dataclass
-class Match:
-    """A record whose output this content resembles: a lead, not a proof."""
-
-    record_id: str
-    similarity: float  # 0..1: text resemblance (Jaccard estimate) or 1 - Hamming/128
-    coverage: float  # share of the content found in the record's output
-    method: str
-    parts: list[MatchedPart] = field(default_factory=list)
-    record_coverage: float | None = None  # share of the record's output found in the content
-    verified: Verified | None = None  # the record itself passed signature and log checks
-    record_problem: str | None = None  # or why it did not
-
-    @property
-    def slug(self) -> str:
-        return slug_for(self.record_id)
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "record_id": self.record_id,
-            "slug": self.slug,
-            "similarity": round(self.similarity, 4),
-            "coverage": round(self.coverage, 4),
-            "method": self.method,
-            "parts": [p.to_json() for p in self.parts],
-            "record_verified": self.verified is not None,
-        }
-        if self.record_coverage is not None:
-            out["record_coverage"] = round(self.record_coverage, 4)
-        if self.verified is not None:
-            out["log_index"] = self.verified.index
-            r = self.verified.record
-            out["model"] = r.model.name
-            out["model_version"] = r.model.version
-            out["generated_at"] = r.generated_at
-        if self.record_problem is not None:
-            out["record_problem"] = self.record_problem
-        return out
+# a text is derived from a record when they share at least QUOTE_ANCHORS anchors and those
+# are DERIVED_AT of the query's anchors (or of the record's), or when they share
+# NEAR_ANCHORS anchors and their MinHash resemblance is at least NEAR_RESEMBLANCE;
+# calibrated on the two corpora of bench/bench_softbind.py (docs/soft-binding.md)
+QUOTE_ANCHORS = 4
+NEAR_ANCHORS = 3
+NEAR_RESEMBLANCE = 0.3
+COMMON_ANCHOR = 1000  # an anchor found in more stored texts than this says nothing
 
 
 @dataclass
@@ -210,85 +158,78 @@ def match_text(
             f"text too short to look up: {tp.words} words (fingerprints need {txt.MIN_WORDS})",
             [],
         )
-    bands = store.band_hits(tp.bands)
-    by_hash: dict[int, list[txt.Part]] = {}
-    for p in tp.parts:
-        by_hash.setdefault(p.hash, []).append(p)
-    pairs: dict[int, list[tuple[txt.Part, Any]]] = {}
-    for hit in store.part_hits(list(by_hash)):
-        for qp in by_hash[hit.hash]:
-            if qp.kind == hit.kind:
-                pairs.setdefault(hit.item, []).append((qp, hit))
-    ranked = sorted(bands, key=lambda i: -bands[i])[:CANDIDATES]
-    ranked += sorted(
-        (i for i in pairs if i not in bands), key=lambda i: -sum(h.words for _, h in pairs[i])
-    )[:CANDIDATES]
-    items = store.text_items(ranked)
-    matches = []
-    for item in items.values():
-        m = _score_text(tp, item, pairs.get(item.item, []), text)
-        if m is not None:
-            matches.append(m)
+    matches = _match_anchors(store, tp, text)
+    if store.legacy_text:
+        found = {m.record_id for m in matches}
+        matches += [m for m in lookup_v1.match_text(store, keyed, text) if m.record_id not in found]
     matches.sort(key=lambda m: (-max(m.coverage, m.record_coverage or 0.0), -m.similarity))
     if not matches:
         return "no_match", "no record's output resembles this text", []
     return "derived", "", matches
 
 
-def _score_text(
-    tp: txt.TextPrint, item: Any, pairs: list[tuple[txt.Part, Any]], text: str
-) -> Match | None:
+def _match_anchors(store: FingerprintStore, tp: txt.TextPrint, text: str) -> list[Match]:
+    position = {h: i for i, h in enumerate(tp.anchors)}
+    hits = [h for h in store.part_hits(tp.anchors) if h.kind == txt.ANCHOR]
+    found_in: dict[int, int] = {}
+    for h in hits:
+        found_in[h.hash] = found_in.get(h.hash, 0) + 1
+    # item -> {query anchor number: sentence of the record it is in}
+    shared: dict[int, dict[int, int]] = {}
+    for h in hits:
+        if found_in[h.hash] <= COMMON_ANCHOR:
+            shared.setdefault(h.item, {})[position[h.hash]] = h.ordinal
+    ranked = sorted(shared, key=lambda i: -len(shared[i]))[:CANDIDATES]
+    matches = []
+    for item in store.text_items(ranked).values():
+        if item.scheme == txt.SCHEME:
+            m = _score(tp, item, shared[item.item], text)
+            if m is not None:
+                matches.append(m)
+    return matches
+
+
+def _score(tp: txt.TextPrint, item: Any, shared: dict[int, int], text: str) -> Match | None:
+    n = len(shared)
     r = txt.resemblance(tp.signature, item.signature)
-    if r * txt.PERMUTATIONS >= MIN_SLOTS:
-        c_query = txt.containment(r, tp.shingles, item.shingles)
-        c_record = txt.containment(r, item.shingles, tp.shingles)
-    else:
-        c_query = c_record = 0.0
-    if any(qp.kind == txt.DOCUMENT for qp, _ in pairs):
+    c_query = n / max(1, len(tp.anchors))
+    c_record = n / max(1, item.anchors)
+    near = r >= NEAR_RESEMBLANCE and n >= NEAR_ANCHORS
+    if not (near or (n >= QUOTE_ANCHORS and max(c_query, c_record) >= DERIVED_AT)):
+        return None
+    if near:  # MinHash containment: what share of the characters' shingles is shared
+        c_query = max(c_query, txt.containment(r, tp.shingles, item.shingles))
+        c_record = max(c_record, txt.containment(r, item.shingles, tp.shingles))
+    if r == 1.0 and n == len(tp.anchors) == item.anchors:
+        part = MatchedPart("document", "the whole text", (0, len(text)))
         return Match(
             item.record_id,
             1.0,
             1.0,
             "same text after normalising case, spacing and Unicode",
-            [MatchedPart("document", "the whole text", (0, len(text)))],
+            [part],
             record_coverage=1.0,
         )
-    covered: set[int] = set()
-    record_sentences: dict[int, int] = {}
-    shown: list[MatchedPart] = []
-    for qp, hit in sorted(pairs, key=lambda x: (x[0].start, -x[0].kind)):
-        if qp.kind == txt.PARAGRAPH:
-            idx = {i for i, s in enumerate(tp.segments) if s.paragraph == qp.ordinal}
-        else:
-            idx = {qp.ordinal}
-            record_sentences[hit.ordinal] = hit.words
-        if idx <= covered:
-            continue
-        covered |= idx
-        snippet = " ".join(text[qp.start : qp.end].split())
+    by_sentence: dict[int, int] = {}  # query sentence -> a record sentence it shares with
+    for q, rec_sentence in sorted(shared.items()):
+        by_sentence.setdefault(tp.anchor_sentences[q], rec_sentence)
+    shown = []
+    for q_sentence, rec_sentence in sorted(by_sentence.items()):
+        seg = tp.segments[q_sentence]
+        snippet = " ".join(text[seg.start : seg.end].split())
         snippet = snippet if len(snippet) <= 80 else snippet[:77] + "..."
-        name = txt.PART_NAMES[qp.kind]
         shown.append(
             MatchedPart(
-                name,
-                f'{name} {hit.ordinal + 1} of the output: "{snippet}"',
-                (qp.start, qp.end),
-                hit.ordinal,
+                "sentence",
+                f'sentence {rec_sentence + 1} of the output shares text with "{snippet}"',
+                (seg.start, seg.end),
+                rec_sentence,
             )
         )
-    q_words = sum(len(tp.segments[i].words) for i in covered)
-    r_words = sum(record_sentences.values())
-    p_query = q_words / tp.words if q_words >= txt.MIN_WORDS else 0.0
-    p_record = min(1.0, r_words / item.words) if r_words >= txt.MIN_WORDS and item.words else 0.0
-    coverage = max(c_query, p_query)
-    record_coverage = max(c_record, p_record)
-    if max(coverage, record_coverage) < DERIVED_AT:
-        return None
-    if shown and r * txt.PERMUTATIONS >= MIN_SLOTS:
-        method = "MinHash resemblance + matching sentences"
-    else:
-        method = "matching sentences" if shown else "MinHash resemblance"
-    return Match(item.record_id, r, coverage, method, shown[:50], record_coverage=record_coverage)
+    method = f"{n} shared passages (winnowed anchors)"
+    if near:
+        method += " + MinHash resemblance"
+    return Match(item.record_id, r, min(1.0, c_query), method, shown[:50], min(1.0, c_record))
 
 
 # ---------------------------------------------------------------- images

@@ -31,6 +31,7 @@ from ..errors import ConfigError, StoreError
 from ..store.sqlite import run_script
 from . import image as img
 from . import text as txt
+from . import text_v1
 from .hamming import HammingIndex
 
 SCHEMA = """
@@ -48,6 +49,8 @@ CREATE TABLE IF NOT EXISTS softbind_items (
     parts BLOB NOT NULL,
     cost_us INTEGER NOT NULL,
     created_at REAL NOT NULL,
+    scheme INTEGER NOT NULL DEFAULT 1,
+    anchors INTEGER,
     UNIQUE (record_id, kind)
 );
 CREATE TABLE IF NOT EXISTS softbind_bands (
@@ -66,6 +69,7 @@ CREATE TABLE IF NOT EXISTS softbind_codes (
 """
 TABLES = ("softbind_items", "softbind_bands", "softbind_parts", "softbind_codes")
 PARAMS = f"{txt.PARAMS}; {img.PARAMS}"
+PARAMS_V1 = f"{text_v1.PARAMS}; {img.PARAMS}"  # scheme-1 stores: read, and upgraded on open
 
 
 def _signed(u: int) -> int:
@@ -85,7 +89,9 @@ class Item:
     width: int | None = None
     height: int | None = None
     signature: bytes | None = None  # MinHash, 128 x uint32 little-endian
-    bands: list[int] = field(default_factory=list)
+    scheme: int = txt.SCHEME  # text: 2 (characters and anchors) or 1 (word shingles)
+    anchors: int | None = None  # text, scheme 2: distinct anchors
+    bands: list[int] = field(default_factory=list)  # scheme 1 only
     parts: list[tuple[int, int, int, int]] = field(default_factory=list)  # hash, kind, ord, words
     codes: list[img.Code] = field(default_factory=list)
 
@@ -106,6 +112,8 @@ class TextItem:
     shingles: int
     words: int
     signature: np.ndarray[Any, np.dtype[np.uint32]]
+    scheme: int = txt.SCHEME
+    anchors: int = 0
 
 
 @dataclass(frozen=True)
@@ -123,8 +131,12 @@ class FingerprintStore(Protocol):
 
     def put(self, items: Sequence[Item]) -> None: ...
 
+    @property
+    def legacy_text(self) -> bool:
+        """Whether scheme-1 text fingerprints were stored (they are looked up too)."""
+
     def band_hits(self, keys: Sequence[int]) -> dict[int, int]:
-        """item -> number of LSH bands shared."""
+        """item -> number of LSH bands shared (scheme 1)."""
 
     def part_hits(self, hashes: Sequence[int]) -> list[PartHit]: ...
 
@@ -174,6 +186,8 @@ class SQLiteFingerprintStore:
                 raise StoreError(f"{self.path}: not a provmark fingerprint file")
             if "softbind_items" not in tables:
                 self._create()
+            else:
+                self._upgrade()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot open fingerprints ({exc})") from None
         self._reset_codes()
@@ -194,6 +208,24 @@ class SQLiteFingerprintStore:
     def _create(self) -> None:
         run_script(self._db, SCHEMA)
 
+    def _upgrade(self) -> None:
+        """Scheme-1 tables get the columns of scheme 2; their rows stay as they are."""
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(softbind_items)")}
+        if "scheme" not in columns:
+            run_script(
+                self._db,
+                "ALTER TABLE softbind_items ADD COLUMN scheme INTEGER NOT NULL DEFAULT 1;"
+                " ALTER TABLE softbind_items ADD COLUMN anchors INTEGER;",
+            )
+
+    @property
+    def legacy_text(self) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT value FROM softbind_meta WHERE key = 'legacy_text'"
+            ).fetchone()
+        return row is not None and row[0] == "1"
+
     # ------------------------------------------------------------ write
     def check(self, key_id: str) -> None:
         with self._lock:
@@ -210,6 +242,15 @@ class SQLiteFingerprintStore:
                     f"(key id {meta.get('key_id')}, this one is {key_id}); use the same "
                     "PROVMARK_HOME or secret, or clear them with 'provmark fingerprint clear'"
                 )
+            if meta.get("params") == PARAMS_V1:  # keep reading scheme 1, write scheme 2
+                (n,) = self._db.execute(
+                    "SELECT count(*) FROM softbind_items WHERE kind = 'text'"
+                ).fetchone()
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO softbind_meta VALUES (?, ?)",
+                    [("params", PARAMS), ("legacy_text", "1" if n else "0")],
+                )
+                meta["params"] = PARAMS
             if meta.get("params") != PARAMS:
                 raise ConfigError(
                     f"{self.path}: fingerprints made with other parameters ({meta.get('params')}); "
@@ -229,8 +270,8 @@ class SQLiteFingerprintStore:
                     packed = np.array([p[0] for p in it.parts], dtype=np.int64).tobytes()
                     cur = db.execute(
                         "INSERT INTO softbind_items (record_id, kind, media_type, size, shingles,"
-                        " width, height, signature, parts, cost_us, created_at)"
-                        " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        " width, height, signature, parts, cost_us, created_at, scheme, anchors)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (
                             it.record_id,
                             it.kind,
@@ -243,6 +284,8 @@ class SQLiteFingerprintStore:
                             packed,
                             it.cost_us,
                             now,
+                            it.scheme,
+                            it.anchors,
                         ),
                     )
                     item = cur.lastrowid
@@ -268,18 +311,18 @@ class SQLiteFingerprintStore:
 
     def _delete(self, record_id: str, kind: str | None = None) -> int:
         db = self._db
-        sql = "SELECT id, signature, parts FROM softbind_items WHERE record_id = ?"
+        sql = "SELECT id, signature, parts, scheme FROM softbind_items WHERE record_id = ?"
         args: tuple[str, ...] = (record_id,)
         if kind is not None:
             sql += " AND kind = ?"
             args = (record_id, kind)
         rows = db.execute(sql, args).fetchall()
-        for item, signature, packed in rows:
-            if signature is not None:
+        for item, signature, packed, scheme in rows:
+            if signature is not None and scheme == 1:
                 sig = np.frombuffer(signature, dtype="<u4")
                 db.executemany(
                     "DELETE FROM softbind_bands WHERE key = ? AND item = ?",
-                    [(k, item) for k in txt.band_keys(sig)],
+                    [(k, item) for k in text_v1.band_keys(sig)],
                 )
             hashes = np.frombuffer(packed, dtype=np.int64).tolist()
             db.executemany(
@@ -352,12 +395,14 @@ class SQLiteFingerprintStore:
         marks = ",".join("?" * len(wanted))
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, record_id, shingles, size, signature FROM softbind_items"
-                f" WHERE id IN ({marks}) AND kind = 'text'",
+                "SELECT id, record_id, shingles, size, signature, scheme, anchors"
+                f" FROM softbind_items WHERE id IN ({marks}) AND kind = 'text'",
                 wanted,
             ).fetchall()
         return {
-            r[0]: TextItem(r[0], r[1], r[2] or 0, r[3], np.frombuffer(r[4], dtype="<u4"))
+            r[0]: TextItem(
+                r[0], r[1], r[2] or 0, r[3], np.frombuffer(r[4], dtype="<u4"), r[5], r[6] or 0
+            )
             for r in rows
         }
 
@@ -431,11 +476,12 @@ class SQLiteFingerprintStore:
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, kind, media_type, size, shingles, width, height, length(parts) / 8,"
-                " cost_us, created_at FROM softbind_items WHERE record_id = ? ORDER BY id",
+                " cost_us, created_at, scheme, anchors FROM softbind_items WHERE record_id = ?"
+                " ORDER BY id",
                 (record_id,),
             ).fetchall()
         keys: tuple[str, ...] = ("item", "kind", "media_type", "size", "shingles", "width")
-        keys += ("height", "parts", "cost_us", "created_at")
+        keys += ("height", "parts", "cost_us", "created_at", "scheme", "anchors")
         return [{k: v for k, v in zip(keys, r, strict=True) if v is not None} for r in rows]
 
     def record_ids(self) -> Iterator[str]:

@@ -1,25 +1,33 @@
-"""Text fingerprints: normalise, split, keyed shingles, MinHash + LSH bands, part hashes.
+"""Text fingerprints (scheme 2): character shingles, one-permutation MinHash, winnowed anchors.
 
 Pipeline (the same at capture and at lookup):
 
 1. split the text into paragraphs (blank lines) and sentences (``.!?`` and the CJK
    stops), keeping character offsets so a lookup can say which part matched;
-2. normalise each sentence: Unicode NFKC, ``casefold``, words = ``\\w+`` runs
-   (so whitespace and punctuation differences vanish);
-3. shingles = 3-word windows *inside* a sentence (a shorter sentence is one
-   shingle), so reordering sentences changes nothing and deleting one removes
-   only its own shingles;
-4. every shingle is hashed with HMAC-SHA-256 under the store's soft-binding key,
-   so a fingerprint reveals nothing about the text to anyone without the key;
-5. MinHash: 128 multiply-add-shift hashes of those 32-bit values, minimum of each;
-   LSH: 32 bands of 4 rows, each band hashed to a 64-bit key;
-6. part hashes (keyed): the whole normalised document, each paragraph of two or
-   more sentences, and each sentence of at least :data:`MIN_PART_WORDS` words, so a
-   quote of a few sentences finds its record even though its MinHash cannot.
+2. normalise: Unicode NFKC, ``casefold``, words = ``\\w+`` runs joined by one space
+   (whitespace, punctuation, case and full-width forms stop mattering);
+3. character shingles of :data:`SHINGLE_CHARS` characters inside each sentence: a typo
+   breaks only the few shingles that contain it, where it broke every word shingle
+   of the word, and reordering sentences changes none;
+4. MinHash by one-permutation hashing (Li et al. 2012) with rotation densification
+   (Shrivastava and Li 2014): :data:`SLOTS` minimums, one pass over the shingles;
+5. anchors by winnowing (Schleimer et al. 2003): the smallest hash of every window of
+   :data:`WINDOW` consecutive :data:`ANCHOR_CHARS`-character shingles. Any run of
+   ``WINDOW + ANCHOR_CHARS - 1`` characters shared with a stored text yields a shared
+   anchor, and every anchor of an exact quote is an anchor of its source, so
+   *containment* (the share of the query's anchors found in a record) finds quotes
+   that resemble their source only by their length ratio.
+
+Steps 1-5 use public hash functions only: their result, a :class:`Sketch`, can be made
+by a client and sent with its records. :func:`seal` then maps every signature slot and
+every anchor through AES-256 under a key derived from the store's soft-binding key (a
+keyed permutation: equality is all the lookup needs), so stored fingerprints reveal
+nothing about the text without the key.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -28,37 +36,42 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from numpy.lib.stride_tricks import sliding_window_view
 
-SHINGLE_WORDS = 3
-PERMUTATIONS = 128
-BANDS = 32
-ROWS = PERMUTATIONS // BANDS
+SCHEME = 2
+SHINGLE_CHARS = 8
+ANCHOR_CHARS = 16
+WINDOW = 12
+SLOTS = 128
+PERMUTATIONS = SLOTS  # the name scheme 1 used
 MIN_WORDS = 8  # fewer words than this is too short to fingerprint or to look up
-MIN_PART_WORDS = 6  # shorter sentences are too common to identify anything
 MAX_CHARS = 2_000_000  # longer texts are fingerprinted on their first MAX_CHARS characters
-MAX_PARTS = 2_000
-PARAMS = f"text/1 shingle={SHINGLE_WORDS} minhash={PERMUTATIONS} bands={BANDS}x{ROWS}"
+MAX_ANCHORS = 20_000
+PARAMS = f"text/2 shingle={SHINGLE_CHARS}c oph={SLOTS} anchors={ANCHOR_CHARS}c/w{WINDOW}"
 
-# part kinds, stored as small integers
-DOCUMENT, PARAGRAPH, SENTENCE, PIXELS = 0, 1, 2, 3
-PART_NAMES = {DOCUMENT: "document", PARAGRAPH: "paragraph", SENTENCE: "sentence", PIXELS: "pixels"}
+# part kinds, stored as small integers (0-2: scheme 1)
+DOCUMENT, PARAGRAPH, SENTENCE, PIXELS, ANCHOR = 0, 1, 2, 3, 4
+PART_NAMES = {
+    DOCUMENT: "document",
+    PARAGRAPH: "paragraph",
+    SENTENCE: "sentence",
+    PIXELS: "pixels",
+    ANCHOR: "sentence",
+}
 
 _WORD = re.compile(r"\w+")
 _PARAGRAPH = re.compile(r"\S(?:.*?\S)?(?=\s*\n\s*\n|\s*\Z)", re.S)
 _SENTENCE = re.compile(r"\S.*?(?:[.!?]+[\"'”’)\]]*(?=\s)|[。！？]+|\Z)", re.S)
+_U64 = np.uint64
+_BASE = _U64(0x100000001B3)
+_SEED_SHINGLE = _U64(0x9E3779B97F4A7C15)
+_SEED_ANCHOR = _U64(0xD6E8FEB86659FD93)
+_EMPTY = _U64(1 << 32)
+_TAG_SLOT, _TAG_ANCHOR = 1, 2
 
-
-def _constants() -> tuple[np.ndarray[Any, np.dtype[np.uint64]], ...]:
-    """The MinHash hash family, fixed forever by SHA-256 of a label (not secret)."""
-    a, b = [], []
-    for i in range(PERMUTATIONS):
-        d = hashlib.sha256(b"provmark softbind minhash %d" % i).digest()
-        a.append(int.from_bytes(d[:8], "little") | 1)
-        b.append(int.from_bytes(d[8:16], "little"))
-    return np.array(a, dtype=np.uint64), np.array(b, dtype=np.uint64)
-
-
-_A, _B = _constants()
+U32 = np.ndarray[Any, np.dtype[np.uint32]]
+U64 = np.ndarray[Any, np.dtype[np.uint64]]
 
 
 @dataclass(frozen=True)
@@ -72,27 +85,73 @@ class Segment:
 
 
 @dataclass(frozen=True)
-class Part:
-    """A keyed hash of a whole document, paragraph or sentence."""
+class Sketch:
+    """The unkeyed fingerprint of a text: what a client computes and may send."""
 
-    hash: int  # signed 64-bit, as SQLite stores it
-    kind: int
-    ordinal: int  # sentence / paragraph number in the text
     words: int
-    start: int  # character offsets in the text it came from
-    end: int
+    shingles: int  # distinct character shingles
+    signature: U32  # SLOTS one-permutation MinHash values
+    anchors: U64  # distinct winnowed anchor hashes
+    anchor_sentences: np.ndarray[Any, np.dtype[np.int32]]  # sentence of each anchor
+    # where each anchor starts in the normalised text (lookup only; not sent or stored)
+    anchor_positions: np.ndarray[Any, np.dtype[np.intp]] = field(
+        default_factory=lambda: np.empty(0, np.intp), repr=False
+    )
+
+    @property
+    def too_short(self) -> bool:
+        return self.words < MIN_WORDS
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scheme": SCHEME,
+            "words": self.words,
+            "shingles": self.shingles,
+            "minhash": base64.b64encode(self.signature.astype("<u4").tobytes()).decode(),
+            "anchors": base64.b64encode(self.anchors.astype("<u8").tobytes()).decode(),
+            "anchor_sentences": base64.b64encode(
+                self.anchor_sentences.astype("<i4").tobytes()
+            ).decode(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Sketch:
+        """Parse a client's sketch; ``ValueError`` naming the field on anything malformed."""
+        if not isinstance(data, dict):
+            raise ValueError("fingerprint: an object is expected")
+        if data.get("scheme") != SCHEME:
+            raise ValueError(f"fingerprint.scheme: only scheme {SCHEME} is accepted")
+        try:
+            sig = np.frombuffer(base64.b64decode(data["minhash"], validate=True), dtype="<u4")
+            anchors = np.frombuffer(base64.b64decode(data["anchors"], validate=True), dtype="<u8")
+            sents = np.frombuffer(
+                base64.b64decode(data["anchor_sentences"], validate=True), dtype="<i4"
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"fingerprint: minhash/anchors/anchor_sentences ({exc})") from None
+        if sig.size != SLOTS:
+            raise ValueError(f"fingerprint.minhash: {SLOTS} values expected, not {sig.size}")
+        if anchors.size != sents.size or anchors.size > MAX_ANCHORS:
+            raise ValueError("fingerprint.anchors: one sentence per anchor, at most 20000")
+        words, shingles = data.get("words"), data.get("shingles")
+        for name, v in (("words", words), ("shingles", shingles)):
+            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 1 << 31:
+                raise ValueError(f"fingerprint.{name}: a non-negative integer is expected")
+        assert isinstance(words, int) and isinstance(shingles, int)
+        return cls(words, shingles, sig.astype(np.uint32), anchors.astype(np.uint64), sents)
 
 
 @dataclass(frozen=True)
 class TextPrint:
-    """The fingerprint of one text."""
+    """The keyed (sealed) fingerprint of one text, as stored and as looked up."""
 
     words: int
     shingles: int
-    signature: np.ndarray[Any, np.dtype[np.uint32]]
-    bands: list[int]
-    parts: list[Part]
-    segments: list[Segment] = field(repr=False)
+    signature: U32
+    anchors: list[int]  # signed 64-bit, as SQLite stores them
+    anchor_sentences: list[int]
+    segments: list[Segment] = field(default_factory=list, repr=False)
+    anchor_positions: list[int] = field(default_factory=list, repr=False)
 
     @property
     def too_short(self) -> bool:
@@ -117,12 +176,14 @@ def segments(text: str) -> list[Segment]:
 
 
 class Keyed:
-    """HMAC-SHA-256 under the soft-binding key, truncated as each use needs."""
+    """Keyed hashes under the soft-binding key: HMAC-SHA-256, and AES-256 for sealing."""
 
     def __init__(self, key: bytes) -> None:
         if len(key) < 16:
             raise ValueError("the soft-binding key must be at least 16 bytes")
         self._mac = hmac.new(key, digestmod=hashlib.sha256)
+        seal_key = hmac.new(key, b"provmark softbind seal", hashlib.sha256).digest()
+        self._aes = Cipher(algorithms.AES(seal_key), modes.ECB())  # one block per value
 
     def digest(self, data: bytes) -> bytes:
         h = self._mac.copy()
@@ -132,7 +193,7 @@ class Keyed:
     def int64(self, data: bytes) -> int:
         return int.from_bytes(self.digest(data)[:8], "big", signed=True)
 
-    def uint32s(self, items: list[bytes]) -> np.ndarray[Any, np.dtype[np.uint64]]:
+    def uint32s(self, items: list[bytes]) -> U64:
         copy = self._mac.copy
         out = np.empty(len(items), dtype=np.uint64)
         for i, item in enumerate(items):
@@ -141,103 +202,138 @@ class Keyed:
             out[i] = int.from_bytes(h.digest()[:4], "little")
         return out
 
+    def _encrypt(self, tag: int, values: U64) -> np.ndarray[Any, np.dtype[np.uint8]]:
+        """AES-256 of one 16-byte block per value (tag, position, value): a keyed
+        pseudo-random permutation, so equal inputs stay equal and nothing else shows."""
+        blocks = np.zeros((values.size, 2), dtype="<u8")
+        blocks[:, 0] = (np.uint64(tag) << np.uint64(56)) | np.arange(values.size, dtype=np.uint64)
+        blocks[:, 1] = values
+        if tag == _TAG_ANCHOR:
+            blocks[:, 0] = np.uint64(tag) << np.uint64(56)  # anchors: position-free
+        enc = self._aes.encryptor()
+        out = enc.update(blocks.tobytes()) + enc.finalize()
+        return np.frombuffer(out, dtype=np.uint8).reshape(-1, 16)
 
-def shingles(segs: list[Segment]) -> set[bytes]:
-    out: set[bytes] = set()
-    k = SHINGLE_WORDS
-    for s in segs:
-        w = s.words
-        if len(w) <= k:
-            out.add(" ".join(w).encode())
-        else:
-            out.update(" ".join(w[i : i + k]).encode() for i in range(len(w) - k + 1))
-    return out
+    def seal_signature(self, signature: U32) -> U32:
+        """Each slot's value (with the slot number) through the keyed permutation."""
+        enc = self._encrypt(_TAG_SLOT, signature.astype(np.uint64))
+        return np.ascontiguousarray(enc[:, :4]).view("<u4").ravel().astype(np.uint32)
+
+    def seal_anchors(self, anchors: U64) -> list[int]:
+        enc = self._encrypt(_TAG_ANCHOR, anchors)
+        sealed: list[int] = np.ascontiguousarray(enc[:, :8]).view(">i8").ravel().tolist()
+        return sealed
 
 
-def minhash(values: np.ndarray[Any, np.dtype[np.uint64]]) -> np.ndarray[Any, np.dtype[np.uint32]]:
-    """128 minimums of ((a*x + b) mod 2**64) >> 32 over the keyed 32-bit shingle values."""
-    if values.size == 0:
-        return np.full(PERMUTATIONS, 0xFFFFFFFF, dtype=np.uint32)
-    mins = np.full(PERMUTATIONS, np.iinfo(np.uint64).max, dtype=np.uint64)
-    for chunk in range(0, values.size, 4096):  # bounded memory for very long texts
-        x = values[chunk : chunk + 4096, None]
-        mins = np.minimum(mins, ((x * _A + _B) >> np.uint64(32)).min(axis=0))
+def _mix(x: U64) -> U64:
+    """splitmix64's finaliser: every input bit moves every output bit."""
+    x = x ^ (x >> _U64(30))
+    x = x * _U64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> _U64(27))
+    x = x * _U64(0x94D049BB133111EB)
+    return x ^ (x >> _U64(31))
+
+
+def shingle_hashes(codes: U64, k: int, seed: np.uint64) -> U64:
+    """64-bit hashes of every run of ``k`` code points (one hash when the text is shorter)."""
+    n = codes.size - k + 1
+    if n < 1:
+        k, n = codes.size, 1
+    h = np.zeros(n, dtype=np.uint64)
+    for j in range(k):
+        h = h * _BASE + codes[j : j + n]
+    return _mix(h ^ seed)
+
+
+def one_permutation_minhash(hashes: U64) -> U32:
+    """SLOTS minimums: the top 7 bits of a hash choose its slot, the next 32 bits compete;
+    an empty slot borrows from the next filled one to its right, mixed with the distance."""
+    if hashes.size == 0:
+        return np.full(SLOTS, 0xFFFFFFFF, dtype=np.uint32)
+    slot = (hashes >> _U64(57)).astype(np.intp)
+    value = (hashes >> _U64(25)) & _U64(0xFFFFFFFF)
+    mins = np.full(SLOTS, _EMPTY, dtype=np.uint64)
+    np.minimum.at(mins, slot, value)
+    filled = np.flatnonzero(mins != _EMPTY)
+    empty = np.flatnonzero(mins == _EMPTY)
+    if empty.size:
+        pos = np.searchsorted(filled, empty) % filled.size
+        source = filled[pos]
+        distance = ((source - empty) % SLOTS).astype(np.uint64)
+        mins[empty] = _mix(mins[source] ^ (distance * _SEED_SHINGLE)) & _U64(0xFFFFFFFF)
     return mins.astype(np.uint32)
 
 
-def band_keys(signature: np.ndarray[Any, np.dtype[np.uint32]]) -> list[int]:
-    raw = signature.astype("<u4").tobytes()
-    step = ROWS * 4
-    return [
-        int.from_bytes(
-            hashlib.blake2b(bytes([b]) + raw[b * step : (b + 1) * step], digest_size=8).digest(),
-            "big",
-            signed=True,
-        )
-        for b in range(BANDS)
-    ]
+def winnow(hashes: U64, window: int) -> np.ndarray[Any, np.dtype[np.intp]]:
+    """Positions of the smallest hash of every ``window`` consecutive hashes (leftmost on
+    ties), without repeats."""
+    if hashes.size <= window:
+        return np.array([int(np.argmin(hashes))], dtype=np.intp)
+    views = sliding_window_view(hashes, window)
+    picked: np.ndarray[Any, np.dtype[np.intp]] = views.argmin(axis=1) + np.arange(views.shape[0])
+    return picked[np.concatenate(([True], picked[1:] != picked[:-1]))]  # ascending already
 
 
-def parts(segs: list[Segment], keyed: Keyed) -> list[Part]:
-    out: list[Part] = []
-    if not segs:
-        return out
-    everything = [w for s in segs for w in s.words]
-    out.append(
-        Part(
-            keyed.int64(b"d\x00" + " ".join(everything).encode()),
-            DOCUMENT,
-            0,
-            len(everything),
-            segs[0].start,
-            segs[-1].end,
-        )
+def sketch_segments(segs: list[Segment]) -> Sketch:
+    words = sum(len(s.words) for s in segs)
+    joined = "".join(" ".join(s.words) + " " for s in segs)
+    if not joined:
+        empty32 = np.full(SLOTS, 0xFFFFFFFF, dtype=np.uint32)
+        return Sketch(0, 0, empty32, np.empty(0, np.uint64), np.empty(0, np.int32))
+    codes = np.frombuffer(joined.encode("utf-32-le"), dtype="<u4").astype(np.uint64)
+    # sentence of every character (the separator space belongs to the sentence before)
+    lengths = [len(" ".join(s.words)) + 1 for s in segs]
+    sentence_of = np.repeat(np.arange(len(segs), dtype=np.int32), lengths)
+    grams = shingle_hashes(codes, SHINGLE_CHARS, _SEED_SHINGLE)
+    if grams.size == codes.size - SHINGLE_CHARS + 1:  # shingles stay inside a sentence, so
+        inside = sentence_of[: grams.size] == sentence_of[SHINGLE_CHARS - 1 :]  # order is moot
+        if inside.any():
+            grams = grams[inside]
+    grams = np.sort(grams)
+    grams = grams[np.concatenate(([True], grams[1:] != grams[:-1]))]
+    signature = one_permutation_minhash(grams)
+    anchor_hashes = shingle_hashes(codes, ANCHOR_CHARS, _SEED_ANCHOR)
+    picked = winnow(anchor_hashes, WINDOW)
+    first: dict[int, int] = {}  # anchor hash -> where it first appears
+    for pos, value in zip(picked.tolist(), anchor_hashes[picked].tolist(), strict=True):
+        first.setdefault(value, pos)
+    where = np.fromiter(first.values(), dtype=np.intp, count=len(first))[:MAX_ANCHORS]
+    return Sketch(
+        words=words,
+        shingles=int(grams.size),
+        signature=signature,
+        anchors=np.fromiter(first, dtype=np.uint64, count=len(first))[:MAX_ANCHORS],
+        anchor_sentences=sentence_of[where],
+        anchor_positions=where,
     )
-    by_para: dict[int, list[Segment]] = {}
-    for s in segs:
-        by_para.setdefault(s.paragraph, []).append(s)
-    if len(by_para) > 1:
-        for p_no, group in by_para.items():
-            words = [w for s in group for w in s.words]
-            if len(group) >= 2 and len(words) >= MIN_PART_WORDS:
-                data = b"p\x00" + " ".join(words).encode()
-                out.append(
-                    Part(
-                        keyed.int64(data),
-                        PARAGRAPH,
-                        p_no,
-                        len(words),
-                        group[0].start,
-                        group[-1].end,
-                    )
-                )
-    for i, s in enumerate(segs):
-        if len(s.words) >= MIN_PART_WORDS:
-            data = b"s\x00" + " ".join(s.words).encode()
-            out.append(Part(keyed.int64(data), SENTENCE, i, len(s.words), s.start, s.end))
-    return out[:MAX_PARTS]
+
+
+def sketch(text: str) -> Sketch:
+    """The unkeyed fingerprint of ``text`` (what a client sends with its records)."""
+    return sketch_segments(segments(text[:MAX_CHARS]))
+
+
+def seal(sk: Sketch, keyed: Keyed, segs: list[Segment] | None = None) -> TextPrint:
+    """Key a sketch: every signature slot and anchor through the keyed permutation."""
+    return TextPrint(
+        words=sk.words,
+        shingles=sk.shingles,
+        signature=keyed.seal_signature(sk.signature),
+        anchors=keyed.seal_anchors(sk.anchors),
+        anchor_sentences=sk.anchor_sentences.tolist(),
+        segments=segs or [],
+        anchor_positions=sk.anchor_positions.tolist(),
+    )
 
 
 def fingerprint_text(text: str, keyed: Keyed) -> TextPrint:
     segs = segments(text[:MAX_CHARS])
-    words = sum(len(s.words) for s in segs)
-    found = sorted(shingles(segs))
-    signature = minhash(keyed.uint32s(found))
-    return TextPrint(
-        words=words,
-        shingles=len(found),
-        signature=signature,
-        bands=band_keys(signature),
-        parts=parts(segs, keyed),
-        segments=segs,
-    )
+    return seal(sketch_segments(segs), keyed, segs)
 
 
-def resemblance(
-    a: np.ndarray[Any, np.dtype[np.uint32]], b: np.ndarray[Any, np.dtype[np.uint32]]
-) -> float:
+def resemblance(a: U32, b: U32) -> float:
     """The MinHash estimate of the Jaccard similarity of two shingle sets."""
-    return float(np.count_nonzero(a == b)) / PERMUTATIONS
+    return float(np.count_nonzero(a == b)) / SLOTS
 
 
 def containment(resemblance: float, query_shingles: int, other_shingles: int) -> float:
