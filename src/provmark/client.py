@@ -105,7 +105,7 @@ class Provmark:
         master_key: Any = None,
         vault: Any = None,
         subject_tag: str = "tenant",
-        fingerprint: bool = False,
+        fingerprint: bool | None = None,
         provider: str | None = None,
         read_only: bool = False,
     ) -> None:
@@ -121,7 +121,9 @@ class Provmark:
         ``crypto.fieldenc.MasterKey``, e.g. a KMS; default the ``master`` secret),
         ``vault`` (default: tables beside the store) and ``subject_tag`` (the tag naming the
         tenant of records without a user id). ``fingerprint`` stores soft-binding
-        fingerprints of outputs so that edited copies can be found (``docs/soft-binding.md``).
+        fingerprints of text and image outputs so that edited copies can be found
+        (``docs/soft-binding.md``): on by default where it can be (numpy installed, a
+        ``softbind`` key), ``True`` insists, ``False`` turns it off.
         ``provider`` is the SB 942 provider name records carry when their model names none
         (else ``$PROVMARK_PROVIDER``, else ``provider`` in ``$PROVMARK_HOME/config.toml``)."""
         from .privacy.engine import Privacy, writer_store
@@ -179,11 +181,7 @@ class Provmark:
             weakref.finalize(self, self.privacy.close)
         journals = Path(journal_path) if journal_path else _journal_for(store, keystore)
         journal = open_journal(journals) if durable and not read_only else None
-        self.fingerprinter: Any = None
-        if fingerprint and not read_only:
-            from .softbind import Fingerprinter
-
-            self.fingerprinter = Fingerprinter.for_provmark(self)
+        self.fingerprinter: Any = None if read_only else _fingerprinter(self, fingerprint)
         self._writer = Writer(
             writer_store(store, self.privacy),
             self.signer,
@@ -194,7 +192,6 @@ class Provmark:
             signing_processes=signing_processes,
             journal=journal,
             prepare=self._prepare,
-            on_batch=self._after_batch,
         )
         self._closed = False
         self._trust: Trust | None = None
@@ -232,8 +229,7 @@ class Provmark:
             self.fingerprinter.flush()
 
     def _after_batch(self, checkpoint: StoredCheckpoint, count: int) -> None:
-        if self.fingerprinter is not None:
-            self.fingerprinter.flush()
+        # fingerprints are written by their own thread (softbind.background)
         with contextlib.suppress(Exception):  # never stops the writer
             self._memory.remember(self.store, self.log_verifier, every=1.0)
 
@@ -962,6 +958,21 @@ def resolve_target(target: str | os.PathLike[str] | None) -> str:
     if target is not None:
         return os.fspath(target)
     return os.environ.get("PROVMARK_DB") or os.environ.get("PROVMARK_DATABASE_URL") or "provmark.db"
+
+
+def _fingerprinter(pm: Provmark, wanted: bool | None) -> Any:
+    """Soft-binding fingerprints at capture: on by default where they can be."""
+    if wanted is False:
+        return None
+    try:
+        from .softbind import BackgroundFingerprinter, Fingerprinter
+
+        return BackgroundFingerprinter(Fingerprinter.for_provmark(pm))
+    except (ImportError, ProvmarkError) as exc:
+        if wanted:
+            raise
+        log.info("provmark: outputs are not fingerprinted (%s)", exc)
+        return None
 
 
 def open(

@@ -25,7 +25,7 @@ TEXT = (
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     path = tmp_path / "p.db"
-    provmark.open(path, home=tmp_path / "home").close()
+    provmark.open(path, home=tmp_path / "home", fingerprint=False).close()
     return path
 
 

@@ -15,6 +15,7 @@ too short. Needs ``numpy``; images also ``Pillow`` and ``ImageHash``
 
 from __future__ import annotations
 
+from .background import BackgroundFingerprinter
 from .c2pa_assertion import soft_binding_assertion
 from .fingerprinter import (
     Fingerprinted,
@@ -28,6 +29,7 @@ from .lookup_types import Match, MatchedPart
 from .store import FingerprintStore, SQLiteFingerprintStore
 
 __all__ = [
+    "BackgroundFingerprinter",
     "FingerprintStore",
     "Fingerprinted",
     "Fingerprinter",

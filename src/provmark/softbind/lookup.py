@@ -30,13 +30,15 @@ from .store import FingerprintStore
 Status = Literal["identical", "derived", "no_match", "too_short"]
 CANDIDATES = 64  # text items scored per lookup (most shared anchors first)
 LIMIT = 5
-# a text is derived from a record when they share at least QUOTE_ANCHORS anchors and those
-# are DERIVED_AT of the query's anchors (or of the record's), or when they share
-# NEAR_ANCHORS anchors and their MinHash resemblance is at least NEAR_RESEMBLANCE;
+# a text is derived from a record when they share at least QUOTE_ANCHORS anchors that
+# are DERIVED_AT of the query's anchors (or of the record's) and cover QUOTE_CHARS
+# characters of the normalised query (a stock phrase of six words does not), or when
+# they share NEAR_ANCHORS anchors and their MinHash resemblance is NEAR_RESEMBLANCE;
 # calibrated on the two corpora of bench/bench_softbind.py (docs/soft-binding.md)
 QUOTE_ANCHORS = 4
+QUOTE_CHARS = 50
 NEAR_ANCHORS = 3
-NEAR_RESEMBLANCE = 0.3
+NEAR_RESEMBLANCE = 0.35
 COMMON_ANCHOR = 1000  # an anchor found in more stored texts than this says nothing
 
 
@@ -195,7 +197,15 @@ def _score(tp: txt.TextPrint, item: Any, shared: dict[int, int], text: str) -> M
     c_query = n / max(1, len(tp.anchors))
     c_record = n / max(1, item.anchors)
     near = r >= NEAR_RESEMBLANCE and n >= NEAR_ANCHORS
-    if not (near or (n >= QUOTE_ANCHORS and max(c_query, c_record) >= DERIVED_AT)):
+    quoted = n >= QUOTE_ANCHORS and max(c_query, c_record) >= DERIVED_AT
+    if quoted and not near:
+        spans = sorted(tp.anchor_positions[q] for q in shared)
+        covered, reach = 0, 0
+        for start in spans:  # characters of the query inside a shared anchor
+            covered += max(0, start + txt.ANCHOR_CHARS - max(start, reach))
+            reach = max(reach, start + txt.ANCHOR_CHARS)
+        quoted = covered >= QUOTE_CHARS
+    if not (near or quoted):
         return None
     if near:  # MinHash containment: what share of the characters' shingles is shared
         c_query = max(c_query, txt.containment(r, tp.shingles, item.shingles))

@@ -40,8 +40,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from numpy.lib.stride_tricks import sliding_window_view
 
 SCHEME = 2
-SHINGLE_CHARS = 8
-ANCHOR_CHARS = 16
+SHINGLE_CHARS = 8  # a power of two (polynomial hashes by doubling)
+ANCHOR_CHARS = 2 * SHINGLE_CHARS
 WINDOW = 12
 SLOTS = 128
 PERMUTATIONS = SLOTS  # the name scheme 1 used
@@ -165,13 +165,17 @@ def normalise(text: str) -> tuple[str, ...]:
 
 def segments(text: str) -> list[Segment]:
     """Sentences with their offsets in ``text`` and their paragraph number."""
+    # ASCII needs no NFKC and folds by lower(): one pass over the whole text
+    folded = text.lower() if text.isascii() else None
     out = []
     for p_no, para in enumerate(_PARAGRAPH.finditer(text)):
-        for m in _SENTENCE.finditer(para.group()):
-            words = normalise(m.group())
+        for m in _SENTENCE.finditer(text, para.start(), para.end()):
+            if folded is not None:
+                words = tuple(_WORD.findall(folded, m.start(), m.end()))
+            else:
+                words = normalise(m.group())
             if words:
-                start = para.start() + m.start()
-                out.append(Segment(start, start + len(m.group()), p_no, words))
+                out.append(Segment(m.start(), m.end(), p_no, words))
     return out
 
 
@@ -234,15 +238,24 @@ def _mix(x: U64) -> U64:
     return x ^ (x >> _U64(31))
 
 
-def shingle_hashes(codes: U64, k: int, seed: np.uint64) -> U64:
-    """64-bit hashes of every run of ``k`` code points (one hash when the text is shorter)."""
-    n = codes.size - k + 1
-    if n < 1:
-        k, n = codes.size, 1
-    h = np.zeros(n, dtype=np.uint64)
-    for j in range(k):
-        h = h * _BASE + codes[j : j + n]
-    return _mix(h ^ seed)
+def polynomial(codes: U64, k: int) -> U64:
+    """sum(codes[i + j] * BASE ** (k - 1 - j)) mod 2**64 for every start ``i``, by doubling
+    (k a power of two: log2(k) array operations instead of k); one value for a shorter text."""
+    if codes.size < k:
+        h = np.zeros(1, dtype=np.uint64)
+        for c in codes:
+            h = h * _BASE + c
+        return h
+    h, width = codes, 1
+    while width < k:
+        h = h[:-width] * (_BASE**width) + h[width:]
+        width *= 2
+    return h
+
+
+def shingle_hashes(raw: U64, seed: np.uint64) -> U64:
+    """64-bit hashes of the shingles whose polynomial values are ``raw``."""
+    return _mix(raw ^ seed)
 
 
 def one_permutation_minhash(hashes: U64) -> U32:
@@ -284,7 +297,8 @@ def sketch_segments(segs: list[Segment]) -> Sketch:
     # sentence of every character (the separator space belongs to the sentence before)
     lengths = [len(" ".join(s.words)) + 1 for s in segs]
     sentence_of = np.repeat(np.arange(len(segs), dtype=np.int32), lengths)
-    grams = shingle_hashes(codes, SHINGLE_CHARS, _SEED_SHINGLE)
+    raw = polynomial(codes, SHINGLE_CHARS)
+    grams = shingle_hashes(raw, _SEED_SHINGLE)
     if grams.size == codes.size - SHINGLE_CHARS + 1:  # shingles stay inside a sentence, so
         inside = sentence_of[: grams.size] == sentence_of[SHINGLE_CHARS - 1 :]  # order is moot
         if inside.any():
@@ -292,7 +306,11 @@ def sketch_segments(segs: list[Segment]) -> Sketch:
     grams = np.sort(grams)
     grams = grams[np.concatenate(([True], grams[1:] != grams[:-1]))]
     signature = one_permutation_minhash(grams)
-    anchor_hashes = shingle_hashes(codes, ANCHOR_CHARS, _SEED_ANCHOR)
+    if raw.size > SHINGLE_CHARS:  # anchors: two shingles side by side
+        raw = raw[:-SHINGLE_CHARS] * (_BASE**SHINGLE_CHARS) + raw[SHINGLE_CHARS:]
+    else:
+        raw = polynomial(codes, ANCHOR_CHARS)
+    anchor_hashes = shingle_hashes(raw, _SEED_ANCHOR)
     picked = winnow(anchor_hashes, WINDOW)
     first: dict[int, int] = {}  # anchor hash -> where it first appears
     for pos, value in zip(picked.tolist(), anchor_hashes[picked].tolist(), strict=True):
