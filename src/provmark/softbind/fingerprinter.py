@@ -77,17 +77,24 @@ def softbind_key(pm: Any) -> bytes:
     return key
 
 
-def fingerprint_store(pm: Any) -> SQLiteFingerprintStore:
-    """Where ``pm``'s fingerprints live: in its SQLite file, or, for a store without one
-    (PostgreSQL), in ``softbind-<log id>.db`` beside its keys (one file per host: servers
-    on several hosts each fingerprint what they capture)."""
+def fingerprint_store(pm: Any) -> FingerprintStore:
+    """Where ``pm``'s fingerprints live: in its SQLite file, or in its PostgreSQL database
+    (shared by every server on it). A ``softbind-<log id>.db`` file that an earlier
+    provmark kept beside the keys of a PostgreSQL store is imported into it once."""
     path = getattr(pm.store, "path", None)
     if isinstance(path, Path):
         return SQLiteFingerprintStore(path)
-    keys = getattr(pm.keystore, "directory", None)
-    home = Path(keys).parent if keys is not None else default_home()
-    log_id = hashlib.sha256(pm.store.origin.encode()).hexdigest()[:16]
-    return SQLiteFingerprintStore(home / f"softbind-{log_id}.db", standalone=True)
+    if hasattr(pm.store, "run_in_transaction"):
+        from .store_pg import PostgresFingerprintStore, import_file
+
+        store = PostgresFingerprintStore(pm.store)
+        keys = getattr(pm.keystore, "directory", None)
+        home = Path(keys).parent if keys is not None else default_home()
+        old = home / f"softbind-{hashlib.sha256(pm.store.origin.encode()).hexdigest()[:16]}.db"
+        if old.is_file():
+            import_file(store, old)
+        return store
+    raise ConfigError(f"{pm.store!r} keeps no fingerprints (a SQLite or PostgreSQL store does)")
 
 
 def _read(content: Any) -> bytes:

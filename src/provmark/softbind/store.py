@@ -32,7 +32,9 @@ from ..store.sqlite import run_script
 from . import image as img
 from . import text as txt
 from . import text_v1
-from .hamming import HammingIndex
+from .codes import CodeHit, CodeIndex
+
+__all__ = ["CodeHit", "FingerprintStore", "Item", "SQLiteFingerprintStore"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS softbind_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -116,15 +118,6 @@ class TextItem:
     anchors: int = 0
 
 
-@dataclass(frozen=True)
-class CodeHit:
-    probe: int
-    item: int
-    region: int
-    phash_distance: int
-    dhash_distance: int
-
-
 class FingerprintStore(Protocol):
     def check(self, key_id: str) -> None:
         """Refuse fingerprints made with another key or other parameters."""
@@ -193,14 +186,8 @@ class SQLiteFingerprintStore:
         self._reset_codes()
 
     def _reset_codes(self) -> None:
-        """The in-memory image index and its per-row arrays (loaded by ``_sync_codes``)."""
-        self._index = HammingIndex()
-        self._code_item = np.empty(0, dtype=np.int64)
-        self._code_region = np.empty(0, dtype=np.int8)
-        self._code_dhash = np.empty(0, dtype=np.uint64)
-        self._code_chroma = np.empty((0, 2), dtype=np.float64)
-        self._code_aspect = np.empty(0, dtype=np.float64)
-        self._loaded_item = 0
+        """The in-memory image index (loaded by ``_sync_codes``)."""
+        self._codes = CodeIndex()
 
     def __repr__(self) -> str:
         return f"SQLiteFingerprintStore({str(self.path)!r})"
@@ -423,53 +410,16 @@ class SQLiteFingerprintStore:
             "SELECT c.item, c.region, c.phash, c.dhash, c.colour, i.width, i.height"
             " FROM softbind_codes c JOIN softbind_items i ON i.id = c.item"
             " WHERE c.item > ? ORDER BY c.item",
-            (self._loaded_item,),
+            (self._codes.loaded_item,),
         ).fetchall()
-        if not rows:
-            return
-        arr = np.array([r[:5] for r in rows], dtype=np.int64)
-        aspect = np.log(np.array([(r[5] or 1) / (r[6] or 1) for r in rows], dtype=np.float64))
-        self._code_aspect = np.concatenate([self._code_aspect, aspect])
-        self._code_item = np.concatenate([self._code_item, arr[:, 0]])
-        self._code_region = np.concatenate([self._code_region, arr[:, 1].astype(np.int8)])
-        self._code_dhash = np.concatenate([self._code_dhash, arr[:, 3].view(np.uint64)])
-        self._code_chroma = np.concatenate([self._code_chroma, img.chromaticity(arr[:, 4])])
-        self._index.add(arr[:, 2].view(np.uint64))
-        self._loaded_item = int(arr[-1, 0])
+        self._codes.add(rows)
 
     def code_hits(self, probes: Sequence[img.Probe]) -> list[CodeHit]:
         if not probes:
             return []
         with self._lock:
             self._sync_codes()
-            q, rows, dist = self._index.search(
-                np.array([p.phash for p in probes], dtype=np.uint64),
-                np.array([p.limits.radius for p in probes], dtype=np.int64),
-                np.array([p.limits.piece_radius for p in probes], dtype=np.int64),
-            )
-            if q.size == 0:
-                return []
-            targets = np.array([p.target for p in probes], dtype=np.int8)
-            dq = np.array([p.dhash for p in probes], dtype=np.uint64)
-            dmax = np.array([p.limits.max_dhash for p in probes], dtype=np.int64)
-            cq = img.chromaticity(np.array([p.colour for p in probes], dtype=np.int64))
-            cmax = np.array([p.limits.max_chroma for p in probes], dtype=np.float64)
-            ddist = np.bitwise_count(self._code_dhash[rows] ^ dq[q]).astype(np.int64)
-            cdist = np.abs(self._code_chroma[rows] - cq[q]).max(axis=1)
-            aq = np.log(np.array([p.aspect for p in probes], dtype=np.float64))
-            amax = np.array([p.limits.max_aspect for p in probes], dtype=np.float64)
-            adist = np.abs(self._code_aspect[rows] - aq[q])
-            keep = (
-                (self._code_region[rows] == targets[q])
-                & (ddist <= dmax[q])
-                & (cdist <= cmax[q])
-                & (adist <= amax[q])
-            )
-            found = zip(q[keep], rows[keep], dist[keep], ddist[keep], strict=True)
-            return [
-                CodeHit(int(p), int(self._code_item[r]), int(self._code_region[r]), int(d), int(e))
-                for p, r, d, e in found
-            ]
+            return self._codes.search(probes)
 
     # ------------------------------------------------------------ maintenance
     def items_of(self, record_id: str) -> list[dict[str, Any]]:
