@@ -118,11 +118,15 @@ class RemoteProvmark:
         senders: int = 2,
         home: str | os.PathLike[str] | None = None,
         provider: str | None = None,
+        fingerprint: bool | None = None,
     ) -> None:
+        """``fingerprint=True`` sends the soft-binding sketch of each text output with its
+        record (computed on the caller's thread, so off unless asked; docs/soft-binding.md)."""
         if policy not in ("strict", "best_effort"):
             raise ConfigError(f"policy must be 'strict' or 'best_effort', not {policy!r}")
         self.url = url.rstrip("/")
         self.policy = policy
+        self.fingerprint = bool(fingerprint)
         self.capture_failures = 0
         token = token or os.environ.get("PROVMARK_TOKEN")
         headers = {"user-agent": "provmark-remote/1"}
@@ -196,6 +200,10 @@ class RemoteProvmark:
         """Turn an outcome into an unsigned record and queue it for sending."""
         try:
             draft = self._drafts.build(outcome)
+            if self.fingerprint and isinstance(outcome.output, str) and outcome.error is None:
+                from .softbind.client_prints import attach
+
+                attach(draft, outcome.output)
             self._sender.submit([draft])
         except ProvmarkError as exc:
             self.capture_failures += 1

@@ -236,6 +236,40 @@ async def post_records(
 
 
 def _store_batch(ctx: ServerContext, items: list[Any]) -> dict[str, Any]:
+    prints = _client_fingerprints(items)
+    result = _store_records(ctx, items)
+    if prints:
+        result["fingerprints"] = _store_fingerprints(ctx, prints)
+    return result
+
+
+def _client_fingerprints(items: list[Any]) -> list[Any]:
+    """Text fingerprints a client sent with its records (docs/soft-binding.md), taken off
+    the records before they are validated; 422 naming the field when one is malformed."""
+    if not any(isinstance(d, Mapping) and "fingerprint" in d for d in items):
+        return []
+    try:
+        from ..softbind import client_prints
+    except ImportError:  # without numpy the server keeps no fingerprints: drop them
+        for d in items:
+            if isinstance(d, dict):
+                d.pop("fingerprint", None)
+        return []
+    try:
+        return client_prints.take(items)
+    except RecordError as exc:
+        raise Problem(
+            422, "invalid-record", f"{exc.field}: {exc.reason}", field=exc.field, reason=exc.reason
+        ) from None
+
+
+def _store_fingerprints(ctx: ServerContext, prints: list[Any]) -> int:
+    from ..softbind import client_prints
+
+    return client_prints.store(ctx.pm, prints)
+
+
+def _store_records(ctx: ServerContext, items: list[Any]) -> dict[str, Any]:
     if ctx.queue is not None:
         drafts = validate_batch(ctx.pm, items)  # the worker validates again, the same way
         ctx.queue.publish([to_json_value(d) for d in drafts])

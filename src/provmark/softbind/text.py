@@ -121,14 +121,9 @@ class Sketch:
             raise ValueError("fingerprint: an object is expected")
         if data.get("scheme") != SCHEME:
             raise ValueError(f"fingerprint.scheme: only scheme {SCHEME} is accepted")
-        try:
-            sig = np.frombuffer(base64.b64decode(data["minhash"], validate=True), dtype="<u4")
-            anchors = np.frombuffer(base64.b64decode(data["anchors"], validate=True), dtype="<u8")
-            sents = np.frombuffer(
-                base64.b64decode(data["anchor_sentences"], validate=True), dtype="<i4"
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"fingerprint: minhash/anchors/anchor_sentences ({exc})") from None
+        sig = _array(data, "minhash", "<u4")
+        anchors = _array(data, "anchors", "<u8")
+        sents = _array(data, "anchor_sentences", "<i4")
         if sig.size != SLOTS:
             raise ValueError(f"fingerprint.minhash: {SLOTS} values expected, not {sig.size}")
         if anchors.size != sents.size or anchors.size > MAX_ANCHORS:
@@ -139,6 +134,16 @@ class Sketch:
                 raise ValueError(f"fingerprint.{name}: a non-negative integer is expected")
         assert isinstance(words, int) and isinstance(shingles, int)
         return cls(words, shingles, sig.astype(np.uint32), anchors.astype(np.uint64), sents)
+
+
+def _array(data: dict[str, Any], name: str, dtype: str) -> np.ndarray[Any, Any]:
+    value = data.get(name)
+    if not isinstance(value, str):
+        raise ValueError(f"fingerprint.{name}: base64 text is expected")
+    try:
+        return np.frombuffer(base64.b64decode(value, validate=True), dtype=dtype)
+    except ValueError as exc:
+        raise ValueError(f"fingerprint.{name}: {exc}") from None
 
 
 @dataclass(frozen=True)
