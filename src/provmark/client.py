@@ -428,13 +428,11 @@ class Provmark:
 
     def _draft(self, o: Outcome) -> dict[str, Any]:
         draft = self._drafts.build(o)
-        if (
-            self.fingerprinter is not None
-            and o.error is None
-            and o.output is not None
-            and o.spec.fingerprint is not False
-        ):  # fingerprinted on the writer thread, not here
-            draft["__softbind__"] = (o.output, (draft.get("output") or {}).get("media_type"))
+        if self.fingerprinter is not None and o.error is None and o.spec.fingerprint is not False:
+            # fingerprinted on the fingerprints' own thread, not here; a stream by its text
+            output = o.output if o.output is not None else getattr(o.digest, "text", None)
+            if output is not None:
+                draft["__softbind__"] = (output, (draft.get("output") or {}).get("media_type"))
         return draft
 
     def _prepare(self, draft: dict[str, Any]) -> dict[str, Any]:

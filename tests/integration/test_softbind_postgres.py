@@ -102,7 +102,9 @@ def test_store_contract_on_postgres(pg_url: str, tmp_path: Path) -> None:
             shingles=tp.shingles,
             signature=tp.signature.astype("<u4").tobytes(),
             anchors=len(tp.anchors),
-            parts=[(h, txt.ANCHOR, s, 0) for h, s in zip(tp.anchors, tp.anchor_sentences)],
+            parts=[
+                (h, txt.ANCHOR, s, 0) for h, s in zip(tp.anchors, tp.anchor_sentences, strict=True)
+            ],
         )
         store.put([item])
         store.put([item])  # a re-add replaces

@@ -21,13 +21,14 @@ import hashlib
 import mimetypes
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..canonical import canonical_bytes
 from ..errors import CanonicalizationError, CaptureError
 
 CHUNK = 1 << 20
+STREAM_TEXT_KEPT = 1 << 20  # streamed text up to this size is kept for fingerprints
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Digest:
     sha256: str
     size: int
     media_type: str | None
+    text: str | None = field(default=None, repr=False)  # a streamed text, for fingerprints
 
 
 class Encoders:
@@ -180,11 +182,16 @@ class StreamHasher:
         self.size = 0
         self._kind: type | None = None
         self._head = b""
+        self._text: list[str] | None = []  # str chunks kept for soft-binding fingerprints
 
     def update(self, chunk: Any) -> None:
         if isinstance(chunk, str):
             data = chunk.encode("utf-8", errors="surrogatepass")
             kind: type = str
+            if self._text is not None:
+                self._text.append(chunk)
+                if self.size > STREAM_TEXT_KEPT:
+                    self._text = None  # too long to keep: not fingerprinted
         elif isinstance(chunk, bytes | bytearray | memoryview):
             data = bytes(chunk)
             kind = bytes
@@ -200,7 +207,7 @@ class StreamHasher:
 
     def digest(self) -> Digest:
         if self._kind is str:
-            media = "text/plain; charset=utf-8"
-        else:
-            media = sniff_media_type(self._head) or "application/octet-stream"
+            text = "".join(self._text) if self._text is not None else None
+            return Digest(self._h.hexdigest(), self.size, "text/plain; charset=utf-8", text)
+        media = sniff_media_type(self._head) or "application/octet-stream"
         return Digest(self._h.hexdigest(), self.size, media)

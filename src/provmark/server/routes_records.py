@@ -248,13 +248,9 @@ def _client_fingerprints(items: list[Any]) -> list[Any]:
     the records before they are validated; 422 naming the field when one is malformed."""
     if not any(isinstance(d, Mapping) and "fingerprint" in d for d in items):
         return []
-    try:
-        from ..softbind import client_prints
-    except ImportError:  # without numpy the server keeps no fingerprints: drop them
-        for d in items:
-            if isinstance(d, dict):
-                d.pop("fingerprint", None)
-        return []
+    from ..errors import RecordError
+    from ..softbind import client_prints
+
     try:
         return client_prints.take(items)
     except RecordError as exc:

@@ -3,6 +3,7 @@
 
 import {api, ApiError} from './api.js';
 import {h, add, clear, message, panel, checksTable, humanTime, short, bytes} from './dom.js';
+import {fuzzyOffer} from './fuzzy_offer.js';
 
 // first bytes of the formats C2PA embeds into
 function looksLikeMedia(head) {
@@ -54,7 +55,7 @@ function manifestPanel(c2pa) {
       h('tbody', {}, rows.map(([k, v]) => h('tr', {}, h('th', {scope: 'row'}, k), h('td', {}, v))))));
 }
 
-function showAnswer(out, answer, c2pa, label) {
+function showAnswer(out, answer, c2pa, label, fuzzy) {
   clear(out);
   const viaManifest = !answer.verified && c2pa?.verified;
   const verified = answer.verified || viaManifest;
@@ -69,6 +70,7 @@ function showAnswer(out, answer, c2pa, label) {
       'The manifest is intact and names a record in this log, which verifies.'), recordSummary(c2pa.record));
   } else {
     add(out, h('p', {class: 'reason', id: 'fail-reason'}, h('strong', {}, `Failed check: ${answer.failed_check}. `), answer.reason));
+    if (fuzzy && answer.failed_check === 'output_hash') add(out, fuzzyOffer(fuzzy));
   }
   add(out, checksTable(answer.checks, 'Checks of the content against this log'));
   if (c2pa && c2pa.found) {
@@ -95,11 +97,11 @@ export async function render(main) {
     return o;
   }
 
-  async function run(label, send) {
+  async function run(label, send, fuzzy) {
     add(clear(out), h('p', {class: 'muted'}, `Checking ${label}…`));
     try {
       const [answer, c2pa] = await send();
-      showAnswer(out, answer, c2pa, label);
+      showAnswer(out, answer, c2pa, label, fuzzy);
     } catch (err) {
       add(clear(out), message('error', err instanceof ApiError ? err.text : String(err)));
     }
@@ -127,6 +129,10 @@ export async function render(main) {
         }
       }
       return [answer, c2pa];
+    }, () => {
+      const form = new FormData();
+      form.append('file', f, f.name);
+      return api('/v1/verify/fuzzy', {method: 'POST', body: form});
     });
   }
 
@@ -162,7 +168,8 @@ export async function render(main) {
     }
     text.removeAttribute('aria-invalid');
     run(`pasted text (${short(text.value.replace(/\s+/g, ' '), 40)})`,
-      async () => [await api('/v1/verify', {method: 'POST', body: {text: text.value, ...options()}}), null]);
+      async () => [await api('/v1/verify', {method: 'POST', body: {text: text.value, ...options()}}), null],
+      ((pasted) => () => api('/v1/verify/fuzzy', {method: 'POST', body: {text: pasted}}))(text.value));
   });
 
   add(main, 
