@@ -11,9 +11,8 @@ import sqlite3
 from pathlib import Path
 
 import provmark
-from provmark.softbind import Fingerprinter, fuzzy_verify
+from provmark.softbind import Fingerprinter, fuzzy_verify, text_v1
 from provmark.softbind import store as sbstore
-from provmark.softbind import text_v1
 from provmark.softbind.fingerprinter import key_id, softbind_key
 from provmark.softbind.store import Item
 
