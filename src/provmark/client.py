@@ -192,6 +192,7 @@ class Provmark:
             signing_processes=signing_processes,
             journal=journal,
             prepare=self._prepare,
+            on_batch=self._after_batch,
         )
         self._closed = False
         self._trust: Trust | None = None
