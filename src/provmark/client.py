@@ -656,8 +656,7 @@ class Provmark:
         a certificate chaining to ``c2pa_trust`` (PEM anchors or paths), never just by
         any valid signature (see ``docs/trust-model.md``).
         """
-        self.flush()
-        sha = digest_output(content, self.encoders).sha256
+        sha = digest_output(content, self.encoders).sha256  # verification() flushes
         report = self.verification(
             sha, record_id=record_id, trusted_checkpoint=trusted_checkpoint, policy=policy
         )
@@ -741,9 +740,11 @@ class Provmark:
         """The revocation list beside the key set, re-read only when the file changes."""
         from .crypto.revocation import RevocationList, revocations_path
 
-        path = revocations_path(self.keystore)
+        path = getattr(self, "_revocations_file", None)
+        if path is None:
+            path = self._revocations_file = str(revocations_path(self.keystore))
         try:
-            stamp = path.stat().st_mtime_ns
+            stamp = os.stat(path).st_mtime_ns
         except FileNotFoundError:
             return []
         cached = getattr(self, "_revocations_cache", None)

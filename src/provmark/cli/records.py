@@ -208,12 +208,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
         if args.bundle or args.trusted_checkpoint:
             raise ConfigError("--archive verifies alone: not with --bundle/--trusted-checkpoint")
-        result = verify_in_archive(
-            args.archive,
-            digest_output(content).sha256,
-            pins=pins_from(_pinned_keys(args), args.log_key),
-            record_id=args.record,
-        )
+        try:
+            result = verify_in_archive(
+                args.archive,
+                digest_output(content).sha256,
+                pins=pins_from(_pinned_keys(args), args.log_key),
+                record_id=args.record,
+            )
+        except VerificationError as exc:
+            report = _failed_report(exc)
     elif args.bundle:
         if args.trusted_checkpoint:
             raise ConfigError("--trusted-checkpoint needs the log (a store), not a bundle")
@@ -228,7 +231,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         with open_from(args, read_only=True) as pm:
             if not hasattr(pm, "report"):  # a remote server answers with its own Verifier
-                result = pm.verify(content, record_id=args.record)
+                try:
+                    result = pm.verify(content, record_id=args.record)
+                except VerificationError as exc:
+                    report = _failed_report(exc)
             else:
                 policy = trust_cli.policy_for(args, pm)
                 report = pm.report(
@@ -249,6 +255,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print_report(report, label)
     report.raise_for_failure()  # a failure: exit 1 with the failed check on stderr
     return 0
+
+
+def _failed_report(exc: VerificationError) -> Any:
+    """A failure from a verifier whose other checks this process cannot see."""
+    from ..verification.report import FAIL, CheckResult, Report
+
+    return Report([CheckResult(exc.check, FAIL, exc.detail)])
 
 
 def _report_of(v: Verified) -> Any:

@@ -14,14 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import VerificationError
 from ..log.merkle import consistency_proof
+from ..witness.archive import TrustArchive
+from ..witness.policy import StoreHistory, TrustPolicy
 from .report import FAIL, CheckResult, Report
 from .verifier import Verifier, first_verified
 
 if TYPE_CHECKING:
     from ..client import Provmark
-    from ..witness.policy import TrustPolicy
 
 __all__ = ["verify_marked", "verify_stored"]
+
+_PLAIN = TrustPolicy()
 
 
 def verify_stored(
@@ -34,15 +37,16 @@ def verify_stored(
     prechecks: Sequence[CheckResult] = (),
 ) -> Report:
     """The report for content (by SHA-256) or for a named record (``sha256=None``)."""
-    from ..witness.archive import TrustArchive
-    from ..witness.policy import StoreHistory, TrustPolicy
-
     pm.flush()
     if any(c.result == FAIL for c in prechecks):  # e.g. a forged C2PA manifest: no record
         return Verifier(None).not_run(None, prechecks=prechecks, content=sha256 is not None)
-    policy = (policy or TrustPolicy()).with_revocations(
-        pm.revocations(), "revocation list of this key set"
-    )
+    revoked = pm.revocations()
+    if policy is None and not revoked:  # the common case: the base checks alone
+        policy = _PLAIN
+    else:
+        policy = (policy or TrustPolicy()).with_revocations(
+            revoked, "revocation list of this key set"
+        )
     verifier = Verifier(pm.trust(trusted_checkpoint), policy.policies())
     content = sha256 is not None
     planned: dict[str, Any] = {"content": content, "consistency": trusted_checkpoint is not None}
@@ -56,7 +60,8 @@ def verify_stored(
             candidates = [stored]
         else:
             candidates = pm.candidates(sha256, record_id)
-        pm.require_consistent(pm.store.latest_checkpoint())  # no rollback since last seen
+        latest = pm.store.latest_checkpoint()
+        pm.require_consistent(latest)  # no rollback since last seen
     except VerificationError as exc:
         about = {"content_sha256": sha256} if sha256 else {}
         return verifier.not_run(exc, prechecks=prechecks, subject=about, **planned)
@@ -64,7 +69,6 @@ def verify_stored(
     try:
         history = StoreHistory(pm.store, archive, policy) if archive is not None else None
         reports = []
-        latest = pm.store.latest_checkpoint()
         for stored in candidates:  # the same output may have been generated more than once
             about = {"record_id": stored.record_id}
             try:

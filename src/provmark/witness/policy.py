@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..crypto.revocation import Revocation, epoch_to_rfc3339
@@ -67,7 +67,6 @@ class TrustPolicy:
     tsa: TsaTrust | None = None
     revocations: Sequence[Revocation] | None = None
     revocation_source: str = "revocation list"
-    _memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.min_witnesses < 0:
