@@ -465,12 +465,15 @@ def check_record(report: Report, pm: Any) -> Any:
 
     The record must exist, its log leaf hash must equal the manifest's record
     hash, and it must pass the full record verification (signature, key window,
-    inclusion in a signed checkpoint). Returns :class:`provmark.verify.Verified`;
-    raises :class:`VerificationError` (``c2pa_record`` or the failed check).
+    inclusion in a signed checkpoint, revocation). Returns
+    :class:`provmark.verify.Verified`; raises :class:`VerificationError`
+    (``c2pa_record`` or the failed check).
+
+    This checks the manifest's *claim*, not the file: it says nothing about whether
+    the file is that record's output. To verify a marked file use ``pm.verify(path)``
+    / ``pm.report(path)`` (hard binding, or a signer chaining to a trust anchor).
     """
     import base64
-
-    from ..verify import verify_evidence
 
     link = report.record or {}
     record_id = link.get("record_id")
@@ -486,4 +489,4 @@ def check_record(report: Report, pm: Any) -> Any:
             "c2pa_record",
             f"the manifest's record hash does not match record {record_id} in the log",
         )
-    return verify_evidence(pm.evidence(stored), pm.trust())
+    return pm.verification(None, record_id=stored.record_id).raise_for_failure()
