@@ -94,6 +94,13 @@ def test_capture_never_signs_a_big_integer_as_a_float(pm: provmark.Provmark) -> 
         pm.record(model=model, input="hi", params={"n": 2**70}) as rec,
     ):
         rec.set_output("out")
+    with pytest.raises(provmark.ConfigError, match=r"model\.name: contains a NUL"):
+        pm.record(model=provmark.Model("acme\x00m"))
+    with (
+        pytest.raises(CaptureError, match=r"tags\.k: contains a NUL"),
+        pm.record(model=model, input="hi", tags={"k": "v\x00"}) as rec,
+    ):
+        rec.set_output("out")
     with pm.record(model=provmark.Model("acme/m"), input="a\x00b", params={"n": 2**53 - 1}) as rec:
         rec.set_output("kept")
     pm.flush()

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..canonical import Fragment, to_json_value
-from ..errors import ConfigError
+from ..errors import ConfigError, RecordError
 from ..jsonlimits import check_json
 from ..record import (
     MAX_EXTRA_BYTES,
@@ -92,7 +92,11 @@ class DraftBuilder:
             raise ConfigError(f"capture: {exc}") from None
         if self.provider and spec.model.provider is None:
             spec.model = dataclasses.replace(spec.model, provider=self.provider, _resolved={})
-        spec.model.identity(self.hash_cache)  # hash weights now, not on the first call
+        identity = spec.model.identity(self.hash_cache)  # hash weights now, not on first call
+        try:
+            check_json(identity, "model")  # a NUL in a model name would stop PostgreSQL
+        except RecordError as exc:
+            raise ConfigError(f"capture: {exc}") from None
         if spec.tags:
             check_tags(dict(spec.tags))
         return spec
