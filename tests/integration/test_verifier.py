@@ -362,3 +362,38 @@ def test_ingest_refuses_records_that_could_never_verify(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert r.status_code == 422 and r.json()["field"] == "[0].generated_at"
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+def test_marked_images_verify_by_hard_binding(fmt: str, tmp_path: Path) -> None:
+    """Removing the embedded manifest gives back exactly the recorded output."""
+    import io
+
+    from PIL import Image
+
+    from provmark.verification.c2pa import strip_manifest
+
+    buf = io.BytesIO()
+    Image.new("RGB", (24, 16), (30, 90, 160)).save(buf, fmt)
+    data = buf.getvalue()
+    src, out = tmp_path / f"in.{fmt.lower()}", tmp_path / f"out.{fmt.lower()}"
+    src.write_bytes(data)
+    cert = make_dev_cert()
+    with provmark.open(tmp_path / "p.db", home=tmp_path / "home", flush_interval=0.01) as pm:
+        (rid,) = pm.ingest(
+            [
+                {
+                    "record_id": new_record_id(),
+                    "generated_at": now_utc(),
+                    "operation": "image_generation",
+                    "model": {"name": "acme/painter", "version": "2", "provider": "acme"},
+                    "output": {"sha256": g.sha(data), "size": len(data)},
+                }
+            ]
+        )
+        stored = pm.store.get(rid)
+        assert stored is not None
+        mark(src, out, stored, cert.chain_pem, cert.key_pem)
+        media = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}[fmt]
+        assert out.read_bytes() != data and strip_manifest(out.read_bytes(), media) == data
+        assert pm.verify(out).record_id == rid
