@@ -400,7 +400,8 @@ def consistency(
 
 @router.get(
     "/.well-known/provmark/keys",
-    summary="Public keys with validity windows and the log verifier key",
+    summary="Public keys with validity windows, the log verifier key and the signed "
+    "revocation list",
 )
 def keys(request: Request) -> dict[str, Any]:
     ctx = get_context(request)
@@ -411,5 +412,6 @@ def keys(request: Request) -> dict[str, Any]:
             k.to_json() for k in sorted(pm.public_keys(), key=lambda k: (k.not_before, k.key_id))
         ],
         "log_key": pm.log_verifier.key_string(),
+        "revocations": pm.signed_revocations(),  # signed by the log key, as in keys export
         "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
