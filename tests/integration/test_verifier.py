@@ -397,3 +397,27 @@ def test_marked_images_verify_by_hard_binding(fmt: str, tmp_path: Path) -> None:
         media = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}[fmt]
         assert out.read_bytes() != data and strip_manifest(out.read_bytes(), media) == data
         assert pm.verify(out).record_id == rid
+
+
+def test_archived_records_honour_a_pinned_revocation_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("pyarrow")
+    db, home = tmp_path / "provmark.db", tmp_path / "home"
+    args = ["--db", str(db), "--home", str(home)]
+    with provmark.open(db, home=home, flush_interval=0.01) as pm:
+        stolen = pm.signer.key_id
+        add_text(pm, "archived, by the stolen key")
+    arch = tmp_path / "cold"
+    assert main(["archive", "--to", str(arch), "--older-than", "0h", *args]) == 0
+    answer = tmp_path / "answer.txt"
+    answer.write_text("archived, by the stolen key")
+    offline = ["verify", str(answer), "--archive", str(arch)]
+    assert main(offline) == 0
+    since = format_time(parse_time(now_utc()) - timedelta(hours=1))
+    assert main(["keys", "revoke", stolen, "--since", since, *args]) == 0
+    assert main(["keys", "export", "-o", str(tmp_path / "keyset.json"), *args]) == 0
+    capsys.readouterr()
+    code = main([*offline, "--keyset", str(tmp_path / "keyset.json")])
+    out = capsys.readouterr()
+    assert code == 1 and "key_revoked" in out.out + out.err

@@ -212,7 +212,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
             result = verify_in_archive(
                 args.archive,
                 digest_output(content).sha256,
-                pins=pins_from(_pinned_keys(args), args.log_key),
+                pins=pins_from(
+                    _pinned_keys(args),
+                    args.log_key or log_key,
+                    [*_pinned_revocations(keyset, log_key), *trust_cli.revocations_file(args)],
+                ),
                 record_id=args.record,
             )
         except VerificationError as exc:

@@ -88,7 +88,7 @@ def _policy(args: argparse.Namespace, revocations: list[Revocation], source: str
     return policy.with_revocations(revocations, source)
 
 
-def _revocations_file(args: argparse.Namespace) -> list[Revocation]:
+def revocations_file(args: argparse.Namespace) -> list[Revocation]:
     if not args.revocations:
         return []
     if not Path(args.revocations).is_file():
@@ -99,7 +99,7 @@ def _revocations_file(args: argparse.Namespace) -> list[Revocation]:
 def policy_for(args: argparse.Namespace, pm: Any) -> TrustPolicy:
     """The policy ``provmark verify`` applies to a store: witnesses, timestamps, and any
     ``--revocations FILE`` (the store's own revocation list always applies)."""
-    return _policy(args, _revocations_file(args), f"revocation list {args.revocations}")
+    return _policy(args, revocations_file(args), f"revocation list {args.revocations}")
 
 
 def bundle_policy(
@@ -107,7 +107,7 @@ def bundle_policy(
 ) -> TrustPolicy:
     """The policy of ``provmark verify --bundle``: witnesses, ``--revocations FILE`` and the
     revocations of a pinned key set (the bundle's own signed list applies anyway)."""
-    policy = _policy(args, _revocations_file(args), f"revocation list {args.revocations}")
+    policy = _policy(args, revocations_file(args), f"revocation list {args.revocations}")
     return policy.with_revocations(pinned, "pinned key set's revocation list")
 
 

@@ -24,13 +24,16 @@ import json
 import posixpath
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..crypto.keys import PublicKey
 from ..errors import ConfigError, KeyStoreError, ProvmarkError, VerificationError
 from ..log.merkle import NodeReader, root_at, verify_inclusion
 from ..log.note import NoteVerifier, open_note, parse_verifier_key
 from ..verify import Check, Evidence, Trust, Verified, leaf_hash_of, verify_evidence
+
+if TYPE_CHECKING:
+    from ..crypto.revocation import Revocation
 
 MEDIA_TYPE = "application/vnd.provmark.archive+json;version=1"
 MANIFESTS = "_manifests"
@@ -287,9 +290,14 @@ class Pins:
 
     keys: Sequence[PublicKey] | None = None
     log_key: NoteVerifier | None = None
+    revocations: Sequence[Revocation] = ()  # a pinned key set's, and ``--revocations``
 
 
-def pins_from(keys: Sequence[PublicKey] | None, log_key: str | None) -> Pins:
+def pins_from(
+    keys: Sequence[PublicKey] | None,
+    log_key: str | None,
+    revocations: Sequence[Revocation] = (),
+) -> Pins:
     """Pins from ``--key``/``--keyset`` keys and a ``--log-key`` verifier key string."""
     verifier = None
     if log_key:
@@ -297,7 +305,7 @@ def pins_from(keys: Sequence[PublicKey] | None, log_key: str | None) -> Pins:
             verifier = parse_verifier_key(log_key)
         except ProvmarkError as exc:
             raise ConfigError(str(exc), field="log_key") from None
-    return Pins(keys=keys, log_key=verifier)
+    return Pins(keys=keys, log_key=verifier, revocations=tuple(revocations))
 
 
 class OpenedArchive:
@@ -339,6 +347,7 @@ class OpenedArchive:
             raise VerificationError("record_signature", f"archive keys: {exc}") from None
         self.pinned = pins.keys is not None and pins.log_key is not None
         self.trust = Trust(keys, log_key, m.origin, pinned=self.pinned)
+        self.revocations = tuple(pins.revocations)
         cp = self.trust.checkpoint(str(m.checkpoint.get("note", "")))
         if cp.size != m.checkpoint.get("size") or base64.b64encode(cp.root_hash).decode() != (
             m.checkpoint.get("root")
@@ -384,7 +393,14 @@ class OpenedArchive:
             checkpoint=str(self.manifest.checkpoint["note"]),
             origin=self.manifest.origin,
         )
-        return verify_evidence(evidence, self.trust, content_sha256=content_sha256)
+        if not self.revocations:
+            return verify_evidence(evidence, self.trust, content_sha256=content_sha256)
+        from ..verification.policies import RevocationPolicy
+        from ..verification.verifier import Verifier
+
+        policy = RevocationPolicy(self.revocations, "pinned revocation list")
+        report = Verifier(self.trust, [policy]).verify(evidence, content_sha256=content_sha256)
+        return report.raise_for_failure()
 
     def check(
         self, live: NodeReader | None = None, progress: Progress | None = None
