@@ -308,8 +308,18 @@ export class ProvmarkClient {
     }
   }
 
+  /** fetch, once more after a network error (these reads are idempotent; a pooled
+   * keep-alive socket the server has just closed fails the first try). */
+  private async fetchTwice(url: string, init: RequestInit): Promise<Response> {
+    try {
+      return await fetch(url, init);
+    } catch {
+      return fetch(url, init);
+    }
+  }
+
   private async get(path: string): Promise<unknown> {
-    const r = await fetch(`${this.url}${path}`, { headers: this.headers });
+    const r = await this.fetchTwice(`${this.url}${path}`, { headers: this.headers });
     if (!r.ok) throw new ProvmarkError(`GET ${path}: ${r.status} ${await r.text()}`);
     return r.json();
   }
@@ -318,7 +328,7 @@ export class ProvmarkClient {
   async verify(content: Content, recordId?: string): Promise<Record<string, unknown>> {
     await this.flush();
     const body = clean({ sha256: await contentSha256(content), record_id: recordId });
-    const r = await fetch(`${this.url}/v1/verify`, {
+    const r = await this.fetchTwice(`${this.url}/v1/verify`, {
       method: 'POST',
       headers: { ...this.headers, 'content-type': 'application/json' },
       body: JSON.stringify(body),

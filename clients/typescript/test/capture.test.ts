@@ -22,12 +22,15 @@ let models: Awaited<ReturnType<typeof startModelServer>>;
 let pm: ProvmarkClient;
 let auditor: ProvmarkClient;
 let auditorToken: string;
+let spareTokens: string[];
 
 before(async () => {
   server = await new ProvmarkServer().start();
   models = await startModelServer();
-  const [developer, auditorOne] = server.tokens('developer', 'auditor');
+  // made here, not inside tests: a blocking child process lets keep-alive sockets go stale
+  const [developer, auditorOne, ...spare] = server.tokens('developer', 'auditor', 'developer', 'developer');
   auditorToken = auditorOne;
+  spareTokens = spare;
   pm = new ProvmarkClient({ url: server.url, token: developer, service: 'ts-tests', flushIntervalMs: 20 });
   auditor = new ProvmarkClient({ url: server.url, token: auditorToken });
 });
@@ -175,7 +178,7 @@ test('capture() records any function; invalid records are dropped one by one, th
 });
 
 test('a server that is down or busy delays records, loses and duplicates none', async () => {
-  const [token] = server.tokens('developer');
+  const token = spareTokens[0];
   let calls = 0;
   const flaky: typeof fetch = async (input, init) => {
     calls += 1;
@@ -210,7 +213,7 @@ test('OpenTelemetry: a record made in an active span names it, and the span name
   const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
   otelApi.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   otelApi.trace.setGlobalTracerProvider(provider);
-  const [token] = server.tokens('developer');
+  const token = spareTokens[1];
   const traced = new ProvmarkClient({ url: server.url, token, otel: true, flushIntervalMs: 5 });
   const client = instrumentOpenAI(new OpenAI({ baseURL: models.url, apiKey: 'test', maxRetries: 0 }), traced);
   const tracer = otelApi.trace.getTracer('app');

@@ -127,6 +127,7 @@ export async function startModelServer(): Promise<{ url: string; server: Server;
       }));
     });
   });
+  server.keepAliveTimeout = 120_000; // longer than any pause of a test: no stale pooled sockets
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, server, requests };
 }
