@@ -10,7 +10,7 @@ work under the lock. ``appenders`` processes append at once to the same log: the
 sum cannot pass 1 / (lock time per record), which is the ceiling of one log however
 many servers sign and validate in front of it (docs/scale.md says what comes next).
 With ``--shards`` the same appenders also run with one log each (a schema per shard,
-as :mod:`provmark.log.shards`), to show that shards append in parallel.
+as :mod:`provmark.shards`), to show that shards append in parallel.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def run(
     import psycopg
 
     urls = [url] * appenders
-    if sharded:  # one log (schema, sequencer lock) per appender, as provmark.log.shards
+    if sharded:  # one log (schema, sequencer lock) per appender, as provmark.shards
         with psycopg.connect(url, autocommit=True) as conn:
             for i in range(appenders):
                 conn.execute(f"CREATE SCHEMA IF NOT EXISTS shard_{i}")

@@ -36,7 +36,7 @@ def verify_rate(n: int) -> dict[str, float]:
             lat.append(time.perf_counter_ns() - s)
         full = n / (time.perf_counter() - t0)
         # the checks alone (what an offline verifier with the evidence in hand does)
-        from provmark.verify import verify_evidence
+        from provmark.verification.verifier import verify_evidence
 
         trust = pm.trust()
         cp = pm.store.latest_checkpoint()

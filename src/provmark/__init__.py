@@ -10,6 +10,7 @@ with provmark.open("provmark.db") as pm:
     pm.verify(summary)   # Verified(...) or VerificationError naming the failed check
 """
 
+from ._version import __version__
 from .bundle import load_bundle, verify_bundle
 from .capture.core import Recording
 from .capture.model import Model
@@ -30,8 +31,6 @@ from .errors import (
 from .record import SCHEMA_VERSION, Record
 from .store.base import Page, Store
 from .verify import Check, Verified
-
-__version__ = "0.1.0"
 
 __all__ = [
     "SCHEMA_VERSION",

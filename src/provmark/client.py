@@ -856,7 +856,7 @@ class Provmark:
             extra["reason"] = why
         if principal:
             extra["requested_by"] = principal
-        from . import __version__
+        from ._version import __version__
 
         model = Model("provmark/erasure", version=__version__)
         with self.record(

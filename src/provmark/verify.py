@@ -129,23 +129,6 @@ def leaf_hash_of(payload: bytes, signature: dict[str, str]) -> bytes:
     return hashlib.sha256(b"\x00" + log_entry(payload, signature)).digest()
 
 
-def verify_evidence(
-    evidence: Evidence,
-    trust: Trust,
-    *,
-    content_sha256: str | None = None,
-    consistency_proof: Sequence[bytes] | None = None,
-) -> Verified:
-    """The base checks of :class:`provmark.verification.Verifier` (no policies): return
-    :class:`Verified` or raise the first failure. Kept for code that imports it."""
-    from .verification.verifier import Verifier
-
-    report = Verifier(trust).verify(
-        evidence, content_sha256=content_sha256, consistency_proof=consistency_proof
-    )
-    return report.raise_for_failure()
-
-
 def parse_checkpoint_body(note: str) -> Checkpoint:
     """The checkpoint in a signed note, without checking signatures."""
     body = note.split("\n\n", 1)[0] + "\n"

@@ -311,7 +311,7 @@ def test_erase_of_a_subject_with_no_data_is_recorded_once(db: Path, home: Path) 
 
 
 def test_legal_hold_blocks_erasure_until_released(db: Path, home: Path) -> None:
-    from provmark.governance.ledger import place_hold, release_hold
+    from provmark.governance import place_hold, release_hold
 
     rid = _capture(db, home)
     with provmark.open(db, home=home) as pm:

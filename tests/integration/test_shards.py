@@ -11,7 +11,7 @@ from server_harness import make_record
 
 from provmark.errors import RecordError, VerificationError
 from provmark.log.note import sign_note, verifier_key_string
-from provmark.log.shards import ShardedLog, by_month, by_tag, verify_sharded_bundle
+from provmark.shards import ShardedLog, by_month, by_tag, verify_sharded_bundle
 
 pytest.importorskip("provmark.store.postgres")
 NAME = "provmark.test/log"

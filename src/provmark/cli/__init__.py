@@ -91,7 +91,7 @@ def describe(exc: ProvmarkError, flags: frozenset[str] = frozenset()) -> str:
 
 
 def _version() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return __version__
 

@@ -11,7 +11,7 @@ from ..bundle import load_bundle, verify_bundle
 from ..capture.hashing import digest_output
 from ..client import open
 from ..demo_story import ERASED_SUBJECT, build_demo
-from .records import _print_verified
+from .verdict import print_verified
 
 __all__ = ["build_demo", "register"]
 
@@ -44,7 +44,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"2. one summary is saved as {original}; an edited copy as {edited}\n")
     print(f"$ provmark verify {original} {db}")
     with open(folder / "provmark.db", home=folder / "home") as pm:
-        _print_verified(pm.verify(original), str(original))
+        print_verified(pm.verify(original), str(original))
         steps = [pm.get(rid) for rid in out["lineage"]]
         print("  lineage  " + " -> ".join(f"{r.operation} {r.slug}" for r in steps))
         print(f"\n$ provmark verify {edited} {db}")
@@ -56,7 +56,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"NOT VERIFIED  {edited}\n  failed {exc.check}: {exc.detail}")
     print(f"\n$ provmark verify {original} --bundle {bundle}   # offline: no database, no server")
     result = verify_bundle(load_bundle(bundle), content_sha256=digest_output(original).sha256)
-    _print_verified(result, str(original))
+    print_verified(result, str(original))
     print("\nTry next:")
     print(f"  provmark log {db} --limit 5")
     print(f"  provmark show {result.record.slug} {db}")

@@ -13,9 +13,10 @@ from typing import IO, Any
 
 from ..errors import ConfigError, NotFoundError, ProvmarkError, RecordError
 from ..record import Record
-from ..store.base import Query, Store, StoredRecord
+from ..store.base import Store, StoredRecord
 from . import otlp
-from .common import Progress, add_db, open_from, parse_tags, print_json
+from .common import Progress, add_db, open_from, print_json
+from .selection import selection
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -95,49 +96,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 # ---------------------------------------------------------------- export
 
 
-def _query(args: argparse.Namespace) -> Query:
-    from ..client import _time_arg
-    from ..record import is_sha256
-
-    tags = parse_tags(args.tag)
-    output = args.output
-    if output and not is_sha256(output):
-        from ..capture.hashing import digest_output
-
-        output = digest_output(Path(output)).sha256
-    return Query(
-        output=output,
-        model=args.model,
-        actor=args.actor,
-        operation=args.operation,
-        status=args.status,
-        since=_time_arg("since", args.since),
-        until=_time_arg("until", args.until),
-        tags=tags,
-        limit=1000,
-        order="desc" if args.desc else "asc",
-    )
-
-
-def _selection(args: argparse.Namespace, store: Store) -> tuple[Iterable[StoredRecord], int | None]:
-    """The records to export and, when cheap to know, how many."""
-    from ..export import iter_query, lineage
-
-    if args.lineage:
-        chain = lineage(store, args.lineage)
-        return chain, len(chain)
-    if args.record:
-        found = []
-        for rid in args.record:
-            stored = store.get(rid)
-            if stored is None:
-                raise NotFoundError(f"no record {rid!r}")
-            found.append(stored)
-        return found, len(found)
-    query = _query(args)
-    return iter_query(store, query, limit=args.limit), None
-
-
 def _counted(
     items: Iterable[StoredRecord], progress: Progress, total: int
 ) -> Iterator[StoredRecord]:
@@ -179,7 +137,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             from ..export.intoto import InTotoExporter
 
             exporter = InTotoExporter(pm.signer, skip_without_output=True)
-        items, total = _selection(args, store)
+        items, total = selection(args, store)
         progress = Progress("exporting", force=args.progress)
         if progress.enabled and total is None:
             items = list(items)  # know the total for the bar; PROV holds it all anyway
@@ -363,7 +321,7 @@ def cmd_c2pa_read(args: argparse.Namespace) -> int:
     else:
         print("\n".join(_report_lines(report)))
         if verdict is not None:
-            from .records import print_report
+            from .verdict import print_report
 
             print_report(verdict, f"{args.file} against the log")
     if not report.ok or (args.trust and not report.trusted):

@@ -45,7 +45,7 @@ def _headers(items: list[str]) -> dict[str, str]:
 
 def cmd_export_otlp(args: argparse.Namespace, pm: object) -> int:
     from ..integrations.otel_export import Forwarder, RecordExporter, store_resolver
-    from .export import _selection
+    from .selection import selection
 
     if args.follow and not args.cursor:
         raise ConfigError("--follow needs --cursor FILE (where forwarding resumes)")
@@ -62,7 +62,7 @@ def cmd_export_otlp(args: argparse.Namespace, pm: object) -> int:
     what = f"records as OTLP {args.signal} to {exporter.endpoint}"
     try:
         if not args.cursor:
-            items, _ = _selection(args, store)
+            items, _ = selection(args, store)
             print(f"sent {exporter.export(items)} {what}")
             return 0
         forwarder = Forwarder(store, exporter, cursor=args.cursor)

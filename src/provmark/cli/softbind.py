@@ -76,9 +76,9 @@ def verify_fuzzy(args: argparse.Namespace, content: Any, label: str) -> int:
         if getattr(args, option, None):
             raise ConfigError(f"--fuzzy does not combine with --{option.replace('_', '-')}")
     sb = _softbind()
-    from .records import _c2pa_anchors, _keyset, print_report
+    from .verdict import c2pa_anchors, keyset_of, print_report
 
-    anchors = _c2pa_anchors(args, _keyset(args))
+    anchors = c2pa_anchors(args, keyset_of(args))
     with open_from(args) as pm:
         report = pm.report(content, c2pa_trust=anchors or None)  # exact, or a bound manifest
         failed = report.failed
@@ -99,9 +99,9 @@ def verify_fuzzy(args: argparse.Namespace, content: Any, label: str) -> int:
 
 def _print_fuzzy(result: Any, label: str) -> None:
     if result.status == "identical":
-        from .records import _print_verified
+        from .verdict import print_verified
 
-        _print_verified(result.exact, label)
+        print_verified(result.exact, label)
         return
     if result.status != "derived":
         word = "TOO SHORT" if result.status == "too_short" else "NO MATCH"

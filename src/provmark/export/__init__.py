@@ -15,12 +15,11 @@ from .base import (
     Exporter,
     RecordLike,
     Resolve,
-    get_exporter,
     iter_query,
     lineage,
-    registry,
     with_payload,
 )
+from .registry import get_exporter, registry
 
 __all__ = [
     "FORMATS",

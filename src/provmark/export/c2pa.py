@@ -217,7 +217,7 @@ def manifest_definition(
     has_parent: bool = False,
     soft_binding: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    from .. import __version__
+    from .._version import __version__
 
     agent = {"name": record.model.name}
     if record.model.version:

@@ -42,7 +42,7 @@ FACET_SCHEMA_URL = (
 
 
 def producer_uri() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return f"https://provmark.dev/provmark/{__version__}"
 

@@ -18,7 +18,8 @@ from .archive import (
 )
 from .archive_format import ArchiveCheck, OpenedArchive, Pins, open_root, verify_in_archive
 from .backup import check_backup, create_backup, restore_backup
-from .ledger import Hold, active_holds, place_hold, record_action, release_hold
+from .holds import place_hold, release_hold
+from .ledger import Hold, active_holds, record_action
 from .policy import GOVERNANCE_MODEL, Policy, Rule, load_policy, parse_period, parse_policy
 from .retention import Plan, apply, plan
 

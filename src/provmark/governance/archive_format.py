@@ -30,7 +30,8 @@ from ..crypto.keys import PublicKey
 from ..errors import ConfigError, KeyStoreError, ProvmarkError, VerificationError
 from ..log.merkle import NodeReader, root_at, verify_inclusion
 from ..log.note import NoteVerifier, open_note, parse_verifier_key
-from ..verify import Check, Evidence, Trust, Verified, leaf_hash_of, verify_evidence
+from ..verification.verifier import verify_evidence
+from ..verify import Check, Evidence, Trust, Verified, leaf_hash_of
 
 if TYPE_CHECKING:
     from ..crypto.revocation import Revocation

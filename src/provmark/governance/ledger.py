@@ -16,8 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, NotFoundError, RecordError
-from ..record import check_tags, new_record_id, now_utc
+from ..record import new_record_id, now_utc
 from ..store.base import Query, StoredRecord
 from .policy import GOVERNANCE_MODEL
 
@@ -37,7 +36,7 @@ def record_action(
     parents: Sequence[str] = (),
 ) -> str:
     """Sign, log and store one governance action; returns its record id once stored."""
-    from .. import __version__
+    from .._version import __version__
 
     record: dict[str, Any] = {
         "record_id": new_record_id(),
@@ -121,50 +120,7 @@ class Hold:
         }
 
 
-def place_hold(
-    pm: Provmark,
-    *,
-    record: str | None = None,
-    tag: str | None = None,
-    subject: str | None = None,
-    reason: str,
-    actor: str | None = None,
-) -> Hold:
-    """Put a legal hold on one record, every record with a tag, or every record of a user."""
-    given = [(k, v) for k, v in (("record", record), ("tag", tag), ("subject", subject)) if v]
-    if len(given) != 1:
-        raise ConfigError("a hold needs exactly one of record, tag or subject")
-    if not reason or not reason.strip():
-        raise ConfigError("reason: say why the hold is placed (a case or ticket number)")
-    kind, value = given[0]
-    if kind == "record":
-        stored = pm.store.get(value)
-        if stored is None:
-            from .archive import archived_record_ids
-
-            if value not in archived_record_ids(pm):
-                raise NotFoundError(f"record: no record {value!r} in this store or its archives")
-        else:
-            value = stored.record_id
-    elif kind == "tag":
-        key, sep, tag_value = value.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"tag: {value!r} is not KEY=VALUE")
-        try:
-            check_tags({key: tag_value})
-        except RecordError as exc:
-            raise ConfigError(f"tag: {exc.reason}") from None
-    elif pm.hash_user_ids and not value.startswith("hmac-sha256:"):
-        value = pm.hash_user_id(value)
-    hold_id = record_action(
-        pm, "hold", {"kind": kind, "value": value, "reason": reason.strip()}, actor=actor
-    )
-    stored_hold = pm.store.get(hold_id)
-    assert stored_hold is not None
-    return _hold(stored_hold)
-
-
-def _hold(stored: StoredRecord) -> Hold:
+def hold_from(stored: StoredRecord) -> Hold:
     data = json.loads(stored.payload)
     d = details_of(stored)
     return Hold(
@@ -177,28 +133,11 @@ def _hold(stored: StoredRecord) -> Hold:
     )
 
 
-def release_hold(pm: Provmark, hold_id: str, *, reason: str, actor: str | None = None) -> str:
-    """Release a hold (its id or slug); the release is logged with the hold as parent."""
-    if not reason or not reason.strip():
-        raise ConfigError("reason: say why the hold is released")
-    active = {h.hold_id: h for h in active_holds(pm)}
-    stored = pm.store.get(hold_id)
-    if stored is None or stored.record_id not in active:
-        raise NotFoundError(f"hold: {hold_id!r} is not an active hold (see `provmark hold list`)")
-    return record_action(
-        pm,
-        "release",
-        {"hold_id": stored.record_id, "reason": reason.strip()},
-        actor=actor,
-        parents=[stored.record_id],
-    )
-
-
 def active_holds(pm: Provmark) -> list[Hold]:
     released = {details_of(s).get("hold_id") for s in actions(pm, "release")}
     return [
         h
-        for h in (_hold(s) for s in actions(pm, "hold"))
+        for h in (hold_from(s) for s in actions(pm, "hold"))
         if h.hold_id not in released and h.kind in HOLD_KINDS
     ]
 

@@ -55,7 +55,7 @@ def context_manifest(
     git: bool = True,
 ) -> dict[str, Any]:
     """The execution context records of this process carry, with what is missing."""
-    from .. import __version__
+    from .._version import __version__
 
     context = probe(packages, env=env, git=git)
     return {
@@ -118,7 +118,7 @@ def container_labels(
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """OCI image labels for the model and datasets an image is built with."""
-    from .. import __version__
+    from .._version import __version__
 
     labels = {LABEL_PREFIX + "version": __version__}
     if model is not None:

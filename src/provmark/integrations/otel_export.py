@@ -197,7 +197,7 @@ def _attributes(parts: Parts) -> dict[str, Any]:
 def _scope() -> Any:
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-    from .. import __version__
+    from .._version import __version__
 
     return InstrumentationScope("provmark", __version__)
 

@@ -5,6 +5,11 @@
 :func:`~provmark.queue.worker.run_worker` consumes a queue into a :class:`~provmark.Provmark`.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ConfigError
 from .base import (
     Batch,
     Handler,
@@ -12,7 +17,6 @@ from .base import (
     QueueError,
     decode_batch,
     encode_batch,
-    open_queue,
     wait_drained,
 )
 
@@ -26,3 +30,16 @@ __all__ = [
     "open_queue",
     "wait_drained",
 ]
+
+
+def open_queue(url: str, **options: Any) -> Queue:
+    """``nats://host:port`` (JetStream) or ``kafka://host:port[,host:port]``."""
+    if url.startswith(("nats://", "tls://")):
+        from .jetstream import NatsQueue
+
+        return NatsQueue(url, **options)
+    if url.startswith("kafka://"):
+        from .kafka import KafkaQueue
+
+        return KafkaQueue(url.removeprefix("kafka://"), **options)
+    raise ConfigError(f"unknown queue URL {url!r}; use nats://host:port or kafka://host:port")

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from ..errors import ConfigError, StoreError
+from ..errors import StoreError
 
 Batch = list[dict[str, Any]]
 Handler = Callable[[Batch], Sequence[dict[str, Any]] | None]
@@ -104,19 +104,6 @@ def decode_batch(data: bytes) -> Batch:
 def message_id(chunk: bytes) -> str:
     """A stable id for broker-side deduplication of a retried publish."""
     return hashlib.sha256(chunk).hexdigest()[:32]
-
-
-def open_queue(url: str, **options: Any) -> Queue:
-    """``nats://host:port`` (JetStream) or ``kafka://host:port[,host:port]``."""
-    if url.startswith(("nats://", "tls://")):
-        from .jetstream import NatsQueue
-
-        return NatsQueue(url, **options)
-    if url.startswith("kafka://"):
-        from .kafka import KafkaQueue
-
-        return KafkaQueue(url.removeprefix("kafka://"), **options)
-    raise ConfigError(f"unknown queue URL {url!r}; use nats://host:port or kafka://host:port")
 
 
 def wait_drained(queue: Queue, timeout: float = 60.0, poll: float = 0.05) -> float:

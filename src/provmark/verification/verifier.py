@@ -276,3 +276,18 @@ def first_verified(reports: Sequence[Report]) -> Report:
     """Of the reports for each record stating the same output, the verified one, else the
     first (the same output may have been generated more than once)."""
     return next((r for r in reports if r.verified), reports[0])
+
+
+def verify_evidence(
+    evidence: Evidence,
+    trust: Trust,
+    *,
+    content_sha256: str | None = None,
+    consistency_proof: Sequence[bytes] | None = None,
+) -> Verified:
+    """The base checks of :class:`Verifier` (no policies): return :class:`Verified` or
+    raise the first failure."""
+    report = Verifier(trust).verify(
+        evidence, content_sha256=content_sha256, consistency_proof=consistency_proof
+    )
+    return report.raise_for_failure()

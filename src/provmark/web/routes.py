@@ -35,7 +35,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
-from .. import __version__
+from .._version import __version__
 from ..errors import VerificationError
 from ..export import get_exporter, lineage
 from ..record import slug_for
@@ -44,9 +44,9 @@ from ..server.context import Reader, ServerContext, get_context, require
 from ..server.problems import Problem
 from ..server.views import record_json, sensitive_fields
 from ..store.base import StoredRecord
+from .assets import WebState
 from .dashboard import WINDOWS, activity, checkpoint_status
 from .lineage import MAX_DEPTH, lineage_graph
-from .mount import WebState
 
 router = APIRouter(include_in_schema=False)
 

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from .archive import TrustArchive, archive_path
+from .bundles import witnessed_bundle
 from .cosignature import (
     Cosignature,
     CosignerKey,
@@ -20,7 +21,7 @@ from .cosignature import (
     require_cosignatures,
 )
 from .http import WitnessClient, WitnessServer
-from .policy import TrustPolicy, witnessed_bundle
+from .policy import TrustPolicy
 from .service import Witness, WitnessRefusal, WitnessState
 from .submit import (
     WitnessEndpoint,

@@ -21,10 +21,9 @@ log's archive of cosigned and time-stamped checkpoints) or a :class:`NoteHistory
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..crypto.revocation import Revocation, epoch_to_rfc3339
 from ..errors import ConfigError, VerificationError
@@ -43,11 +42,10 @@ from .cosignature import CHECK as WITNESS_CHECK
 from .cosignature import Cosignature, CosignerKey, open_cosignatures, require_cosignatures
 
 if TYPE_CHECKING:
-    from ..client import Provmark
     from ..store.base import Store
     from ..timestamp import TsaTrust
 
-__all__ = ["NoteHistory", "StoreHistory", "TrustPolicy", "witnessed_bundle"]
+__all__ = ["NoteHistory", "StoreHistory", "TrustPolicy"]
 
 _MAX_EVIDENCE_CHECKPOINTS = 2000
 
@@ -229,35 +227,3 @@ class NoteHistory:
 
     def stamped_by(self, subject: Subject) -> tuple[str, str] | None:
         return self.stamps[0] if self.stamps else None
-
-
-def witnessed_bundle(
-    pm: Provmark,
-    record_id: str,
-    witnesses: Sequence[CosignerKey],
-    min_witnesses: int,
-    archive: TrustArchive | None = None,
-) -> dict[str, Any]:
-    """An offline bundle proven against a checkpoint carrying the witnesses' cosignatures."""
-    from ..bundle import make_bundle
-
-    pm.flush()
-    stored = pm.store.get(record_id)
-    if stored is None:
-        raise ConfigError(f"no record {record_id!r}")
-    policy = TrustPolicy(tuple(witnesses), min_witnesses)
-    own = archive is None
-    arch = archive or TrustArchive.existing(pm)
-    try:
-        checkpoint, _ = policy.witnessed_checkpoint(arch, stored.index)
-    finally:
-        if own:
-            arch.close()
-    bundle = make_bundle(pm, stored)
-    proof = inclusion_proof(stored.index, checkpoint.size, pm.store)
-    bundle["log"].update(
-        checkpoint=checkpoint.note,
-        tree_size=checkpoint.size,
-        proof=[base64.b64encode(p).decode() for p in proof],
-    )
-    return bundle

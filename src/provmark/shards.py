@@ -37,12 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, NotFoundError, RecordError, VerificationError
-from .note import NoteVerifier, open_note, parse_verifier_key, sign_note
+from .errors import ConfigError, NotFoundError, RecordError, VerificationError
+from .log.note import NoteVerifier, open_note, parse_verifier_key, sign_note
 
 if TYPE_CHECKING:
-    from ..client import Provmark
-    from ..verify import Verified
+    from .client import Provmark
+    from .verify import Verified
 
 HEADER = "provmark shard index v1"
 _LABEL = re.compile(r"^[a-z0-9_]{1,40}$")
@@ -130,7 +130,7 @@ def verify_sharded_bundle(
     bundle: Mapping[str, Any], index_key: str, *, content_sha256: str | None = None
 ) -> Verified:
     """Verify a bundle of one shard against the signed shard index it carries."""
-    from ..bundle import verify_bundle
+    from .bundle import verify_bundle
 
     note = bundle.get("shard_index")
     if not isinstance(note, str):
@@ -187,9 +187,9 @@ class ShardedLog:
     ) -> None:
         import psycopg
 
-        from ..client import Provmark
-        from ..crypto.keystore import FileKeyStore
-        from ..store.postgres import PostgresStore
+        from .client import Provmark
+        from .crypto.keystore import FileKeyStore
+        from .store.postgres import PostgresStore
 
         self.name = name
         self.route = route
@@ -253,7 +253,7 @@ class ShardedLog:
     @property
     def index_key(self) -> str:
         """The one key a verifier pins: the log key under the index's name."""
-        from .note import verifier_key_string
+        from .log.note import verifier_key_string
 
         return verifier_key_string(self.name, self._signing_key().public_key())
 
