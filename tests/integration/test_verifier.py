@@ -31,7 +31,7 @@ from provmark.cli import main
 from provmark.crypto.revocation import RevocationList
 from provmark.errors import InvalidBatch, VerificationError
 from provmark.export.c2pa import mark
-from provmark.export.c2pa_certs import make_dev_cert
+from provmark.export.c2pa_certs import make_dev_cert, write_dev_cert
 from provmark.record import format_time, new_record_id, now_utc, parse_time
 from provmark.store.base import StoredRecord
 
@@ -132,6 +132,13 @@ def test_forged_c2pa_manifest_fails_on_every_surface(
     assert main(["verify", str(forged), "--trust", str(tmp_path / "ours-ca.pem"), *args]) == 1
     trusted = ["--trust", str(tmp_path / "mallory-ca.pem")]
     assert main(["verify", str(forged), *trusted, *args]) == 0
+    # anchors from a key set (keys export --c2pa-trust), or the development CA when asked
+    keyset = str(tmp_path / "keyset.json")
+    assert main(["keys", "export", "-o", keyset, "--c2pa-trust", trusted[1], *args]) == 0
+    assert main(["verify", str(forged), "--keyset", keyset, *args]) == 0
+    write_dev_cert(mallory, home / "c2pa")
+    assert main(["verify", str(forged), *args]) == 1  # a development CA is trusted only if asked
+    assert main(["verify", str(forged), "--trust-dev-ca", *args]) == 0
     capsys.readouterr()
     assert main(["verify", str(forged), "--fuzzy", *args]) == 1
     assert "mallory signer" in capsys.readouterr().out
