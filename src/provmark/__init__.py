@@ -28,8 +28,9 @@ from .errors import (
     StoreError,
     VerificationError,
 )
+from .protocol import ProvenanceClient
 from .record import SCHEMA_VERSION, Record
-from .store.base import Page, Store
+from .store.base import Page, Store, StoredCheckpoint
 from .verify import Check, Verified
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "Model",
     "NotFoundError",
     "Page",
+    "ProvenanceClient",
     "Provmark",
     "ProvmarkError",
     "PublicKey",
@@ -54,6 +56,7 @@ __all__ = [
     "Signer",
     "Store",
     "StoreError",
+    "StoredCheckpoint",
     "VerificationError",
     "Verified",
     "__version__",

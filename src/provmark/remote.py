@@ -62,7 +62,7 @@ from .errors import (
 from .record import Record, is_sha256
 from .remote_journal import Journal, journal_key
 from .remote_sender import Sender, _problem
-from .store.base import Page
+from .store.base import Page, StoredCheckpoint
 from .verify import Check, Verified
 
 log = logging.getLogger("provmark.remote")
@@ -363,11 +363,21 @@ class RemoteProvmark:
             self._origin = str(self._get("/.well-known/provmark/keys")["origin"])
         return self._origin
 
-    def latest_checkpoint(self) -> dict[str, Any]:
-        """The latest signed checkpoint as the server gives it (``size``, ``root``, ``note``)."""
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        """The latest signed checkpoint (``None`` while the log is empty), as embedded."""
+        import base64
+
         self.flush()
-        data: dict[str, Any] = self._get("/v1/checkpoints/latest")
-        return data
+        try:
+            data: dict[str, Any] = self._get("/v1/checkpoints/latest")
+        except NotFoundError:
+            return None
+        return StoredCheckpoint(
+            size=int(data["size"]),
+            root=base64.b64decode(data["root"]),
+            note=str(data["note"]),
+            created_at=str(data["created_at"]),
+        )
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -278,3 +278,22 @@ def test_unreachable_server_reads_raise_store_error(tmp_path: Path) -> None:
             pm.public_keys()
     finally:
         pm.close()
+
+
+def test_embedded_and_remote_are_one_client(
+    server: Server, dev_token: str, tmp_path: Path, pm: provmark.Provmark
+) -> None:
+    """Code written against ProvenanceClient runs on either, with the same types back."""
+
+    def summarize_and_prove(client: provmark.ProvenanceClient, text: str) -> tuple[str, object]:
+        with client.record(model=provmark.Model("acme/one-client"), input=text) as rec:
+            rec.set_output(summary := text[:12])
+        verified = client.verify(summary)
+        assert verified.record.model.name == "acme/one-client"
+        return summary, client.latest_checkpoint()
+
+    with remote(server, dev_token, tmp_path / "journal") as rm:
+        for client in (pm, rm):
+            assert isinstance(client, provmark.ProvenanceClient)
+            _, checkpoint = summarize_and_prove(client, f"a text for {type(client).__name__}")
+            assert isinstance(checkpoint, provmark.StoredCheckpoint) and checkpoint.size >= 1
