@@ -476,9 +476,11 @@ def is_refusal(exc: BaseException) -> bool:
     failed for a while (down, locked, full: the batch waits for it)."""
     if isinstance(exc, DataRefused | sqlite3.IntegrityError | sqlite3.DataError):
         return True
-    # Anything else (a record that breaks the code path: a bug or unforeseen data) is
-    # set aside too, so that one record never stops the writer.
-    return not isinstance(exc, StoreError | sqlite3.Error | OSError | MemoryError)
+    # A missing tree node (LookupError) is damage to the store, not to a record: every
+    # record would fail alike, so the batch waits (audit reports the damage). Anything
+    # else (a record that breaks the code path: a bug or unforeseen data) is set aside,
+    # so that one record never stops the writer.
+    return not isinstance(exc, StoreError | sqlite3.Error | OSError | MemoryError | LookupError)
 
 
 def refusal_reason(exc: BaseException) -> str:
