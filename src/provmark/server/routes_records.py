@@ -5,7 +5,10 @@ validated first; if any is invalid the answer is 422 with one entry per invalid
 record in ``errors`` (``field`` = ``[i].path.to.field``) and nothing is stored, so
 a client can fix or drop the named records and send the batch again. Records whose
 ``record_id`` is already stored are skipped (idempotent re-POST) and listed in
-``duplicates``.
+``duplicates``; the same id twice in one batch is invalid. The validation is
+``Provmark.validate`` (``provmark.intake``), the same in direct and queue mode and in the
+worker. A record the store itself refuses is dead-lettered: 422 ``record-refused``
+naming it, with the ids that were stored (docs/server.md, "Dead letters").
 """
 
 from __future__ import annotations
