@@ -4,15 +4,17 @@ python bench/bench_integrations.py [--n 2000] [--only openai,otel,...]
 
 Each case times the same call with and without the integration, interleaved (A, B,
 A, B, ...) so that load from other work on the machine hits both alike, and reports
-the difference of the medians and of the 99th percentiles. Records are signed and
-stored by provmark's writer thread in the background, as in production. A library
-that is not installed is skipped with the reason. The OpenAI client talks to an
-in-process httpx transport, so no socket time hides the wrapper's cost.
+the difference of the medians and of the 99th percentiles (the per-call overhead p50
+and p99). Records are signed and stored by provmark's writer thread in the background,
+as in production. A library that is not installed is skipped with the reason. SDK
+clients talk to an in-process httpx transport, so no socket time hides the wrapper's
+cost; the cases of the newer integrations are in integration_cases.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+import integration_cases
 import provmark
 from common import save, table
 
@@ -310,9 +313,10 @@ def toggled(pm: provmark.Provmark, hook: Any, fn: Callable[[str], Any]) -> Case:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2000)
-    ap.add_argument("--only", help="comma-separated: openai,huggingface,otel,hooks")
+    groups = ["openai", "huggingface", "otel", "hooks", *integration_cases.BUILDERS, "diffusers"]
+    ap.add_argument("--only", help="comma-separated: " + ",".join(groups))
     args = ap.parse_args()
-    wanted = set(args.only.split(",")) if args.only else {"openai", "huggingface", "otel", "hooks"}
+    wanted = set(args.only.split(",")) if args.only else set(groups)
     rows = []
     with (
         tempfile.TemporaryDirectory() as d,
@@ -324,7 +328,11 @@ def main() -> None:
             ("huggingface", lambda: huggingface_cases(pm, tmp), max(50, args.n // 20)),
             ("otel", lambda: otel_cases(pm), args.n),
             ("hooks", lambda: hook_cases(pm, tmp), args.n),
-        ]
+            *((name, functools.partial(build, pm), args.n)
+              for name, build in integration_cases.BUILDERS.items()),
+            ("diffusers", lambda: integration_cases.diffusers_cases(pm, tmp),
+             max(30, args.n // 40)),
+        ]  # fmt: skip
         for group, build, n in builders:
             if group not in wanted:
                 continue

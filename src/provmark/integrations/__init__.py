@@ -5,7 +5,8 @@ module                           what it does                           install
 ===============================  =====================================  ==========================
 ``integrations.openai``          ``instrument(client, pm)``: OpenAI-    ``provmark[openai]``
                                  compatible clients (sync, async,
-                                 streaming, fallbacks)
+                                 streaming, raw views, Responses API,
+                                 fallbacks)
 ``integrations.huggingface``     ``wrap_pipeline``, ``wrap_generate``,  ``provmark[huggingface]``
                                  ``model_identity`` of a model folder
 ``integrations.mlflow``          ``autolog(pm)`` in runs, records as    ``provmark[mlflow]``
@@ -16,6 +17,16 @@ module                           what it does                           install
                                  table and artifact
 ``integrations.otel``            ``ProvmarkSpanProcessor`` (gen_ai.*    ``provmark[otel]``
                                  spans -> records), record ids on spans
+``integrations.anthropic``       ``instrument(client, pm)``: Anthropic  ``provmark[anthropic]``
+                                 messages (plain, streams, tool use)
+``integrations.litellm``         ``ProvmarkCallback(pm)``: every call   ``provmark[litellm]``
+                                 LiteLLM routes
+``integrations.langchain``       ``ProvmarkCallbackHandler(pm)``: model ``provmark[langchain]``
+                                 calls; agent runs as their parents
+``integrations.llamaindex``      ``instrument(pm)``: LLM calls, queries ``provmark[llamaindex]``
+                                 and agents from the dispatcher
+``integrations.diffusers``       ``wrap_pipeline(pipe, pm)``: a record  ``provmark[diffusers]``
+                                 per image, optional C2PA mark
 ``integrations.containers``      execution-context manifest, OCI        (no extra)
                                  image labels
 ===============================  =====================================  ==========================
