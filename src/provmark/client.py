@@ -46,7 +46,7 @@ from .record import (
     is_sha256,
     parse_time,
 )
-from .store.base import Page, Query, Store, StoredCheckpoint, StoredRecord
+from .store.base import Page, Query, Store, StoredCheckpoint, StoredRecord, query_alone
 from .store.deadletters import DeadLetter, DeadLetterStore
 from .verify import Evidence, Trust, Verified
 
@@ -536,6 +536,7 @@ class Provmark:
 
     def find(
         self,
+        query: Query | None = None,
         *,
         output: str | bytes | os.PathLike[str] | None = None,
         model: str | None = None,
@@ -549,8 +550,28 @@ class Provmark:
         cursor: str | None = None,
         order: str = "desc",
     ) -> Page[Record]:
-        """Records matching every filter, newest first, ``limit`` at a time."""
+        """Records matching every filter, newest first, ``limit`` at a time; or a whole
+        :class:`~provmark.store.base.Query` (times as RFC 3339) built once and reused."""
         self.flush()
+        if query is not None:
+            query_alone(
+                query,
+                {
+                    "output": output,
+                    "model": model,
+                    "actor": actor,
+                    "operation": operation,
+                    "status": status,
+                    "since": since,
+                    "until": until,
+                    "tags": tags,
+                    "cursor": cursor,
+                    "limit": limit,
+                    "order": order,
+                },
+            )
+            page = self.store.find(query)
+            return Page([r.record() for r in page.records], page.next_cursor)
         sha = None
         if output is not None:
             sha = output if is_sha256(output) else digest_output(output, self.encoders).sha256

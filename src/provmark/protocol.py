@@ -23,7 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 from .capture.core import Recording
 from .crypto.keys import PublicKey
 from .record import Record
-from .store.base import Page, StoredCheckpoint
+from .store.base import Page, Query, StoredCheckpoint
 from .verify import Verified
 
 __all__ = ["ProvenanceClient"]
@@ -58,6 +58,7 @@ class ProvenanceClient(Protocol):
 
     def find(
         self,
+        query: Query | None = None,
         *,
         output: Any = None,
         model: str | None = None,

@@ -62,7 +62,7 @@ from .errors import (
 from .record import Record, is_sha256
 from .remote_journal import Journal, journal_key
 from .remote_sender import Sender, _problem
-from .store.base import Page, StoredCheckpoint
+from .store.base import Page, Query, StoredCheckpoint, query_alone
 from .verify import Check, Verified
 
 log = logging.getLogger("provmark.remote")
@@ -273,6 +273,7 @@ class RemoteProvmark:
 
     def find(
         self,
+        query: Query | None = None,
         *,
         output: str | bytes | os.PathLike[str] | None = None,
         model: str | None = None,
@@ -287,6 +288,27 @@ class RemoteProvmark:
         order: str = "desc",
     ) -> Page[Record]:
         """Records matching every filter, newest first (as ``Provmark.find``)."""
+        if query is not None:
+            query_alone(
+                query,
+                {
+                    "output": output,
+                    "model": model,
+                    "actor": actor,
+                    "operation": operation,
+                    "status": status,
+                    "since": since,
+                    "until": until,
+                    "tags": tags,
+                    "cursor": cursor,
+                    "limit": limit,
+                    "order": order,
+                },
+            )
+            output, model, actor = query.output, query.model, query.actor
+            operation, status = query.operation, query.status
+            since, until, tags = query.since, query.until, query.tags
+            limit, cursor, order = query.limit, query.cursor, query.order
         self.flush()
         sha = None
         if output is not None:

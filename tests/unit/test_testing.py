@@ -41,3 +41,18 @@ def test_records_made_sees_only_its_block_and_fails_loudly() -> None:
 def test_store_contract_is_importable_from_the_public_module() -> None:
     assert StoreContract.__name__ == "StoreContract"
     assert any(name.startswith("test_") for name in dir(StoreContract))
+
+
+def test_find_takes_a_query_or_filters_not_both() -> None:
+    from provmark.store.base import Query
+
+    with ephemeral() as pm:
+        echo = pm.capture(model=provmark.Model("acme/echo"))(lambda t: t)
+        echo("one")
+        echo("two")
+        query = Query(model="acme/echo", limit=1, order="asc")
+        first = pm.find(query).records
+        assert [r.record_id for r in first] == [pm.find(order="asc", limit=1).records[0].record_id]
+        with pytest.raises(provmark.ConfigError) as mixed:
+            pm.find(query, model="acme/other")
+        assert mixed.value.field == "query" and "model" in str(mixed.value)

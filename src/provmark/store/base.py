@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
@@ -234,6 +234,17 @@ def page_of(records: list[StoredRecord], limit: int) -> Page[StoredRecord]:
 
 def encode_cursor(index: int) -> str:
     return base64.urlsafe_b64encode(f"i:{index}".encode()).decode().rstrip("=")
+
+
+def query_alone(query: Query | None, filters: Mapping[str, Any]) -> None:
+    """``find(query)`` takes a whole :class:`Query` or filters, never both."""
+    defaults = {"limit": 50, "order": "desc"}
+    mixed = [k for k, v in filters.items() if v is not None and v != defaults.get(k)]
+    if query is not None and mixed:
+        raise ConfigError(
+            f"give either a Query or filters, not both (also given: {', '.join(mixed)})",
+            field="query",
+        )
 
 
 def decode_cursor(cursor: str) -> int:
