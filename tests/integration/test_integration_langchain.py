@@ -152,3 +152,17 @@ def test_llm_async_and_chains_all(pm: Any) -> None:
     pm.flush()
     top = pm.get(every.last_record_id)
     assert top.operation == "chain" and call.record_id in top.parents
+
+
+def test_strict_policy_fails_the_call_best_effort_does_not(
+    db_path: Any, home: Any, pm: Any
+) -> None:
+    import provmark
+
+    too_long = {"note": "x" * 5000}  # over the tag length limit: the record cannot be made
+    model = FakeListLLM(responses=["never recorded"])
+    with pytest.raises(provmark.ProvmarkError, match=r"tags\.note"):
+        model.invoke("x", config={"callbacks": [ProvmarkCallbackHandler(pm, tags=too_long)]})
+    with provmark.open(db_path.parent / "lenient.db", home=home, policy="best_effort") as lenient:
+        handler = ProvmarkCallbackHandler(lenient, tags=too_long)
+        assert model.invoke("x", config={"callbacks": [handler]}) == "never recorded"
