@@ -93,10 +93,12 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 # Where orjson's reading is not exact: it reads integers past 64 bits as floats (2**70
-# became 1.18e+21) and refuses NaN/Infinity and lone surrogates. A body with a run of 16
-# digits (every integer past 2^53 has one) or that orjson refuses is read by json, whose
+# became 1.18e+21; integers up to 64 bits stay integers and the I-JSON check refuses
+# those past 2^53) and refuses NaN/Infinity and lone surrogates. A body with a number
+# token of 19 digits or more (every integer past 64 bits has one; a hex digest inside a
+# string does not follow ':', '[' or ',') or that orjson refuses is read by json, whose
 # integers are exact, and the I-JSON check then names the field (intake.validate_batch).
-_LONG_DIGITS = re.compile(rb"[0-9]{16}")
+_LONG_DIGITS = re.compile(rb"[:\[,]\s*-?[0-9]{19}")
 
 
 def _not_json_number(name: str) -> float:
