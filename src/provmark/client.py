@@ -235,12 +235,25 @@ class Provmark:
             self._memory.remember(self.store, self.log_verifier, every=1.0)
 
     def _replay_hot_journals(self, primary: Path, own: Journal | None) -> list[Unreplayed]:
+        from .privacy.engine import writer_store
+
         signs = not isinstance(self.signer, VerifyOnlySigner)
         writable = not getattr(self.store, "read_only", False)
         why = "" if signs else f"no signing key in {self.keystore!r} to sign them"
         why = why or ("" if writable else f"{self.store!r} is read-only")
+
+        def replay_writer() -> Writer:
+            return Writer(
+                writer_store(self.store, self.privacy),
+                self.signer,
+                self._seal,
+                flush_interval=0.01,
+                signing_processes=0,
+                prepare=self._prepare,
+            )
+
         left = replay_dead_journals(
-            primary, self._writer, own, can_write=signs and writable, why_not=why
+            primary, self.store, own, replay_writer, can_write=signs and writable, why_not=why
         )
         for item in left:
             log.error(

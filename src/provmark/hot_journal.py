@@ -16,12 +16,16 @@ further live writers of the same store to ``<that>-1``, ``-2``...
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from .errors import ProvmarkError
 from .ingest import Journal, Writer, read_lines
 
 log = logging.getLogger("provmark.journal")
@@ -64,47 +68,64 @@ def open_journal(primary: Path) -> Journal:
 
 
 def replay_dead_journals(
-    primary: Path, writer: Writer, own: Journal | None, *, can_write: bool, why_not: str = ""
+    primary: Path,
+    store: Any,
+    own: Journal | None,
+    make_writer: Callable[[], Writer],
+    *,
+    can_write: bool,
+    why_not: str = "",
 ) -> list[Unreplayed]:
     """Replay every journal of the family that no live writer holds (not ``own``) through
-    ``writer``; a replayed journal is emptied (the first) or removed. With ``can_write``
-    false nothing is touched and the hot journals are returned as :class:`Unreplayed`."""
+    a writer of its own (``make_writer``); a replayed journal is emptied (the first) or
+    removed. With ``can_write`` false, or when the store fails, the journal is left as it
+    is and returned as :class:`Unreplayed` (the next open tries again)."""
     left: list[Unreplayed] = []
     if not primary.parent.is_dir():
         return left
-    for path in family(primary):
-        if own is not None and path == own.path:
-            continue  # the writer replayed its own file when it took it
-        try:
-            fd = os.open(path, os.O_RDWR if can_write else os.O_RDONLY)
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            left.append(Unreplayed(path, -1, f"cannot open it: {exc.strerror}"))
-            continue
-        with os.fdopen(fd, "rb") as fh:
+    writer: Writer | None = None
+    try:
+        for path in family(primary):
+            if own is not None and path == own.path:
+                continue  # the writer replayed its own file when it took it
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                continue  # a live writer's journal
-            drafts = read_lines(fh)
-            if not drafts:
+                fd = os.open(path, os.O_RDWR if can_write else os.O_RDONLY)
+            except FileNotFoundError:
                 continue
-            if not can_write:
-                missing = len(drafts) - len(writer.store.has([d["record_id"] for d in drafts]))
-                if missing:
+            except OSError as exc:
+                left.append(Unreplayed(path, -1, f"cannot open it: {exc.strerror}"))
+                continue
+            with os.fdopen(fd, "rb") as fh:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # a live writer's journal
+                drafts = read_lines(fh)
+                missing = len(drafts) - len(store.has([d["record_id"] for d in drafts]))
+                if missing and not can_write:
                     left.append(Unreplayed(path, missing, why_not))
-                continue
-            replayed = writer.requeue(drafts)
-            log.warning(
-                "provmark: replayed %s left by a dead writer: %d records, %d were not stored",
-                path,
-                len(drafts),
-                replayed,
-            )
-            if path == primary:
-                os.ftruncate(fd, 0)
-                os.fsync(fd)
-            else:
-                path.unlink(missing_ok=True)
+                    continue
+                if missing:
+                    writer = writer or make_writer()
+                    try:
+                        writer.requeue(drafts)
+                    except ProvmarkError as exc:
+                        left.append(Unreplayed(path, missing, str(exc)))
+                        break  # the store cannot take them now: leave every journal as it is
+                    log.warning(
+                        "provmark: replayed %s left by a dead writer: %d records, %d were "
+                        "not stored",
+                        path,
+                        len(drafts),
+                        missing,
+                    )
+                if drafts and path == primary:
+                    os.ftruncate(fd, 0)
+                    os.fsync(fd)
+                elif path != primary:
+                    path.unlink(missing_ok=True)
+    finally:
+        if writer is not None:
+            with contextlib.suppress(ProvmarkError):
+                writer.close(timeout=0 if left else 60)
     return left

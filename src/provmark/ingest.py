@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import errno
 import fcntl
 import json
 import logging
@@ -158,6 +159,7 @@ class Writer:
         self.max_refused = 10_000
         self._refused: collections.OrderedDict[str, str] = collections.OrderedDict()
         self.failing_since: float | None = None
+        self.storage_error: str | None = None  # the store cannot write at all (disk full...)
         self._progress_at = time.monotonic()  # the last stored batch, or when work arrived
         self.last_error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="provmark-writer", daemon=True)
@@ -171,12 +173,19 @@ class Writer:
         if self._closing:
             raise CaptureError("provmark is closed; no more records are accepted")
         self._ensure_writer()
+        self._ensure_storable()
         if self.journal is not None:
             draft = self.prepare(draft)  # nothing unredacted reaches the disk
-            self.journal.append(draft)
+            try:
+                self.journal.append(draft)
+            except OSError as exc:  # ENOSPC, EROFS, EIO: the caller hears it now
+                raise CaptureError(
+                    f"provenance not captured: journal {self.journal.path}: {exc.strerror}"
+                ) from None
         with self._cond:
             while len(self._queue) >= self.max_queue and not self._closing:
                 self._ensure_writer()  # never block forever on a dead writer
+                self._ensure_storable()
                 self._cond.wait(0.1)  # back-pressure: block (woken when a batch is taken)
             if self._submitted == self._stored:
                 self._progress_at = time.monotonic()  # idle until now: not stuck
@@ -199,6 +208,11 @@ class Writer:
         with self._cond:
             while self._stored < target:
                 self._ensure_writer()
+                if self.storage_error is not None:
+                    raise CaptureError(
+                        f"{target - self._stored} records not stored: the store cannot write "
+                        f"({self.storage_error})"
+                    )
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     reason = f": {self.last_error}" if self.last_error else ""
@@ -212,6 +226,16 @@ class Writer:
                     self._urgent = True
                     self._cond.notify_all()
                 self._cond.wait(min(0.05, remaining) if remaining is not None else 0.05)
+
+    def _ensure_storable(self) -> None:
+        """A store that cannot write at all (full disk, read-only media) fails every
+        capture at once, rather than queueing records that cannot be stored."""
+        error = self.storage_error
+        if error is not None:
+            raise CaptureError(
+                f"provenance not captured: the store cannot write ({error}); "
+                f"{self.pending} captured records are waiting for it"
+            )
 
     def _ensure_writer(self) -> None:
         if not self._thread.is_alive():
@@ -258,9 +282,6 @@ class Writer:
         wait until they are; returns how many were missing from the store."""
         stored = self.store.has([d["record_id"] for d in drafts])
         missing = [d for d in drafts if d["record_id"] not in stored]
-        for draft in missing:
-            if self.journal is not None:  # ours now: a crash during the replay loses none
-                self.journal.append(draft)
         with self._cond:
             self._queue.extend(missing)
             self._submitted += len(missing)
@@ -386,10 +407,13 @@ class Writer:
         refusals = 0
         while True:
             try:
-                return True, self.store.append(entries, self.seal)
+                checkpoint = self.store.append(entries, self.seal)
+                self.storage_error = None
+                return True, checkpoint
             except Exception as exc:
                 self.failures += 1
                 self.last_error = exc
+                self.storage_error = storage_failure(exc)
                 if self.failing_since is None:
                     self.failing_since = time.monotonic()
                 log.error("provmark writer: batch of %d not stored: %s", len(entries), exc)
@@ -399,7 +423,7 @@ class Writer:
                         return self._split(entries, drafts, exc)
                     time.sleep(0.01 * refusals)
                     continue
-                if self._closing and delay >= 2.0:
+                if self._closing and (delay >= 2.0 or self.storage_error):
                     return False, None
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
@@ -469,6 +493,26 @@ class Writer:
         with self._cond:
             waiting = self._submitted > self._stored
             return time.monotonic() - self._progress_at if waiting else 0.0
+
+
+_FULL = ("database or disk is full", "no space left on device", "disk quota exceeded",
+         "could not extend file", "file too large")  # fmt: skip
+_READ_ONLY = ("readonly database", "read-only file system", "read-only transaction")
+
+
+def storage_failure(exc: BaseException) -> str | None:
+    """What stops the store writing anything at all: a full disk or read-only media
+    (the first capture after it fails with this), else None."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return f"disk full: {exc.strerror}"
+    if isinstance(exc, OSError) and exc.errno == errno.EROFS:
+        return f"read-only media: {exc.strerror}"
+    text = str(exc).lower()
+    if any(words in text for words in _FULL):
+        return f"disk full: {str(exc).splitlines()[0][:300]}"
+    if any(words in text for words in _READ_ONLY):
+        return f"read-only: {str(exc).splitlines()[0][:300]}"
+    return None
 
 
 def is_refusal(exc: BaseException) -> bool:

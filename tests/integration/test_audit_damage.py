@@ -5,6 +5,7 @@ signatures' back, a NULL payload, an empty or foreign file, records lost with a 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -180,7 +181,9 @@ def test_deleted_wal_that_lost_952_confirmed_records(tmp_path: Path) -> None:
         text=True,
     )
     assert out.returncode == 1, out.stdout + out.stderr
-    assert "rollback" in out.stdout and "953 confirmed records are gone" in out.stdout
+    # the memory is refreshed at most once a second: the last record may not be in it
+    assert "rollback" in out.stdout
+    assert re.search(r"95[23] confirmed records are gone", out.stdout), out.stdout
 
 
 def test_empty_file_is_an_error_and_stays_empty(tmp_path: Path) -> None:

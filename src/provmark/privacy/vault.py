@@ -101,7 +101,8 @@ class SQLiteVault(SqlVault):
                     result = fn(_SQLiteCursor(db))
                     db.execute("COMMIT")
                 except BaseException:
-                    db.execute("ROLLBACK")
+                    if db.in_transaction:  # a full disk: SQLite rolled back already
+                        db.execute("ROLLBACK")
                     raise
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{self.path}: vault: {exc}") from None

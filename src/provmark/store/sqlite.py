@@ -108,6 +108,14 @@ def _row(row: tuple[Any, ...]) -> StoredRecord:
     return StoredRecord(index=row[0], record_id=row[1], payload=payload, signature=signature)
 
 
+def rollback(db: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if SQLite has not already: on a full disk or an I/O
+    error it rolls back by itself, and a second ROLLBACK would hide the real error behind
+    "cannot rollback - no transaction is active"."""
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
 def run_script(db: sqlite3.Connection, script: str) -> None:
     """The ``;``-separated statements of ``script`` in one write transaction."""
     db.execute("BEGIN IMMEDIATE")
@@ -117,7 +125,7 @@ def run_script(db: sqlite3.Connection, script: str) -> None:
                 db.execute(stmt)
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        rollback(db)
         raise
 
 
@@ -189,6 +197,11 @@ class SQLiteStore:
             _require_store_file(self.path)
         self._lock = threading.RLock()
         self.read_only = self.path.exists() and not _writable(self.path)
+        if self.read_only and create:
+            raise StoreError(
+                f"{self.path} cannot be written here (read-only media or permissions); "
+                "open it with read_only=True to read it (what the CLI's reading commands do)"
+            )
         try:
             self._db = _connect(self.path, self.read_only)
         except sqlite3.Error as exc:
@@ -251,7 +264,7 @@ class SQLiteStore:
             )
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            rollback(db)
             raise
         return str(db.execute("SELECT value FROM meta WHERE key='origin'").fetchone()[0])
 
@@ -264,7 +277,7 @@ class SQLiteStore:
                 checkpoint = self._append_locked(entries, seal)
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                rollback(db)
                 self._range = None
                 raise
             return checkpoint
