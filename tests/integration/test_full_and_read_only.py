@@ -61,8 +61,14 @@ def tiny_for_postgres() -> Iterator[Path]:
 
 
 def capture_until_refused(pm: provmark.Provmark, limit: int = 200_000) -> tuple[list[str], str]:
-    """Capture until a capture raises; the acknowledged ids and the error."""
+    """A few records stored first, then capture until a capture raises; the acknowledged
+    ids and the error."""
     acked: list[str] = []
+    for i in range(20):
+        with pm.record(model="acme/m", input=f"first {i}") as rec:
+            rec.set_output(f"first {i}")
+        acked.append(rec.record_id or "")
+    pm.flush()
     for i in range(limit):
         try:
             with pm.record(model="acme/m", input=f"{i} {BIG}") as rec:
