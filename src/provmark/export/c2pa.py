@@ -32,6 +32,7 @@ from typing import Any
 
 import c2pa
 
+from ..capture.hashing import sniff_media_type
 from ..errors import ConfigError, ProvmarkError, RecordError, VerificationError
 from ..record import Record
 from ..store.base import StoredRecord
@@ -117,24 +118,9 @@ class Report:
 
 
 def sniff(head: bytes) -> str | None:
-    """The image media type from the first bytes, or None."""
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return "image/tiff"
-    if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in (b"avif", b"avis"):
-            return "image/avif"
-        if brand in (b"heic", b"heix", b"mif1", b"msf1"):
-            return "image/heic"
-    return None
+    """The image media type from the first bytes (the formats C2PA embeds in), or None."""
+    found = sniff_media_type(head)
+    return found if found is not None and found.startswith("image/") else None
 
 
 def _looks_like_text(head: bytes) -> bool:
