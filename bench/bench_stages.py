@@ -30,7 +30,8 @@ import psutil
 
 import provmark
 from common import save, table
-from provmark import client, ingest, signing_pool
+from provmark import client, ingest
+from provmark._internal import signing_pool
 
 
 def timed(owner: Any, name: str, totals: collections.Counter[str], label: str) -> None:

@@ -28,10 +28,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
+from ._internal.signing_pool import Pending, Signed, SigningPool, sign_here
 from .canonical import canonical_bytes, to_json_value
 from .crypto.keys import LocalSigner, Signer
 from .errors import CaptureError, DataRefused, StoreError
-from .signing_pool import Pending, Signed, SigningPool, sign_here
 from .store.base import Entry, SealFn, Store, StoredCheckpoint, index_columns
 
 log = logging.getLogger("provmark.ingest")

@@ -44,6 +44,8 @@ from typing import Any, Literal, TypeVar, overload
 
 import httpx
 
+from ._internal.remote_journal import Journal, journal_key
+from ._internal.remote_sender import Sender, _problem
 from .canonical import canonical_bytes
 from .capture.core import Outcome, Recording, wrap
 from .capture.drafts import DraftBuilder
@@ -60,8 +62,6 @@ from .errors import (
     VerificationError,
 )
 from .record import Record, is_sha256
-from .remote_journal import Journal, journal_key
-from .remote_sender import Sender, _problem
 from .store.base import Page, Query, StoredCheckpoint, query_alone
 from .verify import Check, Verified
 

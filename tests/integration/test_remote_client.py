@@ -11,8 +11,8 @@ import pytest
 from server_harness import Server, make_record, start_server
 
 import provmark
+from provmark._internal.remote_journal import Journal
 from provmark.remote import RemoteProvmark
-from provmark.remote_journal import Journal
 
 
 @pytest.fixture(scope="module")

@@ -73,10 +73,10 @@ def test_worker_of_another_version_refuses_the_key() -> None:
     import subprocess
     import sys
 
-    from provmark.signing_pool import send
+    from provmark._internal.signing_pool import send
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "provmark.signing_worker"],
+        [sys.executable, "-m", "provmark._internal.signing_worker"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

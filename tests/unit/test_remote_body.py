@@ -10,8 +10,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from provmark._internal.remote_sender import request_body
 from provmark.canonical import Fragment, canonical_bytes, to_json_value
-from provmark.remote_sender import request_body
 
 
 def reference(batch: list[dict[str, Any]]) -> bytes:

@@ -27,8 +27,8 @@ from typing import IO, Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .crypto.keystore import FileKeyStore, default_home
-from .errors import KeyStoreError
+from ..crypto.keystore import FileKeyStore, default_home
+from ..errors import KeyStoreError
 
 SECRET_NAME = "remote-journal"
 _SEALED = b"s1:"  # a sealed line: s1:base64(nonce(12) || AES-GCM(json line) || tag)

@@ -1,4 +1,4 @@
-"""The signing process of :mod:`provmark.signing_pool`: ``python -m provmark.signing_worker``.
+"""The signing process of :mod:`.signing_pool`: ``python -m provmark._internal.signing_worker``.
 
 It reads the record key, then batches of canonical payloads (bytes, or an error text
 for a record the writer could not encode), from standard input and writes their
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 from typing import IO
 
-from .crypto.keys import LocalSigner
-from .crypto.keystore import load_private_key
+from ..crypto.keys import LocalSigner
+from ..crypto.keystore import load_private_key
 from .signing_pool import PROTOCOL, receive, send, sign_payloads
 
 

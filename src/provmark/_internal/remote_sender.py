@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import orjson
 
-from .canonical import Fragment, to_json_value
-from .capture.drafts import finish
-from .errors import CaptureError
+from ..canonical import Fragment, to_json_value
+from ..capture.drafts import finish
+from ..errors import CaptureError
 from .remote_journal import Journal
 
 log = logging.getLogger("provmark.remote")

@@ -7,7 +7,7 @@ bytes to one worker process holding a copy of the (local) record key, and stores
 the previous batch while the next is signed. Only bytes cross the pipe: pickling
 the records themselves would cost more than canonicalising them.
 
-The worker is ``python -m provmark.signing_worker``, started with :mod:`subprocess`
+The worker is ``python -m provmark._internal.signing_worker``, started with :mod:`subprocess`
 rather than :mod:`multiprocessing`: a spawned multiprocessing child re-imports the
 user's ``__main__`` module, which would run a script without an
 ``if __name__ == "__main__"`` guard a second time. The key travels over the pipe,
@@ -32,9 +32,9 @@ from typing import IO, Any
 
 from cryptography.hazmat.primitives import serialization
 
-from .canonical import canonical_bytes
-from .crypto.keys import LocalSigner, Signer
-from .errors import ProvmarkError
+from ..canonical import canonical_bytes
+from ..crypto.keys import LocalSigner, Signer
+from ..errors import ProvmarkError
 
 Signed = tuple[bytes, str] | tuple[None, str]
 """(payload, base64 signature) or (None, error text) for a record that failed."""
@@ -129,7 +129,7 @@ class SigningPool:
         )
         self.key_id = signer.key_id
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "provmark.signing_worker"],
+            [sys.executable, "-m", "provmark._internal.signing_worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
