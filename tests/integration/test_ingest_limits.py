@@ -11,6 +11,7 @@ table with the reason while the writer goes on.
 from __future__ import annotations
 
 import json
+import math
 import random
 import sqlite3
 import time
@@ -269,6 +270,32 @@ def test_a_valid_record_right_after_a_nul_record_is_stored_within_a_second(
     assert time.monotonic() - started < 1.0
     assert clients["auditor"].get(f"/v1/records/{good['record_id']}").status_code == 200
     assert clients["anonymous"].get("/readyz").json()["status"] in ("ready", "degraded")
+
+
+def test_the_remote_client_gets_the_same_answers(server: Server, tmp_path: Path) -> None:
+    """The remote client sends what the server's door refuses and keeps the verdict per
+    record (``rejected``); the valid records of the batch are stored, nothing hangs."""
+    remote = provmark.open(
+        server.url, token=server.token("ingest"), journal_dir=tmp_path / "j", retry_max=1.0
+    )
+    try:
+        good = make_record("remote good")
+        nan = make_record("remote nan", usage={"latency_ms": math.nan})
+        later = make_record("future", generated_at="2999-01-01T00:00:00.000000Z")
+        assert remote.ingest([good, nan, later], timeout=20) == [
+            good["record_id"],
+            nan["record_id"],
+            later["record_id"],
+        ]
+        verdicts = dict(remote.rejected)
+        assert verdicts[nan["record_id"]].startswith("[1].usage.latency_ms: nan is not")
+        assert "generated_at" in verdicts[later["record_id"]]
+        assert remote.pending == 0
+    finally:
+        remote.close()
+    with server.client(server.token("auditor")) as aud:
+        assert aud.get(f"/v1/records/{good['record_id']}").status_code == 200
+        assert aud.get(f"/v1/records/{nan['record_id']}").status_code == 404
 
 
 def test_bad_requests_are_4xx_problems_without_internals(

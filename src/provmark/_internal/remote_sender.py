@@ -156,6 +156,7 @@ class Sender:
     def _run(self) -> None:
         while True:
             batch, closing = self._take()
+            taken = len(batch)  # _send drops refused records from ``batch`` in place
             try:
                 for draft in batch:  # off the lock: the callers' threads are not held up
                     finish(draft, self.redactor)
@@ -182,7 +183,7 @@ class Sender:
                     self._spill(batch)
             finally:
                 with self._cond:
-                    self._inflight -= len(batch)
+                    self._inflight -= taken
                     self._cond.notify_all()
             with self._cond:
                 if self._closing and not self._queue:
