@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..crypto.fieldenc import MasterKey
 from ..server.webhooks import EVENTS, WebhookStore
 from .common import print_json
 from .tokens import add_state, open_state
@@ -49,10 +50,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q.set_defaults(func=cmd_deliveries)
 
 
+def _master(args: argparse.Namespace) -> MasterKey:
+    """The ``master`` secret of the home the server uses (its vault's default master key):
+    webhook secrets are kept sealed under it."""
+    from pathlib import Path
+
+    from ..crypto.fieldenc import LocalMasterKey
+    from ..crypto.keystore import FileKeyStore
+
+    home = Path(args.home) / "keys" if args.home else None
+    return LocalMasterKey(FileKeyStore(home).secret("master"))
+
+
 def cmd_add(args: argparse.Namespace) -> int:
     db = open_state(args)
     try:
-        s = WebhookStore(db).add(args.url, args.events or list(EVENTS), args.description)
+        s = WebhookStore(db, _master(args)).add(
+            args.url, args.events or list(EVENTS), args.description
+        )
     finally:
         db.close()
     print(f"webhook {s.sub_id} -> {s.url} for {', '.join(s.events)}")

@@ -94,6 +94,12 @@ class SqlVault:
     def master_key_id(self) -> str:
         return self._master.key_id
 
+    @property
+    def master(self) -> MasterKey:
+        """The master key wrapping this vault's data keys (the server seals its webhook
+        secrets under it too)."""
+        return self._master
+
     # -- backend hooks
     def _transaction(self, fn: Callable[[Cursor], T]) -> T:
         raise NotImplementedError

@@ -29,7 +29,7 @@ from .metrics import Metrics
 from .problems import install_handlers, problem_response
 from .settings import Settings
 from .state import StateDB
-from .webhooks import WebhookStore
+from .webhooks import WebhookStore, master_key_for
 
 log = logging.getLogger("provmark.server")
 
@@ -115,7 +115,7 @@ def create_app(
     runs after the app stops, for callers that want the app to close them.
     """
     state = StateDB(settings.state)
-    hooks = WebhookStore(state)
+    hooks = WebhookStore(state, master_key_for(pm))  # secrets sealed at rest
     holder: dict[str, ServerContext] = {}
     metrics = Metrics(lambda: _snapshot(holder["ctx"]))
     ctx = ServerContext(

@@ -169,13 +169,14 @@ class WebhookService:
     def _claim(self) -> tuple[str, str, str, int, str, str] | None:
         now = time.time()
         rows = self.db.query(_CLAIM, (now, now, now))
-        for delivery_id, _sub, event_id, body, attempts, url, secret in rows:
+        for delivery_id, sub_id, event_id, body, attempts, url, secret in rows:
             taken = self.db.execute(
                 "UPDATE pmsrv_deliveries SET lease_until = ? WHERE delivery_id = ?"
                 " AND status = 'pending' AND lease_until <= ?",
                 (now + self.settings.lease, delivery_id, now),
             )
             if taken == 1:
+                secret = self.hooks.secret_of(sub_id, secret)  # sealed at rest
                 return delivery_id, event_id, body, int(attempts), url, secret
         return None
 

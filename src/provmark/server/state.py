@@ -131,7 +131,10 @@ class StateDB:
         path = Path(self.target)
         if path.parent and not path.parent.exists():
             raise ConfigError(f"folder {path.parent} of the server state file does not exist")
+        from ..store.sqlite import create_private
+
         try:
+            create_private(path)  # tokens' hashes, webhook secrets (sealed), the audit log
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")

@@ -26,6 +26,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import time
 import uuid
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..crypto.fieldenc import MasterKey
 from ..errors import ConfigError, NotFoundError
 from .state import Cursor, StateDB
 
@@ -143,6 +145,30 @@ _DELIVERY_COLUMNS = (
 )
 
 
+def _context(sub_id: str) -> bytes:
+    return f"provmark/webhook-secret/v1:{sub_id}".encode()
+
+
+def master_key_for(pm: Any) -> MasterKey | None:
+    """The master key the server seals webhook secrets under: its vault's, else the
+    ``master`` secret of its key store (the one a vault would use); None (secrets in
+    clear, logged) when the key store has none to give."""
+    vault = pm.privacy.vault if pm.privacy is not None else None
+    master = getattr(vault, "master", None)
+    if master is not None:
+        return master  # type: ignore[no-any-return]
+    from ..crypto.fieldenc import LocalMasterKey
+    from ..errors import KeyStoreError
+
+    try:
+        return LocalMasterKey(pm.keystore.secret("master"))
+    except KeyStoreError as exc:
+        logging.getLogger("provmark.server").warning(
+            "webhook secrets are stored in clear: no master key (%s)", exc
+        )
+        return None
+
+
 def check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -150,11 +176,48 @@ def check_url(url: str) -> str:
     return url
 
 
-class WebhookStore:
-    """Subscriptions and deliveries in the server's state database."""
+_SEALED = "sealed:v1:"
 
-    def __init__(self, db: StateDB) -> None:
+
+class WebhookStore:
+    """Subscriptions and deliveries in the server's state database.
+
+    With ``master`` (the master key of the store's privacy vault: the ``master`` secret,
+    or a KMS) signing secrets are kept sealed (AES-256-GCM, bound to the subscription
+    id) and secrets written in clear by an older provmark are sealed on open."""
+
+    def __init__(self, db: StateDB, master: MasterKey | None = None) -> None:
         self.db = db
+        self.master = master
+        if master is not None:
+            self._seal_clear_secrets()
+
+    def _seal(self, sub_id: str, secret: str) -> str:
+        if self.master is None:
+            return secret
+        wrapped = self.master.wrap(secret.encode(), _context(sub_id))
+        return f"{_SEALED}{self.master.key_id}:{base64.b64encode(wrapped).decode()}"
+
+    def secret_of(self, sub_id: str, stored: str) -> str:
+        """The signing secret from its stored (sealed) form."""
+        if not stored.startswith(_SEALED):
+            return stored  # written in clear (no master key given)
+        key_id, _, data = stored[len(_SEALED) :].rpartition(":")
+        if self.master is None:
+            raise ConfigError(
+                f"webhook {sub_id}: its secret is sealed under master key {key_id}; "
+                "give the master key (the store's home) to read it"
+            )
+        return self.master.unwrap(base64.b64decode(data), _context(sub_id)).decode()
+
+    def _seal_clear_secrets(self) -> None:
+        rows = self.db.query("SELECT sub_id, secret FROM pmsrv_webhooks")
+        for sub_id, secret in rows:
+            if not str(secret).startswith(_SEALED):
+                self.db.execute(
+                    "UPDATE pmsrv_webhooks SET secret = ? WHERE sub_id = ? AND secret = ?",
+                    (self._seal(sub_id, secret), sub_id, secret),
+                )
 
     # ------------------------------------------------------------ subscriptions
     def add(
@@ -171,11 +234,20 @@ class WebhookStore:
         self.db.execute(
             "INSERT INTO pmsrv_webhooks (sub_id, url, events, secret, description, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (sub.sub_id, url, json.dumps(list(chosen)), secret, description, sub.created_at),
+            (
+                sub.sub_id,
+                url,
+                json.dumps(list(chosen)),
+                self._seal(sub.sub_id, secret),
+                description,
+                sub.created_at,
+            ),
         )
         return sub
 
     def subscriptions(self) -> list[Subscription]:
+        """Every subscription; ``secret`` as stored (sealed): only the delivery worker
+        opens it (:meth:`secret_of`), a listing never needs it."""
         rows = self.db.query(
             "SELECT sub_id, url, events, secret, description, created_at FROM pmsrv_webhooks"
             " ORDER BY created_at"

@@ -9,6 +9,7 @@ Several processes may append to one file: each batch takes the write lock
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -164,8 +165,16 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
+def create_private(path: Path) -> None:
+    """Make a new database file readable by its owner only (0600); SQLite gives its
+    ``-wal``/``-shm``/journal files the database file's mode."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
     if not read_only:
+        create_private(path)
         return sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     uri = path.resolve().as_uri()
     db = sqlite3.connect(
