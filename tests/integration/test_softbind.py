@@ -429,7 +429,7 @@ def test_soft_binding_assertion_in_a_c2pa_manifest(world: dict[str, Any]) -> Non
     # text: keyed, only with the store's key
     assert soft_binding_assertion(world["texts"][0]) is None
     keyed = soft_binding_assertion(world["texts"][0], text_key=b"k" * 32)
-    assert keyed is not None and keyed["data"]["alg"] == "dev.provmark.text-minhash.1"
+    assert keyed is not None and keyed["data"]["alg"] == "dev.provmark.text-minhash.2"
     assert soft_binding_assertion(b"%PDF-1.7\n\x00\x01") is None
 
 

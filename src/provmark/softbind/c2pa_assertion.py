@@ -8,7 +8,8 @@ soft-binding algorithm list, so their names are in provmark's own namespace:
   the centre 80 % (a spatial rectangle region); each value is base64 of the
   8-byte pHash then the 8-byte dHash (big-endian), as computed by
   :mod:`provmark.softbind.image`. Anyone can recompute and compare these.
-* text, ``dev.provmark.text-minhash.1``: one block, the keyed MinHash signature
+* text, ``dev.provmark.text-minhash.2``: one block, the keyed one-permutation MinHash
+  of 8-character shingles (scheme 2; ``.1`` was word shingles)
   (128 little-endian uint32, base64). It is keyed, so only the store holding the
   soft-binding key can resolve it; it reveals nothing about the text.
 """
@@ -24,7 +25,7 @@ from .fingerprinter import UnsupportedMediaError, classify
 
 LABEL = "c2pa.soft-binding"
 IMAGE_ALG = "dev.provmark.imagehash.1"
-TEXT_ALG = "dev.provmark.text-minhash.1"
+TEXT_ALG = "dev.provmark.text-minhash.2"
 
 
 def _region(box: tuple[float, float, float, float]) -> dict[str, Any]:
