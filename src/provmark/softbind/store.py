@@ -247,13 +247,29 @@ class SQLiteFingerprintStore:
     def put(self, items: Sequence[Item]) -> None:
         if not items:
             return
+        items = list({(it.record_id, it.kind): it for it in items}.values())  # the last wins
         now = time.time()
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
+                names = list({it.record_id for it in items})
+                present: set[tuple[str, str]] = set()
+                for start in range(0, len(names), 500):
+                    chunk = names[start : start + 500]
+                    present.update(
+                        db.execute(
+                            "SELECT record_id, kind FROM softbind_items"
+                            f" WHERE record_id IN ({','.join('?' * len(chunk))})",
+                            chunk,
+                        ).fetchall()
+                    )
+                parts: list[tuple[int, int, int, int, int]] = []
+                bands: list[tuple[int, int]] = []
+                codes: list[tuple[int, int, int, int, int]] = []
                 for it in items:
-                    self._delete(it.record_id, it.kind)  # a re-add replaces
+                    if (it.record_id, it.kind) in present:
+                        self._delete(it.record_id, it.kind)  # a re-add replaces
                     packed = np.array([p[0] for p in it.parts], dtype=np.int64).tobytes()
                     cur = db.execute(
                         "INSERT INTO softbind_items (record_id, kind, media_type, size, shingles,"
@@ -275,22 +291,16 @@ class SQLiteFingerprintStore:
                             it.anchors,
                         ),
                     )
-                    item = cur.lastrowid
-                    db.executemany(
-                        "INSERT OR IGNORE INTO softbind_bands VALUES (?, ?)",
-                        [(k, item) for k in it.bands],
-                    )
-                    db.executemany(
-                        "INSERT OR IGNORE INTO softbind_parts VALUES (?, ?, ?, ?, ?)",
-                        [(h, item, o, k, w) for h, k, o, w in it.parts],
-                    )
-                    db.executemany(
-                        "INSERT INTO softbind_codes VALUES (?, ?, ?, ?, ?)",
-                        [
-                            (item, c.region, _signed(c.phash), _signed(c.dhash), c.colour)
-                            for c in it.codes
-                        ],
-                    )
+                    item = int(cur.lastrowid or 0)
+                    bands += [(k, item) for k in it.bands]
+                    parts += [(h, item, o, k, w) for h, k, o, w in it.parts]
+                    codes += [
+                        (item, c.region, _signed(c.phash), _signed(c.dhash), c.colour)
+                        for c in it.codes
+                    ]
+                db.executemany("INSERT OR IGNORE INTO softbind_bands VALUES (?, ?)", bands)
+                db.executemany("INSERT OR IGNORE INTO softbind_parts VALUES (?, ?, ?, ?, ?)", parts)
+                db.executemany("INSERT INTO softbind_codes VALUES (?, ?, ?, ?, ?)", codes)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")

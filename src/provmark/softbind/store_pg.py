@@ -129,6 +129,7 @@ class PostgresFingerprintStore:
     def put(self, items: Sequence[Item]) -> None:
         if not items:
             return
+        items = list({(it.record_id, it.kind): it for it in items}.values())  # the last wins
         now = time.time()
 
         def run(conn: Any) -> None:
