@@ -17,6 +17,8 @@ import numpy as np
 from . import image as img
 from .hamming import HammingIndex
 
+RECENT = 20_000  # items remembered as loaded, for stores whose rows commit out of order
+
 
 @dataclass(frozen=True)
 class CodeHit:
@@ -38,14 +40,15 @@ class CodeIndex:
         self.chroma = np.empty((0, 2), dtype=np.float64)
         self.aspect = np.empty(0, dtype=np.float64)
         self.loaded_item = 0  # the highest item loaded
+        self._recent: set[int] = set()  # items loaded lately (late commits may come below)
 
     def __len__(self) -> int:
         return int(self.item.size)
 
-    def recent(self, since: int) -> np.ndarray[Any, np.dtype[np.int64]]:
-        """Items already loaded that are above ``since`` (rows come in item order)."""
-        start = int(np.searchsorted(self.item, since, side="right"))
-        return self.item[start:]
+    def recent(self, since: int) -> set[int]:
+        """Items already loaded that are above ``since`` (``since`` within the last
+        :data:`RECENT` items)."""
+        return {i for i in self._recent if i > since}
 
     def add(self, rows: Sequence[Sequence[Any]]) -> None:
         """Rows of (item, region, phash, dhash, colour, width, height), signed 64-bit
@@ -61,6 +64,10 @@ class CodeIndex:
         self.chroma = np.concatenate([self.chroma, img.chromaticity(arr[:, 4])])
         self.index.add(arr[:, 2].view(np.uint64))
         self.loaded_item = max(self.loaded_item, int(arr[:, 0].max()))
+        self._recent.update(arr[:, 0].tolist())
+        if len(self._recent) > 2 * RECENT:
+            floor = self.loaded_item - RECENT
+            self._recent = {i for i in self._recent if i > floor}
 
     def search(self, probes: Sequence[img.Probe]) -> list[CodeHit]:
         if not probes:

@@ -34,7 +34,7 @@ from . import text_v1
 from .codes import CodeHit, CodeIndex
 from .store import PARAMS, PARAMS_V1, TABLES, Item, PartHit, TextItem, _signed
 
-LATE_COMMITS = 10_000
+LATE_COMMITS = 10_000  # below codes.RECENT
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS softbind_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS softbind_items (
@@ -253,7 +253,7 @@ class PostgresFingerprintStore:
             (since,),
         )
         if rows and since:
-            seen = set(self._codes.recent(since).tolist())
+            seen = self._codes.recent(since)
             rows = [r for r in rows if r[0] not in seen]
         self._codes.add(rows)
 
