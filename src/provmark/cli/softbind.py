@@ -190,14 +190,15 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"no fingerprints for {rid}")
         return EXIT_FAILED
     for it in items:
-        size = (
-            f"{it['width']}x{it['height']}"
-            if it["kind"] == "image"
-            else f"{it['size']} words, {it.get('shingles', 0)} shingles"
-        )
+        if it["kind"] == "image":
+            size = f"{it['width']}x{it['height']}, {it['parts']} pixel hash"
+        elif it.get("scheme") == 1:
+            size = f"{it['size']} words, scheme 1 (word shingles), {it['parts']} part hashes"
+        else:
+            size = f"{it['size']} words, {it.get('shingles', 0)} shingles, {it['parts']} anchors"
         print(
-            f"{it['kind']:<6} {it.get('media_type') or '-':<24} {size}, {it['parts']} part "
-            f"hashes, computed in {it['cost_us'] / 1000:.2f} ms"
+            f"{it['kind']:<6} {it.get('media_type') or '-':<24} {size}, "
+            f"computed in {it['cost_us'] / 1000:.2f} ms"
         )
     return EXIT_OK
 
