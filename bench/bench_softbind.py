@@ -241,8 +241,8 @@ def capture(
     return ids, {"compute": percentiles(costs), "with_write": percentiles(walls)}
 
 
-def run_text(pm: Any, fp: Fingerprinter, share: float, queries: int) -> dict[str, Any]:
-    """Record ``share`` of each corpus; look up every edit of them and of the rest."""
+def text_corpora(share: float) -> dict[str, dict[str, Any]]:
+    """Each corpus shuffled (a fixed seed) and cut: ``share`` recorded, the rest unrelated."""
     corpora: dict[str, dict[str, Any]] = {}
     for name, make in CORPORA.items():
         paragraphs = make()
@@ -256,6 +256,12 @@ def run_text(pm: Any, fp: Fingerprinter, share: float, queries: int) -> dict[str
             f"{k} recorded",
             file=sys.stderr,
         )
+    return corpora
+
+
+def run_text(pm: Any, fp: Fingerprinter, share: float, queries: int) -> dict[str, Any]:
+    """Record ``share`` of each corpus; look up every edit of them and of the rest."""
+    corpora = text_corpora(share)
     everything = [p for c in corpora.values() for p in c["recorded"]]
     ids, costs = capture(pm, fp, everything, "text/plain")
     start = 0
@@ -281,9 +287,8 @@ def run_text(pm: Any, fp: Fingerprinter, share: float, queries: int) -> dict[str
     return {"recall": rows, "false": false, "cost": costs, "corpora": corpora}
 
 
-def run_images(
-    pm: Any, fp: Fingerprinter, n: int, queries: int, unrelated_n: int
-) -> dict[str, Any]:
+def image_pool(n: int, unrelated_n: int) -> tuple[list[Image.Image], list[Image.Image]]:
+    """``n`` images to record and ``unrelated_n`` others (fixed seeds)."""
     samples = sample_images()
     made: list[Image.Image] = []
     i = 0
@@ -300,6 +305,13 @@ def run_images(
         f"{len(stored)} recorded, {len(unrelated)} unrelated",
         file=sys.stderr,
     )
+    return stored, unrelated
+
+
+def run_images(
+    pm: Any, fp: Fingerprinter, n: int, queries: int, unrelated_n: int
+) -> dict[str, Any]:
+    stored, unrelated = image_pool(n, unrelated_n)
     outputs = [png(im, meta=True) for im in stored]
     ids, costs = capture(pm, fp, outputs, "image/png")
     rows = []
@@ -337,65 +349,44 @@ ANCHORS = 55  # per synthetic text: what a 65-word paragraph of the corpora has
 
 
 def add_synthetic(path: Path, count: int) -> float:
-    """``count`` random text and ``count`` random image fingerprints, inserted in key order."""
+    """``count`` random text fingerprints (signature, ``ANCHORS`` anchors each) and
+    ``count`` random image fingerprints (two regions each), generated inside SQLite (a
+    recursive CTE, ``random()`` and ``randomblob()``: no Python per row)."""
     t0 = time.perf_counter()
-    rng = np.random.default_rng(7)
     db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA journal_mode=OFF")  # a throwaway copy: no journal for the fill
     db.execute("PRAGMA synchronous=OFF")
+    db.execute("PRAGMA cache_size=-3000000")  # 3 GB: random inserts stay in memory
     (first,) = db.execute("SELECT coalesce(max(id), 0) + 1 FROM softbind_items").fetchone()
-    text_ids = np.arange(first, first + count, dtype=np.int64)
-    image_ids = text_ids + count
-    step = 100_000
+    series = "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
     db.execute("BEGIN")
-    for s in range(0, count, step):
-        ids = text_ids[s : s + step]
-        sigs = rng.integers(0, 2**32, size=(ids.size, 128), dtype=np.uint64).astype("<u4")
-        db.executemany(
-            "INSERT INTO softbind_items (id, record_id, kind, media_type, size, shingles,"
-            " signature, parts, cost_us, created_at, scheme, anchors)"
-            f" VALUES (?, ?, 'text', 'text/plain', 65, 380, ?, x'', 0, 0, 2, {ANCHORS})",
-            ((int(i), f"synthetic-{i}", sigs[k].tobytes()) for k, i in enumerate(ids)),
-        )
-        iids = image_ids[s : s + step]
-        db.executemany(
-            "INSERT INTO softbind_items (id, record_id, kind, media_type, size, width, height,"
-            " parts, cost_us, created_at) VALUES (?, ?, 'image', 'image/png', 65536, 256, 256,"
-            " x'', 0, 0)",
-            ((int(i), f"synthetic-{i}") for i in iids),
-        )
-    codes = rng.integers(-(2**63), 2**63 - 1, size=(count * 2, 2), dtype=np.int64)
-    items = np.repeat(image_ids, 2)
-    regions = np.tile(np.array([0, 1]), count)
-    colours = rng.integers(0, 1 << 24, size=count * 2, dtype=np.int64)
-    db.executemany(
-        "INSERT INTO softbind_codes VALUES (?, ?, ?, ?, ?)",
-        zip(
-            items.tolist(),
-            regions.tolist(),
-            codes[:, 0].tolist(),
-            codes[:, 1].tolist(),
-            colours.tolist(),
-            strict=True,
-        ),
+    db.execute(
+        f"INSERT INTO softbind_items (id, record_id, kind, media_type, size, shingles,"
+        " signature, parts, cost_us, created_at, scheme, anchors)"
+        f" {series} SELECT ? + i, 'synthetic-' || (? + i), 'text', 'text/plain', 65, 380,"
+        f" randomblob(512), x'', 0, 0, 2, {ANCHORS} FROM n",
+        (count - 1, first, first),
     )
-    keys = rng.integers(-(2**63), 2**63 - 1, size=count * ANCHORS, dtype=np.int64)
-    owners = np.repeat(text_ids, ANCHORS)
-    sentences = np.tile(np.arange(ANCHORS, dtype=np.int64) // 10, count)
-    order = np.argsort(keys)
-    keys, owners, sentences = keys[order], owners[order], sentences[order]
-    for s in range(0, keys.size, 2_000_000):
-        db.executemany(
-            "INSERT OR IGNORE INTO softbind_parts VALUES (?, ?, ?, 4, 0)",
-            zip(
-                keys[s : s + 2_000_000].tolist(),
-                owners[s : s + 2_000_000].tolist(),
-                sentences[s : s + 2_000_000].tolist(),
-                strict=True,
-            ),
-        )
+    db.execute(
+        f"INSERT INTO softbind_items (id, record_id, kind, media_type, size, width, height,"
+        f" parts, cost_us, created_at) {series} SELECT ? + i, 'synthetic-' || (? + i), 'image',"
+        " 'image/png', 65536, 256, 256, x'', 0, 0 FROM n",
+        (count - 1, first + count, first + count),
+    )
+    db.execute(
+        f"INSERT INTO softbind_codes {series}"
+        " SELECT ? + i / 2, i % 2, random(), random(), abs(random()) % 16777216 FROM n",
+        (2 * count - 1, first + count),
+    )
+    db.execute(  # in key order (SQLite sorts): appends instead of random inserts
+        f"INSERT OR IGNORE INTO softbind_parts SELECT h, item, o, 4, 0 FROM ({series}"
+        f" SELECT random() AS h, ? + i / {ANCHORS} AS item, (i % {ANCHORS}) / 10 AS o FROM n)"
+        " ORDER BY h",
+        (count * ANCHORS - 1, first),
+    )
     db.execute("COMMIT")
     db.execute("ANALYZE")
+    db.execute("PRAGMA journal_mode=WAL")
     db.close()
     return time.perf_counter() - t0
 
@@ -555,6 +546,41 @@ def hot_path(n: int, outputs: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def scale_only(a: argparse.Namespace) -> None:
+    """The 1M run on a store kept from a full run (its texts and images are rebuilt with
+    the same seeds; record ids come back in capture order)."""
+    db, home = a.scale_from / "softbind.db", a.scale_from / "home"
+    con = sqlite3.connect(db)
+    ids = {
+        kind: [
+            r
+            for (r,) in con.execute(
+                "SELECT record_id FROM softbind_items WHERE kind = ? ORDER BY id", (kind,)
+            )
+        ]
+        for kind in ("text", "image")
+    }
+    con.close()
+    corpora = text_corpora(a.recorded)
+    start = 0
+    for c in corpora.values():
+        c["ids"] = ids["text"][start : start + len(c["recorded"])]
+        start += len(c["recorded"])
+    stored, unrelated = image_pool(a.images, a.unrelated_images)
+    images = {"stored": stored, "unrelated": unrelated, "ids": ids["image"]}
+    with tempfile.TemporaryDirectory() as d:
+        work = Path(d) / "softbind.db"
+        shutil.copy(db, work)
+        scale = run_scale(work, home, a.scale, {"corpora": corpora}, images, a.scale_queries)
+    print(table(f"Lookup with {a.scale:,} text + {a.scale:,} image fingerprints", scale["rows"]))
+    print(
+        f"false matches at scale: {scale['false_matches']} of {scale['false_queries']}; "
+        f"build {scale['build_s']:.0f}s, file {scale['file_mb']:,.0f} MB, "
+        f"image codes loaded in {scale['load_codes_s']:.2f}s"
+    )
+    print(f"saved {save('softbind_scale', {'scale': scale})}", file=sys.stderr)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--recorded", type=float, default=0.7, help="share of each corpus recorded")
@@ -566,7 +592,15 @@ def main() -> None:
     ap.add_argument("--hot-path", type=int, default=10_000, help="records per hot-path run")
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     ap.add_argument("--hot-path-only", action="store_true", help="only the capture hot path")
+    ap.add_argument(
+        "--scale-from",
+        type=Path,
+        help="only the 1M run, on a folder kept from a full run (softbind.db and home/)",
+    )
     a = ap.parse_args()
+    if a.scale_from is not None:
+        scale_only(a)
+        return
     if a.hot_path_only:
         rows = hot_path(a.hot_path, CORPORA["docs"]())
         print(table("Capture hot path: embedded SQLite records/s, fingerprints on and off", rows))
