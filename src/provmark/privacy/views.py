@@ -37,31 +37,63 @@ from .errors import AccessDenied
 if TYPE_CHECKING:
     from ..client import Provmark
 
-__all__ = ["ROLES", "RecordView", "sanitizer"]
+__all__ = ["ROLES", "RecordView", "sanitize_document", "sanitizer"]
 
 ROLES = ("auditor", "developer", "ingest", "admin")
 _READ = frozenset({"auditor", "developer", "admin"})
 _LOG_READERS = frozenset({"auditor", "admin"})
 
-#: What the sanitized view runs the detectors over (everything else is structural).
-_SANITIZE_FIELDS = {
-    "input.snapshot": Action.REDACT,
-    "error.message": Action.REDACT,
-    "params": Action.REDACT,
-    "extra": Action.REDACT,
-    f"extra.{ENCRYPTED_KEY}": Action.KEEP,
-    "tags": Action.REDACT,
-    "context.config": Action.REDACT,
-}
+#: The sanitized view denies by default: every string of a record goes through the PII
+#: detectors except these fields, which are structural (ids, hashes, times, sizes,
+#: versions, the signature) and safe to show as stored. Anything not listed here, a new
+#: field included, is sanitized.
+_SAFE_FIELDS = (
+    "record_id", "schema_version", "started_at", "generated_at", "operation", "status",
+    "error.type",
+    "model.name", "model.version", "model.provider", "model.revision", "model.digest",
+    "model.files.*.sha256", "model.files.*.size",
+    "input.sha256", "input.media_type", "input.size", "input.datasets.*.sha256",
+    "output.sha256", "output.size", "output.media_type",
+    "outputs.*.sha256", "outputs.*.size", "outputs.*.media_type",
+    "context.python", "context.platform", "context.packages", "context.gpu",
+    "context.git.commit", "context.git.dirty", "context.container.digest",
+    "actor.user_id",  # hashed below (HMAC), never shown as captured
+    "usage", "fallback.requested_model", "fallback.served_model",
+    "signature", "log", f"extra.{ENCRYPTED_KEY}",
+)  # fmt: skip
 
 
 def sanitizer(pm: Provmark) -> Redactor:
-    """The redactor of the sanitized view: the store's detectors and HMAC key."""
+    """The redactor of the sanitized view: the store's detectors and HMAC key, over every
+    field but :data:`_SAFE_FIELDS`."""
     privacy = pm.privacy
     base = privacy.policy if privacy is not None else default_policy()
     key = privacy.hmac_key if privacy is not None else pm.keystore.secret("redaction")
-    policy = Policy(Action.KEEP, dict(_SANITIZE_FIELDS), base.detectors, base.mode)
+    fields = {path: Action.KEEP for path in _SAFE_FIELDS}
+    policy = Policy(Action.REDACT, fields, base.detectors, base.mode)
     return Redactor(policy, key)
+
+
+def sanitize_document(pm: Provmark, redactor: Redactor, data: dict[str, Any]) -> dict[str, Any]:
+    """The developer/admin view of a record's payload dict: what ``pm.view``, the server's
+    API and the web UI all show (one code path)."""
+    clean: dict[str, Any] = redactor.redact_document(data).doc
+    # Placeholders can be longer than what they replace: keep the schema's limits.
+    for part, key, limit in (
+        ("input", "snapshot", MAX_SNAPSHOT_CHARS),
+        ("error", "message", 2048),
+    ):
+        value = (clean.get(part) or {}).get(key)
+        if isinstance(value, str) and len(value) > limit:
+            clean[part][key] = value[:limit]
+    if isinstance(clean.get("tags"), dict):
+        clean["tags"] = {k: str(v)[:MAX_TAG_CHARS] for k, v in clean["tags"].items()}
+    actor = clean.get("actor")
+    if isinstance(actor, dict) and actor.get("user_id"):
+        user = str(actor["user_id"])
+        if not user.startswith(HMAC_PREFIX):
+            actor["user_id"] = pm.hash_user_id(user)
+    return clean
 
 
 class RecordView:
@@ -249,23 +281,7 @@ class RecordView:
     def _sanitize_json(self, data: dict[str, Any]) -> dict[str, Any]:
         if self._sanitizer is None:
             self._sanitizer = sanitizer(self._pm)
-        clean = self._sanitizer.redact_document(data).doc
-        # Placeholders can be longer than what they replace: keep the schema's limits.
-        for part, key, limit in (
-            ("input", "snapshot", MAX_SNAPSHOT_CHARS),
-            ("error", "message", 2048),
-        ):
-            value = (clean.get(part) or {}).get(key)
-            if isinstance(value, str) and len(value) > limit:
-                clean[part][key] = value[:limit]
-        if isinstance(clean.get("tags"), dict):
-            clean["tags"] = {k: str(v)[:MAX_TAG_CHARS] for k, v in clean["tags"].items()}
-        actor = clean.get("actor")
-        if isinstance(actor, dict) and actor.get("user_id"):
-            user = str(actor["user_id"])
-            if not user.startswith(HMAC_PREFIX):
-                actor["user_id"] = self._pm.hash_user_id(user)
-        return clean
+        return sanitize_document(self._pm, self._sanitizer, data)
 
     def _sanitize(self, rec: Record) -> Record:
         data = rec.payload_dict()

@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..client import Provmark
-from ..privacy.views import RecordView, sanitizer
+from ..privacy.views import RecordView, sanitize_document, sanitizer
 from ..record import Record
 from ..redaction import Redactor
 from ..store.base import StoredRecord
@@ -21,7 +21,7 @@ from .metrics import Metrics
 from .problems import Problem
 from .settings import Settings
 from .state import StateDB
-from .views import HASH_PREFIX, split, stored_json
+from .views import split, stored_json
 from .webhooks import WebhookStore
 
 log = logging.getLogger("provmark.server")
@@ -54,16 +54,10 @@ class ServerContext:
         )
 
     def sanitize_json(self, data: dict[str, Any]) -> dict[str, Any]:
-        """The developer view of a record's payload fields (``pm.view("developer")``'s rules)."""
+        """The developer view of a record's payload fields (``pm.view("developer")``'s code)."""
         if self.developer_redactor is None:
             self.developer_redactor = sanitizer(self.pm)
-        clean: dict[str, Any] = self.developer_redactor.redact_document(data).doc
-        actor = clean.get("actor")
-        if isinstance(actor, dict) and actor.get("user_id"):
-            user = str(actor["user_id"])
-            if not user.startswith(HASH_PREFIX):
-                actor["user_id"] = self.pm.hash_user_id(user)
-        return clean
+        return sanitize_document(self.pm, self.developer_redactor, data)
 
     def view(self, record: StoredRecord | dict[str, Any], who: Principal) -> dict[str, Any]:
         """A record JSON object (or stored record) as ``who`` may see it."""

@@ -252,7 +252,21 @@ def record_lineage(
     depth: int = Query(3, ge=1, le=MAX_DEPTH),
 ) -> dict[str, Any]:
     ctx = get_context(request)
-    return lineage_graph(ctx.pm.store, record_id, depth=depth)
+    graph = lineage_graph(ctx.pm.store, record_id, depth=depth)
+    if who.full_view:
+        return graph
+    # parents that are not records here are free text (URIs, ids of other systems): shown
+    # as the sanitized view shows ``parents[]``
+    external = [n["id"] for n in graph["nodes"] if n.get("kind") == "external"]
+    if not external:
+        return graph
+    shown = dict(zip(external, ctx.sanitize_json({"parents": external})["parents"], strict=True))
+    for node in graph["nodes"]:
+        node["id"] = shown.get(node["id"], node["id"])
+    for edge in graph["edges"]:
+        edge["from"] = shown.get(edge["from"], edge["from"])
+        edge["to"] = shown.get(edge["to"], edge["to"])
+    return graph
 
 
 @router.get("/v1/ui/records/{record_id}/export/{fmt}")
