@@ -18,7 +18,7 @@ import pytest
 import provmark
 from provmark import Model, Provmark
 from provmark.audit import audit
-from provmark.errors import VerificationError
+from provmark.errors import StoreError, VerificationError
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -118,6 +118,9 @@ def test_null_payload_is_reported_not_a_crash(store_pm: Provmark) -> None:
         )
     kinds = found(store_pm)
     assert ("corrupt", 5) in kinds and ("altered", 5) in kinds
+    rid = next(f.record_id for f in audit(store_pm).findings if f.kind == "corrupt")
+    with pytest.raises(StoreError, match="damaged"):
+        store_pm.get(rid or "")
 
 
 def test_rows_lost_since_the_last_checkpoint_seen(store_pm: Provmark) -> None:

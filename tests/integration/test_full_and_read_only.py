@@ -110,6 +110,14 @@ def test_full_disk_default_mode(tiny: Path, tmp_path: Path) -> None:
     assert closed is None or "cannot rollback" not in str(closed)
     if closed is not None:
         assert "disk full" in str(closed)
+    # the disk is still full: the reading commands work and write nothing
+    home = tmp_path / "home"
+    out = run_cli("audit", "--db", str(tiny / "p.db"), home=home)
+    assert out.returncode == 0 and "audit: OK" in out.stdout, out.stdout + out.stderr
+    out = run_cli("verify", "--db", str(tiny / "p.db"), "--text", "first 3", home=home)
+    assert out.returncode == 0, out.stderr
+    out = run_cli("verify", "--db", str(tiny / "p.db"), "--text", "output 0", home=home)
+    assert out.returncode in (0, 1) and "Traceback" not in out.stderr
     subprocess.run(["mount", "-o", "remount,size=16m", str(tiny)], check=True)
     with provmark.open(tiny / "p.db", home=tmp_path / "home") as pm:
         assert audit(pm).ok

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from ..crypto.keys import PublicKey
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreError
 from ..record import Record, record_from_payload, secondary_outputs, signature_json, slug_for
 
 STORE_SCHEMA_VERSION = 1
@@ -122,8 +123,15 @@ class StoredRecord(Signed):
     index: int = -1
 
     def record(self) -> Record:
+        try:
+            data = json.loads(self.payload)
+        except ValueError as exc:  # NULL or damaged bytes: `provmark audit` says more
+            raise StoreError(
+                f"record {self.record_id} (log index {self.index}) is damaged: its stored "
+                f"payload is {'empty' if not self.payload else 'not JSON'} ({exc})"
+            ) from None
         return record_from_payload(
-            self.payload,
+            data,
             signature=self.signature,
             log={"index": self.index, "leaf_hash": base64.b64encode(self.leaf_hash()).decode()},
         )
