@@ -46,7 +46,7 @@ def test_altered_row(pm: Provmark, db_path: Path) -> None:
 
 def test_byte_edit_in_the_file(pm: Provmark, db_path: Path) -> None:
     fill(pm)
-    pm.store.close()
+    pm.close()  # every connection (the fingerprint thread's too): the -wal is folded in
     data = bytearray(db_path.read_bytes())
     pos = data.find(b'"snapshot":"7"')
     assert pos > 0
