@@ -39,7 +39,10 @@ def tokens(server: UIServer) -> dict[str, str]:
     return {role: server.token(role) for role in ("ingest", "developer", "auditor", "admin")}
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an asyncio loop marked running
+# on the main thread while it is open, so a session-wide browser broke every later test
+# that calls asyncio.run() (async capture, integrations, NATS) when the whole suite runs.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
