@@ -27,6 +27,7 @@ ORDER = [
     "bench_integrations",
     "bench_otel",
     "bench_softbind",
+    "bench_softbind_pg",
     "bench_trust",
 ]
 
