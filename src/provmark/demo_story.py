@@ -28,6 +28,7 @@ from .demo import PROMPTS, SENTENCES, MarkovModel
 
 CONTEXT_WORDS = 64  # the toy model's context window: longer prompts fail, and are recorded
 ERASED_SUBJECT = "carol"
+PROVIDER = "provmark demo"  # the store-wide provider: records of models naming none carry it
 WITNESS_NAME = "witness.example/demo"
 
 
@@ -181,7 +182,9 @@ def build_demo(folder: Path, n: int = 8) -> dict[str, Any]:
     ``folder/provmark.db`` (keys in ``folder/home``); return the paths and ids."""
     folder.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {}
-    with open_store(folder / "provmark.db", home=folder / "home", fingerprint=True) as pm:
+    with open_store(
+        folder / "provmark.db", home=folder / "home", fingerprint=True, provider=PROVIDER
+    ) as pm:
         assistant = Assistant(pm, folder)
         first: list[str] = []
         for i, user, question in requests(n):
@@ -202,6 +205,8 @@ def build_demo(folder: Path, n: int = 8) -> dict[str, Any]:
             cover = folder / "cover.png"
             cover.write_bytes(cover_png(summary) or b"")
             result["cover"] = cover
+            marked = mark(pm, folder, [(cover, cover_id), (original, summary_id)])
+            result.update(marked)
         erasure = pm.erase(ERASED_SUBJECT, reason="erasure request from the data subject")
         result["witnesses"] = witness(pm, folder)
         verified = pm.verify(original)
@@ -216,6 +221,25 @@ def build_demo(folder: Path, n: int = 8) -> dict[str, Any]:
             erasure=erasure.record_id,
         )
     return result
+
+
+def mark(pm: Provmark, folder: Path, outputs: list[tuple[Path, str]]) -> dict[str, Path]:
+    """Each output marked with a C2PA manifest signed by a development certificate (the
+    image embedded, the text in a sidecar); nothing without c2pa-python."""
+    try:
+        from .disclosure.marking import mark_output
+        from .export.c2pa_certs import make_dev_cert, write_dev_cert
+    except ImportError:
+        return {}
+    cert = write_dev_cert(make_dev_cert(), folder / "c2pa", force=True)
+    out: dict[str, Path] = {}
+    for path, record_id in outputs:
+        stored = pm.store.get(record_id)
+        assert stored is not None
+        target = path.with_name(f"{path.stem}-marked{path.suffix}")
+        mark_output(pm, path, target, stored, cert["chain"], cert["key"])
+        out[f"{path.stem}_marked"] = target
+    return out
 
 
 def witness(pm: Provmark, folder: Path) -> Path:

@@ -90,6 +90,8 @@ def take(out: Path = DOCS_IMG) -> None:
                 screenshot(page, "verify.png", out)
                 page.locator("#v-file").set_input_files(str(demo / "summary-edited.txt"))
                 expect(page.locator("#verdict")).to_contain_text("Not verified")
+                page.get_by_role("button", name="Look for the record it may come from").click()
+                expect(page.get_by_text("lead, not proof").first).to_be_visible()
                 screenshot(page, "verify-failed.png", out)
 
                 with httpx.Client(
@@ -110,6 +112,11 @@ def take(out: Path = DOCS_IMG) -> None:
                 page.get_by_role("button", name="Check consistency").click()
                 expect(page.locator("#consistency-verdict")).to_contain_text("Consistent")
                 screenshot(page, "log.png", out)
+
+                page.goto("/#/disclosure")
+                expect(page.get_by_role("heading", name="AI disclosure")).to_be_visible()
+                expect(page.locator("svg.chart").first).to_be_visible()
+                screenshot(page, "disclosure.png", out)
                 browser.close()
         finally:
             proc.terminate()

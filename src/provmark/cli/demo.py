@@ -62,6 +62,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"  provmark verify {original} {db} --witnesses {out['witnesses']} --min 1")
     if "cover" in out:
         print(f"  provmark verify {out['cover']} {db}   # the cover image")
+    if "cover_marked" in out:
+        print(f"  provmark disclose {out['cover_marked']} {db}   # its C2PA manifest and verdict")
     print(f"  provmark audit {db}")
     print(
         f"  provmark verify {edited} --fuzzy {db}"

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import ConfigError, NotFoundError, ProvmarkError, RecordError
+from ..errors import ConfigError, NotFoundError, RecordError
 from ..record import Record
 from ..store.base import Store, StoredRecord
 from . import otlp
@@ -209,35 +209,23 @@ def _cert_paths(args: argparse.Namespace) -> tuple[Path, Path]:
 
 
 def cmd_mark(args: argparse.Namespace) -> int:
-    from ..disclosure.disclose import pm_provider
-    from ..disclosure.ledger import MarkLedger
-    from ..export.c2pa import mark
+    from ..disclosure.marking import mark_output
 
     chain, key = _cert_paths(args)
     with open_from(args) as pm:
         pm.flush()
         stored = _record_to_mark(pm.store, args.record, Path(args.file))
-        with MarkLedger.for_provmark(pm) as ledger:  # for `disclose --report`
-            try:
-                done = mark(
-                    args.file,
-                    args.out,
-                    stored,
-                    chain,
-                    key,
-                    provider=args.provider or stored.record().model.provider or pm_provider(pm),
-                    sidecar=True if args.sidecar else None,
-                    check_output=not args.no_check_output,
-                )
-            except ProvmarkError as exc:
-                ledger.note(stored.record_id, "failed", path=str(args.out), detail=str(exc))
-                raise
-            ledger.note(
-                stored.record_id,
-                "sidecar" if done.sidecar else "embedded",
-                media_type=done.media_type,
-                path=str(done.path),
-            )
+        done = mark_output(
+            pm,
+            args.file,
+            args.out,
+            stored,
+            chain,
+            key,
+            provider=args.provider,
+            sidecar=True if args.sidecar else None,
+            check_output=not args.no_check_output,
+        )
     how = f"sidecar {done.sidecar}" if done.sidecar else "embedded"
     parent = ", earlier manifest kept as ingredient" if done.parent_manifest else ""
     print(f"{done.path}  C2PA manifest {how} ({done.media_type}{parent})")
