@@ -113,3 +113,23 @@ def test_server_api_and_web_ui_agree(tmp_path: Path) -> None:
         assert api["fallback"]["reason"] == lib.fallback.reason  # type: ignore[union-attr]
     finally:
         server.stop()
+
+
+# A UUIDv7 whose digits hold a Luhn-valid card number (about 1 random id in 2,000 does)
+CARD_LIKE_ID = "01a24d48-c7b9-7593-9164-459423879ea1"
+
+
+def test_parents_that_are_record_ids_are_shown_as_stored(tmp_path: Path) -> None:
+    from provmark.privacy.views import sanitizer
+
+    record = leaky_record("a child")
+    record["parents"] = [CARD_LIKE_ID, f"mailto:{EMAIL}"]
+    with provmark.open(tmp_path / "p.db", home=tmp_path / "home", flush_interval=0.01) as pm:
+        # the detectors do take this id for a card number when it is not a parent
+        flagged = sanitizer(pm).redact_document({"note": CARD_LIKE_ID}).doc["note"]
+        assert flagged != CARD_LIKE_ID and "CARD" in flagged
+        (rid,) = pm.view("ingest", principal="svc").ingest([record])
+        for role in ("developer", "admin"):
+            parents = pm.view(role, principal="dev").get(rid).parents
+            assert parents[0] == CARD_LIKE_ID  # a link to a record, shown as stored
+            assert no_pii(parents) and len(parents) == 2
