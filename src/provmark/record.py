@@ -260,7 +260,14 @@ class RecordV1(_Part):
             raw = orjson.dumps(value)
             if b"null" in raw:  # orjson writes NaN and infinities as null: ask json
                 json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as exc:
+        except TypeError:
+            # orjson refuses integers beyond 64 bits, which signed payloads do hold (RFC 8785
+            # writes a float such as 1e20 as an integer): json decides
+            try:
+                raw = json.dumps(value, allow_nan=False, separators=(",", ":")).encode()
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"not JSON: {exc}") from None
+        except ValueError as exc:
             raise ValueError(f"not JSON: {exc}") from None
         size = len(raw)
         if size > MAX_PARAMS_BYTES:
