@@ -1,7 +1,8 @@
 """The web UI end to end, in headless Chromium: sign in, dashboard, search, record detail
 with its lineage graph and exports, verify (original passes, edited copy fails with the
 reason, C2PA manifests shown), the log with a consistency check, the developer's
-sanitized view, keyboard use. Screenshots of each page go to docs/img/.
+sanitized view, keyboard use. Each page is rendered to a screenshot, kept only when
+PROVMARK_SCREENSHOTS names a folder (docs/img/ comes from `make screenshots`).
 """
 
 from __future__ import annotations
