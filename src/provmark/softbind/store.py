@@ -74,6 +74,31 @@ PARAMS = f"{txt.PARAMS}; {img.PARAMS}"
 PARAMS_V1 = f"{text_v1.PARAMS}; {img.PARAMS}"  # scheme-1 stores: read, and upgraded on open
 
 
+ITEM_COLUMNS = (
+    "record_id, kind, media_type, size, shingles, width, height, signature, parts,"
+    " cost_us, created_at, scheme, anchors"
+)
+
+
+def item_row(it: Item, packed: bytes, now: float) -> tuple[Any, ...]:
+    """The values of one ``softbind_items`` row, in the order of :data:`ITEM_COLUMNS`."""
+    return (
+        it.record_id,
+        it.kind,
+        it.media_type,
+        it.size,
+        it.shingles,
+        it.width,
+        it.height,
+        it.signature,
+        packed,
+        it.cost_us,
+        now,
+        it.scheme,
+        it.anchors,
+    )
+
+
 def _signed(u: int) -> int:
     return u - (1 << 64) if u >= 1 << 63 else u
 
@@ -272,24 +297,9 @@ class SQLiteFingerprintStore:
                         self._delete(it.record_id, it.kind)  # a re-add replaces
                     packed = np.array([p[0] for p in it.parts], dtype=np.int64).tobytes()
                     cur = db.execute(
-                        "INSERT INTO softbind_items (record_id, kind, media_type, size, shingles,"
-                        " width, height, signature, parts, cost_us, created_at, scheme, anchors)"
+                        f"INSERT INTO softbind_items ({ITEM_COLUMNS})"
                         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (
-                            it.record_id,
-                            it.kind,
-                            it.media_type,
-                            it.size,
-                            it.shingles,
-                            it.width,
-                            it.height,
-                            it.signature,
-                            packed,
-                            it.cost_us,
-                            now,
-                            it.scheme,
-                            it.anchors,
-                        ),
+                        item_row(it, packed, now),
                     )
                     item = int(cur.lastrowid or 0)
                     bands += [(k, item) for k in it.bands]

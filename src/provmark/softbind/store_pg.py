@@ -32,7 +32,17 @@ from ..errors import ConfigError
 from . import image as img
 from . import text_v1
 from .codes import CodeHit, CodeIndex
-from .store import PARAMS, PARAMS_V1, TABLES, Item, PartHit, TextItem, _signed
+from .store import (
+    ITEM_COLUMNS,
+    PARAMS,
+    PARAMS_V1,
+    TABLES,
+    Item,
+    PartHit,
+    TextItem,
+    _signed,
+    item_row,
+)
 
 LATE_COMMITS = 10_000  # below codes.RECENT
 SCHEMA = """
@@ -67,10 +77,6 @@ CREATE TABLE IF NOT EXISTS softbind_codes (
     PRIMARY KEY (item, region)
 );
 """
-_ITEM_COLUMNS = (
-    "record_id, kind, media_type, size, shingles, width, height, signature, parts,"
-    " cost_us, created_at, scheme, anchors"
-)
 
 
 class PostgresFingerprintStore:
@@ -138,23 +144,9 @@ class PostgresFingerprintStore:
                 _delete(conn, it.record_id, it.kind)  # a re-add replaces
                 packed = np.array([p[0] for p in it.parts], dtype=np.int64).tobytes()
                 (item,) = conn.execute(
-                    f"INSERT INTO softbind_items ({_ITEM_COLUMNS})"
+                    f"INSERT INTO softbind_items ({ITEM_COLUMNS})"
                     " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id",
-                    (
-                        it.record_id,
-                        it.kind,
-                        it.media_type,
-                        it.size,
-                        it.shingles,
-                        it.width,
-                        it.height,
-                        it.signature,
-                        packed,
-                        it.cost_us,
-                        now,
-                        it.scheme,
-                        it.anchors,
-                    ),
+                    item_row(it, packed, now),
                 ).fetchone()
                 parts += [(h, item, o, k, w) for h, k, o, w in dict.fromkeys(it.parts)]
                 bands += [(k, item) for k in dict.fromkeys(it.bands)]
@@ -357,7 +349,7 @@ def import_file(target: PostgresFingerprintStore, path: Path) -> int:
         for old, *row in items:
             _delete(conn, row[0], row[1])
             (new_id[old],) = conn.execute(
-                f"INSERT INTO softbind_items ({_ITEM_COLUMNS})"
+                f"INSERT INTO softbind_items ({ITEM_COLUMNS})"
                 " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id",
                 row,
             ).fetchone()
