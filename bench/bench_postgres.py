@@ -29,7 +29,7 @@ from typing import Any
 import psycopg
 
 import provmark
-from provmark.ingest import sign_draft
+from provmark._internal.writer import sign_draft
 from provmark.record import new_record_id, now_utc, validate_record
 from provmark.store.postgres import PostgresStore
 

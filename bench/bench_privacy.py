@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import provmark
 from common import percentiles, save, table
 from provmark.canonical import Fragment
+from provmark.capture.draft import Draft
 from provmark.privacy import Privacy
 from provmark.record import new_record_id
 
@@ -87,16 +88,16 @@ PARAMS: dict[str, dict[str, Any] | None] = {
 }
 
 
-def _draft(text: str, user: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+def _draft(text: str, user: str, params: dict[str, Any] | None = None) -> Draft:
     draft: dict[str, Any] = {
         "record_id": new_record_id(),
-        "input": {"__raw__": text},
+        "input": {},
         "context": Fragment({}),
         "actor": {"user_id": user},
     }
     if params is not None:
         draft["params"] = Fragment(params)
-    return draft
+    return Draft(draft, raw_input=text)
 
 
 def writer_cost(n: int, kind: str, params: str = "none") -> dict[str, Any]:

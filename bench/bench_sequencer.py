@@ -34,7 +34,7 @@ def appender(url: str, home: str, records: int, batch: int) -> dict[str, Any]:
     """One process: sign ``records`` records, then append them in batches, timed."""
     import provmark
     from compare import as_record
-    from provmark.ingest import sign_draft
+    from provmark._internal.writer import sign_draft
 
     with provmark.open(url, home=home) as pm:
         drafts = [as_record(i) for i in range(records)]

@@ -30,8 +30,9 @@ import psutil
 
 import provmark
 from common import save, table
-from provmark import client, ingest
+from provmark import client
 from provmark._internal import signing_pool
+from provmark._internal import writer as writer_module
 
 
 def timed(owner: Any, name: str, totals: collections.Counter[str], label: str) -> None:
@@ -80,7 +81,7 @@ def main() -> int:
     totals: collections.Counter[str] = collections.Counter()
     timed(client.Provmark, "_prepare", totals, "redact + seal (writer)")
     timed(signing_pool, "payloads", totals, "RFC 8785 payloads (writer)")
-    timed(ingest, "entry_for", totals, "entries (writer)")
+    timed(writer_module, "entry_for", totals, "entries (writer)")
     drafts: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as d:
         folder = Path(d)

@@ -19,9 +19,12 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ._internal.hot_journal import Unreplayed, open_journal, replay_dead_journals
+from ._internal.writer import Journal, Writer
 from .canonical import Fragment
 from .capture.core import Outcome, Recording, Spec, wrap
-from .capture.drafts import DraftBuilder, format_ns
+from .capture.draft import Draft
+from .capture.drafts import DraftBuilder, format_ns, render_snapshot
 from .capture.environment import DEFAULT_PACKAGES
 from .capture.hashing import digest_output
 from .capture.model import Model
@@ -35,13 +38,10 @@ from .crypto.keystore import (
     existing_signer,
 )
 from .errors import CaptureError, ConfigError, NotFoundError, ProvmarkError, VerificationError
-from .hot_journal import Unreplayed, open_journal, replay_dead_journals
-from .ingest import Journal, Writer
 from .jsonlimits import replace_unstorable
 from .log.merkle import consistency_proof, inclusion_proof
 from .log.note import Checkpoint, NoteVerifier
 from .record import (
-    MAX_SNAPSHOT_CHARS,
     Record,
     is_sha256,
     parse_time,
@@ -343,7 +343,7 @@ class Provmark:
         try:
             if self.read_only:
                 raise CaptureError(f"{self.store!r} was opened read-only: nothing is captured")
-            draft = self._draft(outcome)
+            draft = self._drafts.build(outcome, fingerprint=self.fingerprinter is not None)
             self._writer.submit(draft)
         except ProvmarkError as exc:
             self.capture_failures += 1
@@ -353,7 +353,7 @@ class Provmark:
                 raise CaptureError(f"provenance not captured: {exc}") from exc
             log.error("provmark: provenance not captured (best_effort): %s", exc)
             return ""
-        return str(draft["record_id"])
+        return draft.record_id
 
     def ingest(
         self,
@@ -365,7 +365,7 @@ class Provmark:
     ) -> list[str]:
         """Sign, store and log records built elsewhere (the server's batch API).
 
-        Every record is validated first (:mod:`provmark.intake`: the record model, the
+        Every record is validated first (:mod:`provmark.capture.intake`: the record model, the
         I-JSON limits, no record id twice); one invalid record rejects the whole batch
         with :class:`~provmark.errors.InvalidBatch` naming every ``[i].field``, and nothing
         is stored. Records whose id is already stored are skipped (idempotent).
@@ -380,12 +380,14 @@ class Provmark:
             raise ConfigError(f"{self.store!r} was opened read-only: nothing is ingested")
         from .errors import RecordsRefused
 
-        drafts = self.validate(records)  # InvalidBatch naming every invalid record
-        for draft in drafts:
-            inp = draft.get("input")
+        drafts = []
+        for record in self.validate(records):  # InvalidBatch naming every invalid record
+            inp = record.get("input")
             if protect and self.privacy is not None and inp and "snapshot" in inp:
-                inp["__raw__"] = inp.pop("snapshot")
-        ids = [d["record_id"] for d in drafts]
+                drafts.append(Draft(record, raw_input=inp.pop("snapshot")))
+            else:
+                drafts.append(Draft(record))
+        ids = [d.record_id for d in drafts]
         self._writer.take_refused(ids)  # forget refusals of an earlier try of these ids
         ticket = 0
         for draft in drafts:
@@ -401,8 +403,8 @@ class Provmark:
     def validate(self, records: Sequence[Any]) -> list[dict[str, Any]]:
         """The drafts ``ingest`` would sign, or :class:`~provmark.errors.InvalidBatch`
         naming every invalid record: the one validation at the door, also used by the
-        server's queue mode before it answers 202 (see :mod:`provmark.intake`)."""
-        from .intake import validate_batch
+        server's queue mode before it answers 202 (see :mod:`provmark.capture.intake`)."""
+        from .capture.intake import validate_batch
 
         drafts = validate_batch(records)
         self._check_signable(drafts)
@@ -440,37 +442,25 @@ class Provmark:
         if errors:
             raise InvalidBatch(errors, len(drafts))
 
-    def _draft(self, o: Outcome) -> dict[str, Any]:
-        draft = self._drafts.build(o)
-        if self.fingerprinter is not None and o.error is None and o.spec.fingerprint is not False:
-            # fingerprinted on the fingerprints' own thread, not here; a stream by its text
-            output = o.output if o.output is not None else getattr(o.digest, "text", None)
-            if output is not None:
-                draft["__softbind__"] = (output, (draft.get("output") or {}).get("media_type"))
-        return draft
-
-    def _prepare(self, draft: dict[str, Any]) -> dict[str, Any]:
-        """Redact and seal sensitive values, hash user ids (writer thread, or before the
-        journal line with ``durable=True``; the journal keeps a marker so that the writer
-        thread and a replay do not prepare a draft twice)."""
-        softbind = draft.pop("__softbind__", None)
-        if softbind is not None:
+    def _prepare(self, draft: Draft) -> dict[str, Any]:
+        """The record to sign: sensitive values redacted and sealed, user ids hashed
+        (writer thread, or before the journal line with ``durable=True``; a prepared
+        draft is not prepared twice). Its fingerprint is handed to the fingerprinter."""
+        record = draft.record
+        if draft.fingerprint is not None:
+            prints, draft.fingerprint = draft.fingerprint, None
             try:
-                self.fingerprinter.add(draft["record_id"], *softbind)
+                self.fingerprinter.add(draft.record_id, prints.content, prints.media_type)
             except Exception as exc:  # a fingerprint never costs a record
-                log.warning("provmark: fingerprint of %s not stored: %s", draft["record_id"], exc)
-        if draft.pop("__prepared__", False):
-            return draft
+                log.warning("provmark: fingerprint of %s not stored: %s", draft.record_id, exc)
+        if draft.prepared:
+            return record
         if self.privacy is not None:
             self.privacy.protect(draft)
         else:
-            inp = draft.get("input")
-            if inp and "__raw__" in inp:
-                raw = inp.pop("__raw__")
-                text = raw if isinstance(raw, str) else _json_text(raw)
-                inp["snapshot"] = text[:MAX_SNAPSHOT_CHARS]
-        storable_renderings(draft)
-        actor = draft.get("actor")
+            render_snapshot(draft)
+        storable_renderings(record)
+        actor = record.get("actor")
         if (
             self.hash_user_ids
             and actor
@@ -478,9 +468,8 @@ class Provmark:
             and not str(actor["user_id"]).startswith("hmac-sha256:")
         ):
             actor["user_id"] = self.hash_user_id(actor["user_id"])
-        if self._durable:
-            draft["__prepared__"] = True
-        return draft
+        draft.prepared = True
+        return record
 
     def hash_user_id(self, user_id: str) -> str:
         import hashlib
@@ -937,14 +926,6 @@ def storable_renderings(draft: dict[str, Any]) -> None:
         holder = draft.get(part)
         if isinstance(holder, dict) and isinstance(holder.get(key), str):
             holder[key] = replace_unstorable(holder[key])
-
-
-def _json_text(value: Any) -> str:
-    import json
-
-    from .canonical import to_json_value
-
-    return json.dumps(to_json_value(value), ensure_ascii=False, sort_keys=True, default=str)
 
 
 _MAX_AGE_SECONDS = 1000 * 366 * 86400

@@ -48,6 +48,7 @@ from ._internal.remote_journal import Journal, journal_key
 from ._internal.remote_sender import Sender, _problem
 from .canonical import canonical_bytes
 from .capture.core import Outcome, Recording, wrap
+from .capture.draft import Draft
 from .capture.drafts import DraftBuilder
 from .capture.hashing import digest_output
 from .crypto.keys import PublicKey
@@ -203,7 +204,7 @@ class RemoteProvmark:
             if self.fingerprint and isinstance(outcome.output, str) and outcome.error is None:
                 from .softbind.client_prints import attach
 
-                attach(draft, outcome.output)
+                attach(draft.record, outcome.output)
             self._sender.submit([draft])
         except ProvmarkError as exc:
             self.capture_failures += 1
@@ -213,14 +214,14 @@ class RemoteProvmark:
                 raise CaptureError(f"provenance not captured: {exc}") from exc
             log.error("provmark: provenance not captured (best_effort): %s", exc)
             return ""
-        return str(draft["record_id"])
+        return draft.record_id
 
     def ingest(
         self, records: Sequence[Mapping[str, Any]], *, wait: bool = True, timeout: float = 60.0
     ) -> list[str]:
         """Send records built elsewhere; with ``wait``, return once the server stored them."""
-        drafts = [dict(r) for r in records]
-        ids = [str(d.get("record_id")) for d in drafts]
+        drafts = [Draft(dict(r)) for r in records]
+        ids = [str(d.record.get("record_id")) for d in drafts]
         self._sender.submit(drafts)
         if wait:
             self.flush(timeout)

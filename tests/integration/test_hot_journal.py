@@ -4,6 +4,7 @@ writer's journal is left alone."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,7 +12,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from server_harness import start_server
+import pytest
+from server_harness import make_record, start_server
 
 import provmark
 from provmark.audit import audit
@@ -152,3 +154,40 @@ def test_postgres_plain_open_replays(tmp_path: Path, pg_url: str) -> None:
     with provmark.open(pg_url, home=home) as pm:
         assert pm.store.has(acked) == set(acked)
         assert audit(pm).ok
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_a_journal_line_of_the_old_format_replays_as_written(tmp_path: Path, durable: bool) -> None:
+    """Journals written before drafts were typed marked each line ``"__prepared__": true``
+    inside the record: such a line is replayed on open (by the hot-journal replay, or by
+    a durable writer taking its own file) as the prepared record it is, without the marker
+    and without being redacted a second time."""
+    db, home = tmp_path / "p.db", tmp_path / "home"
+    make_store(db, home)
+    record = make_record("made before the upgrade")
+    line = {**record, "__prepared__": True}
+    (tmp_path / "p.db.journal").write_text(json.dumps(line) + "\n")
+    with provmark.open(db, home=home, durable=durable) as pm:
+        stored = pm.store.get(record["record_id"])
+        assert stored is not None
+        assert json.loads(stored.payload) == record  # as journaled: no marker, not re-redacted
+        assert pm.verify("made before the upgrade").record.record_id == record["record_id"]
+        assert audit(pm).ok
+    assert (tmp_path / "p.db.journal").stat().st_size == 0
+
+
+def test_a_journal_line_is_the_prepared_record(tmp_path: Path) -> None:
+    """The durable journal holds prepared records only: redacted, and nothing but the
+    record's own fields."""
+    db, home = tmp_path / "p.db", tmp_path / "home"
+    with provmark.open(db, home=home, durable=True, flush_interval=600, batch_size=10**6) as pm:
+        with pm.record(model="acme/m", input="mail jane.doe@example.com") as rec:
+            rec.set_output("done")
+        (line,) = (tmp_path / "p.db.journal").read_text().splitlines()
+        journaled = json.loads(line)
+        assert journaled["record_id"] == rec.record_id
+        assert not [k for k in journaled if k.startswith("__")]
+        assert "jane.doe@example.com" not in line
+        assert journaled["input"]["snapshot"] != "mail jane.doe@example.com"
+    with provmark.open(db, home=home) as pm:
+        assert json.loads(pm.store.get(rec.record_id).payload)["input"] == journaled["input"]

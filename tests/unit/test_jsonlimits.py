@@ -1,4 +1,5 @@
-"""I-JSON limits at the door (provmark.jsonlimits) and the batch validation (provmark.intake)."""
+"""I-JSON limits at the door (provmark.jsonlimits) and the batch validation
+(provmark.capture.intake)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from provmark.canonical import canonical_bytes
+from provmark.capture.intake import validate_batch
 from provmark.errors import InvalidBatch, RecordError
-from provmark.intake import validate_batch
 from provmark.jsonlimits import MAX_DEPTH, MAX_SAFE_INTEGER, check_json, replace_unstorable, walk
 from provmark.record import new_record_id, now_utc
 

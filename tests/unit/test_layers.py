@@ -16,6 +16,7 @@ import provmark
 
 SRC = Path(provmark.__file__).resolve().parent
 CORE = (
+    "provmark._internal",
     "provmark._version",
     "provmark.canonical",
     "provmark.capture",

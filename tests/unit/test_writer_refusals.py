@@ -6,8 +6,8 @@ import sqlite3
 
 import pytest
 
+from provmark._internal.writer import is_refusal, refusal_reason
 from provmark.errors import DataRefused, StoreError
-from provmark.ingest import is_refusal, refusal_reason
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ import httpx
 import orjson
 
 from ..canonical import Fragment, to_json_value
+from ..capture.draft import Draft
 from ..capture.drafts import finish
 from ..errors import CaptureError
 from .remote_journal import Journal
@@ -107,7 +108,7 @@ class Sender:
         self.close_timeout = close_timeout
         self.rejected: list[tuple[str, str]] = []
         self.last_error: str | None = None
-        self._queue: collections.deque[dict[str, Any]] = collections.deque()
+        self._queue: collections.deque[Draft] = collections.deque()
         self._cond = threading.Condition()
         # held from reading the journal to clearing it, and by every append, so that a
         # batch spilled by one thread is never cleared by another thread's replay
@@ -126,7 +127,7 @@ class Sender:
         for t in self._threads:
             t.start()
 
-    def submit(self, drafts: list[dict[str, Any]]) -> None:
+    def submit(self, drafts: list[Draft]) -> None:
         with self._cond:
             if self._closing:
                 raise CaptureError("provmark is closed; no more records are accepted")
@@ -136,7 +137,7 @@ class Sender:
             if len(self._queue) >= self.batch_size:
                 self._cond.notify()
 
-    def _take(self) -> tuple[list[dict[str, Any]], bool]:
+    def _take(self) -> tuple[list[Draft], bool]:
         """Wait for a batch (or the flush interval); count it in flight."""
         with self._cond:
             if not self._queue and not self._closing:
@@ -155,11 +156,12 @@ class Sender:
 
     def _run(self) -> None:
         while True:
-            batch, closing = self._take()
-            taken = len(batch)  # _send drops refused records from ``batch`` in place
+            drafts, closing = self._take()
+            taken = len(drafts)
+            batch: list[dict[str, Any]] = []  # _send drops refused records from it in place
             try:
-                for draft in batch:  # off the lock: the callers' threads are not held up
-                    finish(draft, self.redactor)
+                # off the lock: the callers' threads are not held up
+                batch = [finish(draft, self.redactor) for draft in drafts]
                 if self.journal.count and (closing or time.monotonic() >= self._next_retry):
                     self._replay()
                 if batch:
@@ -179,8 +181,8 @@ class Sender:
             except Exception as exc:  # never lose the batch to a bug in the loop
                 log.exception("provmark remote sender")
                 self.last_error = repr(exc)
-                if batch:
-                    self._spill(batch)
+                if drafts:  # a draft not finished keeps no snapshot: its raw input is unredacted
+                    self._spill(batch if len(batch) == taken else [d.record for d in drafts])
             finally:
                 with self._cond:
                     self._inflight -= taken
@@ -200,7 +202,7 @@ class Sender:
         with self._journal_lock:
             self.journal.append(lines)
 
-    def _drain(self) -> list[dict[str, Any]]:
+    def _drain(self) -> list[Draft]:
         """Everything queued, counted in flight (call with ``_cond`` held)."""
         rest = list(self._queue)
         self._queue.clear()
@@ -208,7 +210,7 @@ class Sender:
         self._cond.notify_all()  # callers blocked by back-pressure may go on
         return rest
 
-    def _spill_drained(self, rest: list[dict[str, Any]]) -> None:
+    def _spill_drained(self, rest: list[Draft]) -> None:
         try:
             if rest:
                 self._spill([finish(d, self.redactor) for d in rest])

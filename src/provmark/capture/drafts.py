@@ -32,6 +32,7 @@ from ..record import (
     check_tags,
 )
 from .core import Outcome, Spec
+from .draft import ABSENT, Draft, Fingerprint
 from .environment import DEFAULT_PACKAGES, probe
 from .hashing import Digest, Encoders, digest_output, operation_for
 from .model import HashCache, Model, as_model
@@ -116,8 +117,10 @@ class DraftBuilder:
                     self._context = Fragment(probe(self._packages, config=self._config))
         return self._context
 
-    def build(self, o: Outcome) -> dict[str, Any]:
-        """The unsigned draft of one outcome (the input snapshot still raw, see ``finish``)."""
+    def build(self, o: Outcome, *, fingerprint: bool = False) -> Draft:
+        """The unsigned draft of one outcome (the input snapshot still raw, see ``finish``);
+        with ``fingerprint``, the output to fingerprint rides along (not of an error, nor
+        of a spec with ``fingerprint=False``; a stream's by its text)."""
         spec = o.spec
         now_ns = time.time_ns()
         draft: dict[str, Any] = {
@@ -134,7 +137,7 @@ class DraftBuilder:
             check_json(o.params, "params")  # the I-JSON limits of the door (2**70 is refused)
             raw = check_size("params", o.params, MAX_PARAMS_BYTES)
             draft["params"] = Fragment(o.params, raw)  # encoded once, spliced when signed
-        inp = self._input(o)
+        inp, raw = self._input(o)
         if inp:
             draft["input"] = inp
         if o.error is not None:
@@ -181,38 +184,62 @@ class DraftBuilder:
         if o.fallback:
             check_json(o.fallback, "fallback")
             draft["fallback"] = o.fallback
-        return draft
+        prints = None
+        if fingerprint and o.error is None and spec.fingerprint is not False:
+            output = o.output if o.output is not None else getattr(o.digest, "text", None)
+            if output is not None:
+                prints = Fingerprint(output, (draft.get("output") or {}).get("media_type"))
+        return Draft(draft, raw, prints)
 
-    def _input(self, o: Outcome) -> dict[str, Any]:
+    def _input(self, o: Outcome) -> tuple[dict[str, Any], Any]:
+        """The record's ``input`` and the raw value its snapshot is rendered from."""
         inp: dict[str, Any] = {}
+        raw: Any = ABSENT
         if o.input is not None:
             d: Digest = digest_output(o.input, self.encoders)
             inp["sha256"] = d.sha256
             if d.media_type:
                 inp["media_type"] = d.media_type
             if o.spec.snapshot and isinstance(o.input, str | dict | list):
-                inp["__raw__"] = o.input  # turned into text off the caller's thread by finish()
+                raw = o.input  # turned into text off the caller's thread (finish, protect)
         seed = o.seed if o.seed is not None else o.params.get("seed")
         if seed is not None:
             inp["seed"] = str(seed)
         if o.datasets:
             inp["datasets"] = [dict(d) for d in o.datasets]
-        return inp
+        return inp, raw
 
 
-def finish(draft: dict[str, Any], redactor: Any = None) -> dict[str, Any]:
-    """Render the raw input as the (redacted, truncated) snapshot; redact the error message."""
-    inp = draft.get("input")
-    if inp and "__raw__" in inp:
-        raw = inp.pop("__raw__")
-        text = raw if isinstance(raw, str) else _json_text(raw)
+def snapshot_text(raw: Any) -> str:
+    """The raw input as text: a string as it is, anything else as sorted JSON."""
+    return raw if isinstance(raw, str) else json_text(raw)
+
+
+def render_snapshot(draft: Draft) -> dict[str, Any]:
+    """The record with its raw input rendered as the (truncated) snapshot, unredacted."""
+    record = draft.record
+    if draft.has_raw_input:
+        record.setdefault("input", {})["snapshot"] = snapshot_text(draft.raw_input)[
+            :MAX_SNAPSHOT_CHARS
+        ]
+        draft.raw_input = ABSENT
+    return record
+
+
+def finish(draft: Draft, redactor: Any = None) -> dict[str, Any]:
+    """The record to send: the raw input rendered as the (redacted, truncated) snapshot,
+    the error message redacted."""
+    record = draft.record
+    if draft.has_raw_input:
+        text = snapshot_text(draft.raw_input)
         if redactor is not None:
             text = redactor.redact_text(text).text
-        inp["snapshot"] = text[:MAX_SNAPSHOT_CHARS]
-    if redactor is not None and "error" in draft and draft["error"].get("message"):
-        draft["error"]["message"] = redactor.redact_text(draft["error"]["message"]).text
-    return draft
+        record.setdefault("input", {})["snapshot"] = text[:MAX_SNAPSHOT_CHARS]
+        draft.raw_input = ABSENT
+    if redactor is not None and "error" in record and record["error"].get("message"):
+        record["error"]["message"] = redactor.redact_text(record["error"]["message"]).text
+    return record
 
 
-def _json_text(value: Any) -> str:
+def json_text(value: Any) -> str:
     return json.dumps(to_json_value(value), ensure_ascii=False, sort_keys=True, default=str)

@@ -1,6 +1,6 @@
 """What happens to sensitive values of a captured record before it is signed.
 
-:class:`Privacy` runs inside ``Provmark._prepare`` (the writer thread, or the
+:class:`Privacy` runs inside ``CapturePipeline.prepare`` (the writer thread, or the
 caller's thread just before the durable journal line):
 
 1. The raw input becomes ``input.snapshot`` after redaction by the policy (built-in
@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, cast
 
 from ..canonical import Fragment, to_json_value
+from ..capture.draft import ABSENT, Draft
 from ..crypto.fieldenc import LocalMasterKey, MasterKey, encode_value
 from ..crypto.keystore import KeyStore
 from ..errors import CaptureError, ConfigError, KeyStoreError, StoreError
@@ -211,47 +212,52 @@ class Privacy:
         return str(actor.get("user_id") or tags.get(self.subject_tag) or UNATTRIBUTED)
 
     # ------------------------------------------------------------ capture
-    def protect(self, draft: dict[str, Any]) -> None:
-        """Redact and seal one draft in place. Never lets PII through: on any failure the
-        affected text is replaced by ``[REDACTION FAILED]`` and the error logged."""
-        inp = draft.get("input")
-        raw = inp.pop("__raw__", None) if inp else None
-        err = draft.get("error")
-        captured = isinstance(draft.get("context"), Fragment)
+    def protect(self, draft: Draft) -> None:
+        """Redact and seal one draft in place: its raw input becomes ``input.snapshot``.
+        Never lets PII through: on any failure the affected text is replaced by
+        ``[REDACTION FAILED]`` and the error logged."""
+        record = draft.record
+        has_raw, raw = draft.has_raw_input, draft.raw_input
+        draft.raw_input = ABSENT
+        err = record.get("error")
+        captured = isinstance(record.get("context"), Fragment)
         message = err.get("message") if captured and isinstance(err, dict) else None
-        params = _has_text(draft.get("params"))
-        if raw is None and not message and not params:
+        params = _has_text(record.get("params"))
+        if not has_raw and not message and not params:
             return
         try:
-            self._protect(draft, raw, message, params)
+            self._protect(record, has_raw, raw, message, params)
         except Exception as exc:
             log.error(
                 "provmark: redaction of record %s failed (%s); its text fields are withheld",
-                draft.get("record_id"),
+                record.get("record_id"),
                 type(exc).__name__,
             )
-            if raw is not None and inp is not None:
-                inp["snapshot"] = _FAILED
+            if has_raw:
+                record.setdefault("input", {})["snapshot"] = _FAILED
             if message:
-                draft["error"]["message"] = _FAILED
+                record["error"]["message"] = _FAILED
             if params:
-                draft["params"] = {"$redaction": _FAILED}
+                record["params"] = {"$redaction": _FAILED}
             if self.direct:  # the caller's thread: fail the capture, never store PII
                 detail = str(exc) if isinstance(exc, StoreError | KeyStoreError) else ""
                 raise CaptureError(
-                    f"record {draft.get('record_id')}: redaction/encryption failed "
+                    f"record {record.get('record_id')}: redaction/encryption failed "
                     f"({type(exc).__name__}{': ' + detail if detail else ''})"
                 ) from None
 
-    def _protect(self, draft: dict[str, Any], raw: Any, message: str | None, params: bool) -> None:
+    def _protect(
+        self, draft: dict[str, Any], has_raw: bool, raw: Any, message: str | None, params: bool
+    ) -> None:
         sealed: list[tuple[str, Any]] = []
-        if raw is not None:
+        if has_raw:
             value = raw if isinstance(raw, str) else json.loads(_json_text(raw))
             text, seal = self._render("input.snapshot", value)
+            inp = draft.setdefault("input", {})
             if text is None:
-                draft["input"].pop("snapshot", None)
+                inp.pop("snapshot", None)
             else:
-                draft["input"]["snapshot"] = text[:MAX_SNAPSHOT_CHARS]
+                inp["snapshot"] = text[:MAX_SNAPSHOT_CHARS]
             sealed += seal
         if message:
             text, seal = self._render("error.message", message)

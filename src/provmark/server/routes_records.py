@@ -6,7 +6,7 @@ record in ``errors`` (``field`` = ``[i].path.to.field``) and nothing is stored, 
 a client can fix or drop the named records and send the batch again. Records whose
 ``record_id`` is already stored are skipped (idempotent re-POST) and listed in
 ``duplicates``; the same id twice in one batch is invalid. The validation is
-``Provmark.validate`` (``provmark.intake``), the same in direct and queue mode and in the
+``Provmark.validate`` (``provmark.capture.intake``), the same in direct and queue mode and in the
 worker. A record the store itself refuses is dead-lettered: 422 ``record-refused``
 naming it, with the ids that were stored (docs/server.md, "Dead letters").
 """

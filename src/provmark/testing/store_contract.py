@@ -30,9 +30,9 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from .._internal.writer import sign_draft
 from ..crypto.keys import LocalSigner, PublicKey
 from ..errors import ConfigError
-from ..ingest import sign_draft
 from ..log.merkle import (
     CompactRange,
     consistency_proof,

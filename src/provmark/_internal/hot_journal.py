@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ProvmarkError
-from .ingest import Journal, Writer, read_lines
+from ..errors import ProvmarkError
+from .writer import Journal, Writer, read_lines
 
 log = logging.getLogger("provmark.journal")
 
@@ -101,7 +101,7 @@ def replay_dead_journals(
                 except OSError:
                     continue  # a live writer's journal
                 drafts = read_lines(fh)
-                missing = len(drafts) - len(store.has([d["record_id"] for d in drafts]))
+                missing = len(drafts) - len(store.has([d.record_id for d in drafts]))
                 if missing and not can_write:
                     left.append(Unreplayed(path, missing, why_not))
                     continue

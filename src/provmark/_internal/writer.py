@@ -1,7 +1,7 @@
 """The background batching writer: sign off the caller's thread, store in batches.
 
-``submit`` puts an unsigned record (a plain dict) on a bounded queue and
-returns; when the queue is full it blocks (back-pressure, never a drop). A
+``submit`` puts an unsigned record (a :class:`~provmark.capture.draft.Draft`) on a
+bounded queue and returns; when the queue is full it blocks (back-pressure, never a drop). A
 writer thread takes up to ``batch_size`` records or what arrived within
 ``flush_interval`` seconds, canonicalises and signs each, and appends the batch
 to the store with one signed checkpoint in one transaction.
@@ -10,6 +10,12 @@ With ``durable=True`` every record is first appended to a journal file and
 fsync'd before ``submit`` returns, so a crash (even ``kill -9``) loses nothing
 that was acknowledged: the journal is replayed on the next open and record
 ids make the replay idempotent.
+
+A journal line is one prepared record (redacted, sealed, user id hashed: what will
+be signed), as JSON: the journal holds nothing else, so every line replays as it is,
+never prepared twice. Journals written before drafts were typed (provmark up to
+issue 19) marked each line with a ``"__prepared__": true`` key inside the record;
+:func:`read_lines` drops that key, so they replay the same.
 """
 
 from __future__ import annotations
@@ -28,13 +34,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from ._internal.signing_pool import Pending, Signed, SigningPool, sign_here
-from .canonical import canonical_bytes, to_json_value
-from .crypto.keys import LocalSigner, Signer
-from .errors import CaptureError, DataRefused, StoreError
-from .store.base import Entry, SealFn, Store, StoredCheckpoint, index_columns
+from ..canonical import canonical_bytes, to_json_value
+from ..capture.draft import Draft
+from ..capture.drafts import render_snapshot
+from ..crypto.keys import LocalSigner, Signer
+from ..errors import CaptureError, DataRefused, StoreError
+from ..store.base import Entry, SealFn, Store, StoredCheckpoint, index_columns
+from .signing_pool import Pending, Signed, SigningPool, sign_here
 
-log = logging.getLogger("provmark.ingest")
+log = logging.getLogger("provmark.writer")
 
 # A batch this big is worth handing to a signing process (it costs ~10 ms to start one).
 _BIG_BATCH = 256
@@ -54,17 +62,22 @@ def entry_for(draft: dict[str, Any], payload: bytes, sig: str, signer: Signer) -
     )
 
 
-def read_lines(fh: Any) -> list[dict[str, Any]]:
-    """The drafts of a journal file; a torn last line (crash mid-write) was never
-    acknowledged."""
+_OLD_MARK = "__prepared__"  # the marker of journal lines written before issue 19
+
+
+def read_lines(fh: Any) -> list[Draft]:
+    """The prepared drafts of a journal file; a torn last line (crash mid-write) was
+    never acknowledged."""
     drafts = []
     for line in fh:
         if not line.endswith(b"\n"):
             break
         try:
-            drafts.append(json.loads(line))
+            record = json.loads(line)
         except ValueError:
             break
+        record.pop(_OLD_MARK, None)
+        drafts.append(Draft(record, prepared=True))
     return drafts
 
 
@@ -88,8 +101,9 @@ class Journal:
         self.pending = 0
         self.remove_when_empty = False  # an extra journal beside the first one
 
-    def append(self, draft: dict[str, Any]) -> None:
-        line = json.dumps(to_json_value(draft), separators=(",", ":")).encode() + b"\n"
+    def append(self, record: dict[str, Any]) -> None:
+        """Journal one prepared record (fsync'd before this returns)."""
+        line = json.dumps(to_json_value(record), separators=(",", ":")).encode() + b"\n"
         with self._lock:
             self._fh.write(line)
             self._fh.flush()
@@ -105,7 +119,7 @@ class Journal:
                 self._fh.seek(0)
                 os.fdatasync(self._fh.fileno())
 
-    def read(self) -> list[dict[str, Any]]:
+    def read(self) -> list[Draft]:
         """Every complete line; a torn last line (crash mid-write) was never acknowledged."""
         with open(self.path, "rb") as fh:
             return read_lines(fh)
@@ -131,7 +145,7 @@ class Writer:
         max_queue: int = 50_000,
         journal: Journal | None = None,
         on_batch: Callable[[StoredCheckpoint, int], None] | None = None,
-        prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        prepare: Callable[[Draft], dict[str, Any]] = render_snapshot,
         signing_processes: int | None = None,
     ) -> None:
         self.store = store
@@ -142,11 +156,11 @@ class Writer:
         self.max_queue = max_queue
         self.journal = journal
         self.on_batch = on_batch
-        self.prepare = prepare or (lambda draft: draft)
+        self.prepare = prepare  # a draft -> the record to sign
         # None: start a signing process when a backlog builds up; 0: never; 1: at once
         self.signing_processes = signing_processes
         self._pool: SigningPool | None = None
-        self._queue: collections.deque[dict[str, Any]] = collections.deque()
+        self._queue: collections.deque[Draft] = collections.deque()
         self._cond = threading.Condition()
         self._submitted = 0
         self._stored = 0
@@ -168,16 +182,16 @@ class Writer:
             self._replay(journal)
 
     # ------------------------------------------------------------ caller side
-    def submit(self, draft: dict[str, Any]) -> int:
+    def submit(self, draft: Draft) -> int:
         """Queue one unsigned record; returns a ticket for :meth:`wait`."""
         if self._closing:
             raise CaptureError("provmark is closed; no more records are accepted")
         self._ensure_writer()
         self._ensure_storable()
-        if self.journal is not None:
-            draft = self.prepare(draft)  # nothing unredacted reaches the disk
+        if self.journal is not None and not draft.prepared:
+            draft = Draft(self.prepare(draft), prepared=True)  # nothing unredacted reaches disk
             try:
-                self.journal.append(draft)
+                self.journal.append(draft.record)
             except OSError as exc:  # ENOSPC, EROFS, EIO: the caller hears it now
                 raise CaptureError(
                     f"provenance not captured: journal {self.journal.path}: {exc.strerror}"
@@ -264,8 +278,8 @@ class Writer:
         drafts = journal.read()
         if not drafts:
             return
-        stored = self.store.has([d["record_id"] for d in drafts])
-        missing = [d for d in drafts if d["record_id"] not in stored]
+        stored = self.store.has([d.record_id for d in drafts])
+        missing = [d for d in drafts if d.record_id not in stored]
         log.info("journal replay: %d records, %d not yet stored", len(drafts), len(missing))
         journal.pending = len(missing)
         if not missing:
@@ -277,11 +291,11 @@ class Writer:
             self._cond.notify_all()
         self.flush()
 
-    def requeue(self, drafts: list[dict[str, Any]]) -> int:
+    def requeue(self, drafts: list[Draft]) -> int:
         """Store records recovered from a dead writer's journal (already prepared) and
         wait until they are; returns how many were missing from the store."""
-        stored = self.store.has([d["record_id"] for d in drafts])
-        missing = [d for d in drafts if d["record_id"] not in stored]
+        stored = self.store.has([d.record_id for d in drafts])
+        missing = [d for d in drafts if d.record_id not in stored]
         with self._cond:
             self._queue.extend(missing)
             self._submitted += len(missing)
@@ -289,7 +303,7 @@ class Writer:
         self.flush()
         return len(missing)
 
-    def _take(self, wait: bool = True) -> list[dict[str, Any]]:
+    def _take(self, wait: bool = True) -> list[Draft]:
         with self._cond:
             if wait:
                 if not self._queue and not self._closing:
@@ -321,7 +335,8 @@ class Writer:
     def _loop(self) -> None:
         inflight: tuple[list[dict[str, Any]], Pending | list[Signed]] | None = None
         while True:
-            batch = self._take(wait=inflight is None)
+            taken = self._take(wait=inflight is None)
+            batch = [self.prepare(draft) for draft in taken]
             signing = self._sign_async(batch) if batch else None
             if inflight is not None and not self._store_batch(*inflight):
                 return
@@ -334,8 +349,6 @@ class Writer:
                 return
 
     def _sign_async(self, batch: list[dict[str, Any]]) -> Pending | list[Signed]:
-        for i, draft in enumerate(batch):
-            batch[i] = self.prepare(draft)
         pool = self._signing_pool(len(batch))
         if pool is not None:
             try:
@@ -456,7 +469,7 @@ class Writer:
             while len(self._refused) > self.max_refused:
                 self._refused.popitem(last=False)
         body = json.dumps(
-            {k: v for k, v in to_json_value(draft).items() if not k.startswith("__")},
+            to_json_value(draft),
             separators=(",", ":"),
             sort_keys=True,
             default=str,

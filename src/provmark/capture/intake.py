@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .canonical import Fragment
-from .errors import InvalidBatch, RecordError
-from .jsonlimits import check_json
-from .record import MAX_PARAMS_BYTES, check_size, validate_record
+from ..canonical import Fragment
+from ..errors import InvalidBatch, RecordError
+from ..jsonlimits import check_json
+from ..record import MAX_PARAMS_BYTES, check_size, validate_record
 
 NOT_SIGNED = ("signature", "log", "slug")
 """Fields a client may send back from a read; provmark sets them itself."""
