@@ -137,6 +137,31 @@ class StoredRecord(Signed):
         )
 
 
+def row_columns(r: StoredRecord) -> tuple[tuple[Any, ...], dict[str, str], list[str]]:
+    """The ``records`` row of a stored record (all its columns, in table order), its tags
+    and its secondary outputs, taken from its payload as the writer does (to put back
+    a row that was archived)."""
+    data = json.loads(r.payload)
+    model = data.get("model") or {}
+    output = data.get("output") or {}
+    actor = data.get("actor") or {}
+    row = (
+        r.index,
+        r.record_id,
+        slug_for(r.record_id),
+        output.get("sha256"),
+        model.get("name", ""),
+        model.get("version"),
+        data.get("operation", "text_completion"),
+        data.get("status", "ok"),
+        actor.get("user_id"),
+        data.get("generated_at", ""),
+        r.payload,
+        r.signature_json().decode(),
+    )
+    return row, dict(data.get("tags") or {}), secondary_outputs(data)
+
+
 @dataclass(frozen=True)
 class StoredCheckpoint:
     size: int

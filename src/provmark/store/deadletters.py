@@ -5,8 +5,9 @@ say), the writer retries a bounded number of times, then sets the record aside
 here and goes on with the next ones (``ingest.Writer``). A dead letter is not in
 the log and not signed; ``record`` is the unsigned record as the writer would
 have signed it (already redacted), as JSON text, so an operator can fix it and
-send it again. The table is the same in SQLite and PostgreSQL and is created on
-the first dead letter, so that opening a store never writes to it.
+send it again. The table is the same in SQLite and PostgreSQL: a feature table of
+the store (``features.FeatureTables``), created on the first dead letter, so that
+opening a store never writes to it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
+
+from ..record import now_utc
+from .features import FeatureTables, Step
 
 TABLE = """CREATE TABLE IF NOT EXISTS dead_letters (
     record_id TEXT PRIMARY KEY,
@@ -29,6 +33,7 @@ UPSERT = (
 )
 SELECT = "SELECT record_id, at, reason, record, times FROM dead_letters ORDER BY at DESC LIMIT ?"
 COUNT = "SELECT count(*) FROM dead_letters"
+STEPS = (Step("dead_letters", TABLE),)
 
 MAX_REASON_CHARS = 1000
 
@@ -65,10 +70,30 @@ def rows_to_letters(rows: Sequence[Sequence[Any]]) -> list[DeadLetter]:
     return [DeadLetter(str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]
 
 
-def upsert_args(record_id: str, reason: str, record_json: str, now: str) -> tuple[Any, ...]:
-    return (record_id, now, reason[:MAX_REASON_CHARS], record_json)
+def add(store: FeatureTables, record_id: str, reason: str, record_json: str) -> None:
+    """Keep (or count once more) a record ``store`` refused."""
+    store.ensure_feature("dead_letters", STEPS)
+    with store.transaction() as conn:
+        conn.execute(
+            store.dialect.sql(UPSERT), (record_id, now_utc(), reason[:MAX_REASON_CHARS], record_json)
+        )
 
 
-def with_mark(sql: str, mark: str) -> str:
-    """``sql`` with the driver's placeholder (``%s`` for psycopg)."""
-    return sql.replace("?", mark)
+def read(store: FeatureTables, limit: int = 100) -> list[DeadLetter]:
+    """The newest dead letters first (none while the table was never made)."""
+    with store.connect() as conn:
+        if not _made(conn, store):
+            return []
+        return rows_to_letters(conn.execute(store.dialect.sql(SELECT), (limit,)).fetchall())
+
+
+def count(store: FeatureTables) -> int:
+    with store.connect() as conn:
+        return int(conn.execute(COUNT).fetchone()[0]) if _made(conn, store) else 0
+
+
+def _made(conn: Any, store: FeatureTables) -> bool:
+    # not ensure_feature: reading never creates (and a store of an earlier provmark has
+    # the table without any bookkeeping)
+    sql = store.dialect.sql(store.dialect.table_exists)
+    return conn.execute(sql, ("dead_letters",)).fetchone() is not None

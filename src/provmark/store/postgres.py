@@ -44,8 +44,10 @@ from .base import (
     iter_in_pages,
     output_filter,
     page_of,
+    row_columns,
     where_clause,
 )
+from .features import BOOKKEEPING, POSTGRESQL, Dialect, Step, applied, migrate_feature
 
 T = TypeVar("T")
 
@@ -76,9 +78,10 @@ _LOCK_SQL = (
     " SET LOCAL idle_in_transaction_session_timeout = '15s';"
     f" SELECT pg_advisory_xact_lock({migrations.LOCK_CLASS}, hashtext(current_schema()))"
 )
-# Two processes creating the dead-letter table at once would collide in the catalog.
-_DEAD_LETTER_LOCK = (
-    f"SELECT pg_advisory_xact_lock({migrations.LOCK_CLASS}, hashtext('dead:' || current_schema()))"
+# Two processes creating feature tables at once would collide in the catalog.
+_FEATURE_LOCK = (
+    f"SELECT pg_advisory_xact_lock({migrations.LOCK_CLASS},"
+    " hashtext('features:' || current_schema()))"
 )
 _KEEPALIVES = {"keepalives": "1", "keepalives_idle": "10", "keepalives_interval": "3",
                "keepalives_count": "3"}  # fmt: skip
@@ -132,7 +135,70 @@ def describe(url: str) -> str:
     return f"postgresql://{host}:{port}/{info.get('dbname') or ''}"
 
 
-class PostgresStore:
+def _translated(url: str, exc: psycopg.Error) -> Exception:
+    refused = _refusal(exc)
+    return refused if refused is not None else StoreError(f"{url}: {exc}".rstrip())
+
+
+class PoolTables:
+    """Features' tables in the database of a connection pool
+    (:class:`~provmark.store.features.FeatureTables`): ``connect()`` lends one of the
+    pool's connections (autocommit). Errors are :class:`StoreError`, or
+    :class:`DataRefused` when PostgreSQL refuses the data itself."""
+
+    url: str
+    _pool: ConnectionPool[Any]
+    _writes: bool
+
+    def __init__(self, pool: ConnectionPool[Any], url: str, *, create: bool = True) -> None:
+        self._pool = pool
+        self.url = url
+        self._writes = create
+        self._init_features()
+
+    def _init_features(self) -> None:
+        self._features: dict[str, int] = {}
+        self._features_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"PoolTables({self.url!r})"
+
+    @property
+    def dialect(self) -> Dialect:
+        return POSTGRESQL
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[psycopg.Connection[Any]]:
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.Error as exc:
+            raise _translated(self.url, exc) from None
+        except PoolTimeout:
+            raise StoreError(f"{self.url}: no database connection available") from None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        with self.connect() as conn, conn.transaction():
+            yield conn
+
+    def ensure_feature(self, feature: str, steps: Sequence[Step]) -> int:
+        with self._features_lock:
+            if self._features.get(feature) == len(steps):
+                return len(steps)
+            if not self._writes:
+                with self.connect() as conn:
+                    has = conn.execute("SELECT to_regclass('feature_migrations')").fetchone()
+                    return applied(conn, POSTGRESQL, feature) if has and has[0] else 0
+            with self.transaction() as conn:
+                conn.execute(_FEATURE_LOCK)
+                conn.execute(BOOKKEEPING)
+                version = migrate_feature(conn, POSTGRESQL, feature, steps, now_utc(), self.url)
+            self._features[feature] = version
+            return version
+
+
+class PostgresStore(PoolTables):
     """A :class:`~provmark.store.base.Store` in a PostgreSQL database (psycopg 3, pooled).
 
     ``write`` chooses how a batch goes in: ``"copy"`` (``COPY FROM STDIN``, the
@@ -161,6 +227,8 @@ class PostgresStore:
         if write not in ("copy", "executemany"):
             raise ConfigError(f"write must be 'copy' or 'executemany', not {write!r}")
         self.url = describe(url)
+        self._writes = create
+        self._init_features()
         self._write = write
         self._write_lock = threading.Lock()
         self._range: CompactRange | None = None
@@ -225,16 +293,6 @@ class PostgresStore:
         return self._run(run, retry=False)
 
     # ------------------------------------------------------------ plumbing
-    def run_in_transaction(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
-        """Run ``fn`` on a pooled connection inside one transaction (for governance and
-        privacy code that keeps its own tables or rows in this database)."""
-
-        def run(conn: psycopg.Connection[Any]) -> T:
-            with conn.transaction():
-                return fn(conn)
-
-        return self._run(run, retry=False)
-
     def _run(self, fn: Callable[[psycopg.Connection[Any]], T], *, retry: bool = True) -> T:
         """Run ``fn`` on a pooled connection; reads retry once on a broken connection."""
         for attempt in (1, 2):
@@ -343,26 +401,55 @@ class PostgresStore:
     # ------------------------------------------------------------ dead letters
     def add_dead_letter(self, record_id: str, reason: str, record_json: str) -> None:
         """Keep a record the store refused, with the reason (see ``deadletters``)."""
-        args = deadletters.upsert_args(record_id, reason, record_json, now_utc())
-
-        def run(conn: psycopg.Connection[Any]) -> None:
-            with conn.transaction():
-                conn.execute(f"{_DEAD_LETTER_LOCK}; {deadletters.TABLE}".encode())
-                conn.execute(deadletters.with_mark(deadletters.UPSERT, "%s").encode(), args)
-
-        self._run(run, retry=False)
+        deadletters.add(self, record_id, reason, record_json)
 
     def dead_letters(self, limit: int = 100) -> list[deadletters.DeadLetter]:
-        if not self._has_dead_letters():
-            return []
-        sql = deadletters.with_mark(deadletters.SELECT, "%s")
-        return deadletters.rows_to_letters(self._query(sql, (limit,)))
+        return deadletters.read(self, limit)
 
     def dead_letter_count(self) -> int:
-        return int(self._query(deadletters.COUNT)[0][0]) if self._has_dead_letters() else 0
+        return deadletters.count(self)
 
-    def _has_dead_letters(self) -> bool:
-        return self._query("SELECT to_regclass('dead_letters') IS NOT NULL")[0][0] is True
+    # ------------------------------------------------------------ hot rows
+    def remove_rows(self, records: Sequence[StoredRecord]) -> int:
+        """Delete these rows (matched by index, id and exact bytes) in one transaction;
+        the tree's nodes and the checkpoints stay (see ``features.HotRows``)."""
+        removed = 0
+        with self.transaction() as conn:
+            for r in records:
+                cur = conn.execute(
+                    "DELETE FROM records WHERE idx = %s AND record_id = %s AND payload = %s",
+                    (r.index, r.record_id, r.payload),
+                )
+                if cur.rowcount:
+                    conn.execute("DELETE FROM tags WHERE idx = %s", (r.index,))
+                    conn.execute("DELETE FROM outputs WHERE idx = %s", (r.index,))
+                    removed += cur.rowcount
+        return removed
+
+    def restore_rows(self, records: Sequence[StoredRecord]) -> int:
+        """Put rows back at their log index; rows already there are left alone."""
+        inserted = 0
+        with self.transaction() as conn:
+            for r in records:
+                row, tags, outputs = row_columns(r)
+                cur = conn.execute(
+                    "INSERT INTO records VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s::timestamptz,%s,%s)"
+                    " ON CONFLICT DO NOTHING",
+                    row,
+                )
+                if cur.rowcount:
+                    for k, v in tags.items():
+                        conn.execute(
+                            "INSERT INTO tags VALUES (%s,%s,%s) ON CONFLICT DO NOTHING",
+                            (k, v, r.index),
+                        )
+                    for sha in outputs:
+                        conn.execute(
+                            "INSERT INTO outputs VALUES (%s,%s) ON CONFLICT DO NOTHING",
+                            (sha, r.index),
+                        )
+                    inserted += 1
+        return inserted
 
     def put_public_keys(self, keys: Sequence[PublicKey]) -> None:
         rows = [(k.key_id, json.dumps(k.to_json(), sort_keys=True)) for k in keys]

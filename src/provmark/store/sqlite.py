@@ -38,8 +38,10 @@ from .base import (
     iter_in_pages,
     output_filter,
     page_of,
+    row_columns,
     where_clause,
 )
+from .features import BOOKKEEPING, SQLITE, Dialect, Step, applied, beside, migrate_feature
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -190,14 +192,82 @@ def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
     return db
 
 
-class SQLiteStore:
+class SQLiteTables:
+    """Features' tables in an SQLite file (:class:`~provmark.store.features.FeatureTables`):
+    each ``connect()`` is a connection of its own on the file, closed on exit, so a
+    feature never holds the file open longer than it works on it."""
+
+    path: Path
+    _writes: bool
+
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        """A file of features' tables alone (made when missing, unless ``create=False``)."""
+        self.path = Path(path)
+        self._writes = create
+        self._features: dict[str, int] = {}
+        self._features_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SQLiteTables({str(self.path)!r})"
+
+    @property
+    def dialect(self) -> Dialect:
+        return SQLITE
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            db = _connect(self.path, not self._writes)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open ({exc})") from None
+        try:
+            db.execute("PRAGMA synchronous=NORMAL")
+            yield db
+        finally:
+            db.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self.connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                rollback(db)
+                raise
+
+    def ensure_feature(self, feature: str, steps: Sequence[Step]) -> int:
+        with self._features_lock:
+            if self._features.get(feature) == len(steps):
+                return len(steps)
+            with self.connect() as db:
+                if not self._writes:
+                    has = db.execute(
+                        "SELECT 1 FROM sqlite_master WHERE name = 'feature_migrations'"
+                    ).fetchone()
+                    return applied(db, SQLITE, feature) if has else 0
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.execute(BOOKKEEPING)
+                    where = str(self.path)
+                    version = migrate_feature(db, SQLITE, feature, steps, now_utc(), where)
+                    db.execute("COMMIT")
+                except BaseException:
+                    rollback(db)
+                    raise
+            self._features[feature] = version
+            return version
+
+
+class SQLiteStore(SQLiteTables):
     """A :class:`~provmark.store.base.Store` on one SQLite file."""
 
     def __init__(self, path: str | Path, *, origin: str | None = None, create: bool = True) -> None:
         """``create=False`` (read-only commands) never writes a schema: a missing, empty
         (0 bytes) or foreign file is a :class:`StoreError`. A file on read-only media (or
         in a folder this process cannot write) is opened read-only."""
-        self.path = Path(path)
+        super().__init__(path)
         if self.path.is_dir():
             raise StoreError(f"{self.path} is a directory, not a database file")
         if self.path.parent and not self.path.parent.exists():
@@ -206,6 +276,7 @@ class SQLiteStore:
             _require_store_file(self.path)
         self._lock = threading.RLock()
         self.read_only = self.path.exists() and not _writable(self.path)
+        self._writes = create and not self.read_only
         if self.read_only and create:
             raise StoreError(
                 f"{self.path} cannot be written here (read-only media or permissions); "
@@ -354,24 +425,93 @@ class SQLiteStore:
     # ------------------------------------------------------------ dead letters
     def add_dead_letter(self, record_id: str, reason: str, record_json: str) -> None:
         """Keep a record the store refused, with the reason (see ``deadletters``)."""
-        with self._lock:
-            self._db.execute(deadletters.TABLE)
-            self._db.execute(
-                deadletters.UPSERT,
-                deadletters.upsert_args(record_id, reason, record_json, now_utc()),
-            )
+        deadletters.add(self, record_id, reason, record_json)
 
     def dead_letters(self, limit: int = 100) -> list[deadletters.DeadLetter]:
-        if not self._has_dead_letters():
-            return []
-        return deadletters.rows_to_letters(self._query(deadletters.SELECT, (limit,)))
+        return deadletters.read(self, limit)
 
     def dead_letter_count(self) -> int:
-        return int(self._query(deadletters.COUNT)[0][0]) if self._has_dead_letters() else 0
+        return deadletters.count(self)
 
-    def _has_dead_letters(self) -> bool:
-        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dead_letters'"
-        return bool(self._query(sql))
+    # ------------------------------------------------------------ hot rows
+    def remove_rows(self, records: Sequence[StoredRecord]) -> int:
+        """Delete these rows (matched by index, id and exact bytes) in one transaction;
+        the tree's nodes and the checkpoints stay (see ``features.HotRows``)."""
+        with self._lock:
+            db = self._db
+            removed = 0
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for r in records:
+                    cur = db.execute(
+                        "DELETE FROM records WHERE idx = ? AND record_id = ? AND payload = ?",
+                        (r.index, r.record_id, r.payload),
+                    )
+                    if cur.rowcount:
+                        db.execute("DELETE FROM tags WHERE idx = ?", (r.index,))
+                        db.execute("DELETE FROM outputs WHERE idx = ?", (r.index,))
+                        removed += cur.rowcount
+                db.execute("COMMIT")
+            except BaseException:
+                rollback(db)
+                raise
+            return removed
+
+    def restore_rows(self, records: Sequence[StoredRecord]) -> int:
+        """Put rows back at their log index; rows already there are left alone."""
+        with self._lock:
+            db = self._db
+            inserted = 0
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for r in records:
+                    row, tags, outputs = row_columns(r)
+                    cur = db.execute(
+                        "INSERT OR IGNORE INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row
+                    )
+                    if cur.rowcount:
+                        db.executemany(
+                            "INSERT OR IGNORE INTO tags VALUES (?,?,?)",
+                            [(k, v, r.index) for k, v in tags.items()],
+                        )
+                        db.executemany(
+                            "INSERT OR IGNORE INTO outputs VALUES (?,?)",
+                            [(sha, r.index) for sha in outputs],
+                        )
+                        inserted += 1
+                db.execute("COMMIT")
+            except BaseException:
+                rollback(db)
+                raise
+            return inserted
+
+    # ------------------------------------------------------------ the file
+    def beside(self, kind: str) -> Path:
+        return beside(self.path, kind)
+
+    def backup_to(self, target: Path) -> dict[str, Any]:
+        """A consistent copy with SQLite's online backup API, as one self-contained file
+        (no WAL); returns what the copy holds."""
+        src = sqlite3.connect(self.path, timeout=30)
+        dst = sqlite3.connect(target)
+        try:
+            with dst:
+                src.backup(dst)
+            dst.execute("PRAGMA journal_mode=DELETE")
+            meta = dict(dst.execute("SELECT key, value FROM meta").fetchall())
+            records = dst.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+            cp = dst.execute(
+                "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1"
+            ).fetchone()
+        finally:
+            dst.close()
+            src.close()
+        return {
+            "origin": meta.get("origin"),
+            "records": int(records),
+            "tree_size": int(cp[0]) if cp else 0,
+            "checkpoint": cp[1] if cp else None,
+        }
 
     def put_public_keys(self, keys: Sequence[PublicKey]) -> None:
         with self._lock:
