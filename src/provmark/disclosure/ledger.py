@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from ..crypto.keystore import default_home
 from ..record import now_utc
+from ..store.features import StoreFile
 
 if TYPE_CHECKING:
     from ..client import Provmark
@@ -51,11 +52,8 @@ class Mark:
 
 def ledger_path(pm: Provmark) -> Path:
     """``<store>.disclosure.db`` beside a SQLite store; else one per log under the home."""
-    store_path = getattr(pm.store, "path", None)
-    if isinstance(store_path, Path) and store_path.suffix:
-        return store_path.with_name(f"{store_path.stem}.disclosure{store_path.suffix}")
-    if isinstance(store_path, Path):
-        return store_path.with_name(store_path.name + ".disclosure.db")
+    if isinstance(pm.store, StoreFile):
+        return pm.store.beside("disclosure")
     directory = getattr(pm.keystore, "directory", None)
     home = Path(directory).parent if directory else default_home()
     digest = hashlib.sha256(pm.store.origin.encode()).hexdigest()[:16]

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..capture.hashing import hash_file
 from ..errors import ConfigError, VerificationError
 from ..record import now_utc
+from ..store.features import StoreFile
 from .ledger import record_action
 
 if TYPE_CHECKING:
@@ -32,15 +33,13 @@ if TYPE_CHECKING:
 MEDIA_TYPE = "application/vnd.provmark.backup+json;version=1"
 
 
-def _sqlite_path(pm: Provmark) -> Path:
-    from ..store.sqlite import SQLiteStore
-
-    if not isinstance(pm.store, SQLiteStore):
+def _store_file(pm: Provmark) -> StoreFile:
+    if not isinstance(pm.store, StoreFile):
         raise ConfigError(
             f"{pm.store!r}: `provmark backup` copies the embedded SQLite store; back up "
             "PostgreSQL with pg_dump (docs/operations.md, 'Backup and restore')"
         )
-    return pm.store.path
+    return pm.store
 
 
 def sidecar(path: Path) -> Path:
@@ -50,7 +49,8 @@ def sidecar(path: Path) -> Path:
 def create_backup(
     pm: Provmark, out: str | os.PathLike[str], *, force: bool = False, actor: str | None = None
 ) -> dict[str, Any]:
-    source = _sqlite_path(pm)
+    store = _store_file(pm)
+    source = store.path
     target = Path(out)
     if target.resolve() == source.resolve():
         raise ConfigError("backup: the output is the store itself")
@@ -61,16 +61,7 @@ def create_backup(
     pm.flush()
     tmp = target.with_name(target.name + ".partial")
     try:
-        src = sqlite3.connect(source, timeout=30)
-        dst = sqlite3.connect(tmp)
-        try:
-            with dst:
-                src.backup(dst)
-            dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
-        finally:
-            dst.close()
-            src.close()
-        info = _describe(tmp)
+        info = store.backup_to(tmp)  # one self-contained file, taken while writers go on
         os.replace(tmp, target)
     except sqlite3.Error as exc:
         tmp.unlink(missing_ok=True)
@@ -97,22 +88,6 @@ def create_backup(
         output={"sha256": sha, "size": size, "media_type": "application/vnd.sqlite3"},
     )
     return manifest
-
-
-def _describe(path: Path) -> dict[str, Any]:
-    db = sqlite3.connect(path)
-    try:
-        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        records = db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
-        cp = db.execute("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1").fetchone()
-    finally:
-        db.close()
-    return {
-        "origin": meta.get("origin"),
-        "records": int(records),
-        "tree_size": int(cp[0]) if cp else 0,
-        "checkpoint": cp[1] if cp else None,
-    }
 
 
 def check_backup(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -77,10 +77,10 @@ class StoreVault(SqlVault):
             raise StoreError(f"{self._name()}: cannot open the privacy vault ({exc})") from None
 
     def _name(self) -> str:
-        return repr(self.tables)
+        return self.tables.where
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._name()})"
+        return f"{type(self).__name__}({self._name()!r})"
 
     def _prepare(self) -> None:
         """What the database needs once, before the tables (nothing by default)."""

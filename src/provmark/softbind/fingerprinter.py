@@ -23,6 +23,7 @@ from typing import Any
 
 from ..crypto.keystore import default_home
 from ..errors import ConfigError, KeyStoreError
+from ..store.features import FeatureTables
 from . import image as img
 from . import text as txt
 from .store import FingerprintStore, Item, SQLiteFingerprintStore
@@ -81,16 +82,16 @@ def fingerprint_store(pm: Any) -> FingerprintStore:
     """Where ``pm``'s fingerprints live: in its SQLite file, or in its PostgreSQL database
     (shared by every server on it). A ``softbind-<log id>.db`` file that an earlier
     provmark kept beside the keys of a PostgreSQL store is imported into it once."""
-    path = getattr(pm.store, "path", None)
-    if isinstance(path, Path):
-        return SQLiteFingerprintStore(path)
-    if hasattr(pm.store, "run_in_transaction"):
+    origin: str = pm.store.origin
+    if isinstance(pm.store, FeatureTables) and pm.store.dialect.name == "sqlite":
+        return SQLiteFingerprintStore(pm.store)
+    if isinstance(pm.store, FeatureTables):
         from .store_pg import PostgresFingerprintStore, import_file
 
         store = PostgresFingerprintStore(pm.store)
         keys = getattr(pm.keystore, "directory", None)
         home = Path(keys).parent if keys is not None else default_home()
-        old = home / f"softbind-{hashlib.sha256(pm.store.origin.encode()).hexdigest()[:16]}.db"
+        old = home / f"softbind-{hashlib.sha256(origin.encode()).hexdigest()[:16]}.db"
         if old.is_file():
             import_file(store, old)
         return store

@@ -1,8 +1,10 @@
 """Where fingerprints live: the :class:`FingerprintStore` protocol and its SQLite tables.
 
-The SQLite implementation keeps its own tables (``softbind_*``) in the provmark
-store's file and uses its own connection, so the record tables and their
-writer are untouched:
+The tables (``softbind_*``) are feature tables of the record store
+(:class:`~provmark.store.features.FeatureTables`): one schema, :data:`STEPS`, for
+SQLite and PostgreSQL (``store_pg``), created and versioned by the store. On SQLite
+they live in the provmark file, on a connection of their own, so the record tables
+and their writer are untouched:
 
 ``softbind_meta``   key id of the soft-binding key and the fingerprint parameters
 ``softbind_items``  one row per fingerprinted output: record id, kind, sizes, MinHash
@@ -17,6 +19,7 @@ loaded once and topped up with rows added since, by any process.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -28,7 +31,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import ConfigError, StoreError
-from ..store.sqlite import run_script
+from ..store.features import Dialect, FeatureTables, Step
+from ..store.sqlite import SQLiteTables
 from . import image as img
 from . import text as txt
 from . import text_v1
@@ -36,39 +40,56 @@ from .codes import CodeHit, CodeIndex
 
 __all__ = ["CodeHit", "FingerprintStore", "Item", "SQLiteFingerprintStore"]
 
+# One schema for both databases (SQLite reads BIGINT, SMALLINT and DOUBLE PRECISION as
+# its INTEGER and REAL). Item ids are never reused (AUTOINCREMENT on SQLite): the
+# in-memory image index loads the codes above the highest item it has seen.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS softbind_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS softbind_items (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id {serial}{autoincrement},
     record_id TEXT NOT NULL,
     kind TEXT NOT NULL,
     media_type TEXT,
-    size INTEGER NOT NULL,
+    size BIGINT NOT NULL,
     shingles INTEGER,
     width INTEGER,
     height INTEGER,
-    signature BLOB,
-    parts BLOB NOT NULL,
-    cost_us INTEGER NOT NULL,
-    created_at REAL NOT NULL,
-    scheme INTEGER NOT NULL DEFAULT 1,
+    signature {blob},
+    parts {blob} NOT NULL,
+    cost_us BIGINT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    scheme SMALLINT NOT NULL DEFAULT 1,
     anchors INTEGER,
     UNIQUE (record_id, kind)
 );
 CREATE TABLE IF NOT EXISTS softbind_bands (
-    key INTEGER NOT NULL, item INTEGER NOT NULL, PRIMARY KEY (key, item)
-) WITHOUT ROWID;
+    key BIGINT NOT NULL, item BIGINT NOT NULL, PRIMARY KEY (key, item)
+){without_rowid};
 CREATE TABLE IF NOT EXISTS softbind_parts (
-    hash INTEGER NOT NULL, item INTEGER NOT NULL, ord INTEGER NOT NULL,
-    kind INTEGER NOT NULL, words INTEGER NOT NULL,
+    hash BIGINT NOT NULL, item BIGINT NOT NULL, ord INTEGER NOT NULL,
+    kind SMALLINT NOT NULL, words INTEGER NOT NULL,
     PRIMARY KEY (hash, item, ord)
-) WITHOUT ROWID;
+){without_rowid};
 CREATE TABLE IF NOT EXISTS softbind_codes (
-    item INTEGER NOT NULL, region INTEGER NOT NULL,
-    phash INTEGER NOT NULL, dhash INTEGER NOT NULL, colour INTEGER NOT NULL,
+    item BIGINT NOT NULL, region SMALLINT NOT NULL,
+    phash BIGINT NOT NULL, dhash BIGINT NOT NULL, colour INTEGER NOT NULL,
     PRIMARY KEY (item, region)
-) WITHOUT ROWID;
+){without_rowid};
 """
+
+
+def _create(conn: Any, dialect: Dialect) -> None:
+    for stmt in dialect.ddl(SCHEMA).split(";"):
+        if stmt.strip():
+            conn.execute(stmt)
+    if dialect.name == "sqlite":  # scheme-1 tables get the columns of scheme 2, rows stay
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(softbind_items)")}
+        if "scheme" not in columns:
+            conn.execute("ALTER TABLE softbind_items ADD COLUMN scheme INTEGER NOT NULL DEFAULT 1")
+            conn.execute("ALTER TABLE softbind_items ADD COLUMN anchors INTEGER")
+
+
+STEPS = (Step("softbind", _create),)
 TABLES = ("softbind_items", "softbind_bands", "softbind_parts", "softbind_codes")
 PARAMS = f"{txt.PARAMS}; {img.PARAMS}"
 PARAMS_V1 = f"{text_v1.PARAMS}; {img.PARAMS}"  # scheme-1 stores: read, and upgraded on open
@@ -180,34 +201,37 @@ class FingerprintStore(Protocol):
 class SQLiteFingerprintStore:
     """Fingerprint tables inside a provmark SQLite file, on a connection of their own."""
 
-    def __init__(self, path: str | Path, *, standalone: bool = False) -> None:
-        """``path`` is a provmark SQLite store; with ``standalone`` a file of fingerprints
-        alone (made when missing), for a provmark store that is not SQLite."""
-        self.path = Path(path)
-        if standalone:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        elif not self.path.is_file():
-            raise StoreError(f"{self.path}: no such provmark database")
+    def __init__(self, tables: FeatureTables | str | Path, *, standalone: bool = False) -> None:
+        """``tables`` is a provmark SQLite store (or its path); with ``standalone`` the
+        path of a file of fingerprints alone (made when missing), for a provmark store
+        that is not SQLite."""
+        if isinstance(tables, str | Path):
+            path = Path(tables)
+            if standalone:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            elif not path.is_file():
+                raise StoreError(f"{path}: no such provmark database")
+            tables = SQLiteTables(path)
+        self.tables = tables
+        self.path = Path(tables.where)
         self._lock = threading.RLock()
+        self._stack = contextlib.ExitStack()
         try:
-            self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30
-            )
+            self._db: sqlite3.Connection = self._stack.enter_context(tables.connect())
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            tables = {
+            names = {
                 r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
             }
-            if not standalone and ("records" not in tables or "meta" not in tables):
+            if not standalone and ("records" not in names or "meta" not in names):
                 raise StoreError(f"{self.path}: not a provmark database")
-            if standalone and tables and "softbind_items" not in tables:
+            if standalone and names - {"feature_migrations"} and "softbind_items" not in names:
                 raise StoreError(f"{self.path}: not a provmark fingerprint file")
-            if "softbind_items" not in tables:
-                self._create()
-            else:
-                self._upgrade()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: cannot open fingerprints ({exc})") from None
+            tables.ensure_feature("softbind", STEPS)
+        except BaseException as exc:
+            self._stack.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise StoreError(f"{self.path}: cannot open fingerprints ({exc})") from None
+            raise
         self._reset_codes()
 
     def _reset_codes(self) -> None:
@@ -216,19 +240,6 @@ class SQLiteFingerprintStore:
 
     def __repr__(self) -> str:
         return f"SQLiteFingerprintStore({str(self.path)!r})"
-
-    def _create(self) -> None:
-        run_script(self._db, SCHEMA)
-
-    def _upgrade(self) -> None:
-        """Scheme-1 tables get the columns of scheme 2; their rows stay as they are."""
-        columns = {r[1] for r in self._db.execute("PRAGMA table_info(softbind_items)")}
-        if "scheme" not in columns:
-            run_script(
-                self._db,
-                "ALTER TABLE softbind_items ADD COLUMN scheme INTEGER NOT NULL DEFAULT 1;"
-                " ALTER TABLE softbind_items ADD COLUMN anchors INTEGER;",
-            )
 
     @property
     def legacy_text(self) -> bool:
@@ -497,4 +508,4 @@ class SQLiteFingerprintStore:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._stack.close()

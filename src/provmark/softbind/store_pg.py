@@ -2,8 +2,9 @@
 
 :class:`PostgresFingerprintStore` keeps the same tables as the SQLite store
 (``softbind_meta``, ``softbind_items``, ``softbind_bands``, ``softbind_parts``,
-``softbind_codes``) in the provmark PostgreSQL database, through the record store's
-connection pool (:meth:`PostgresStore.run_in_transaction`). Every server that opens
+``softbind_codes``, one schema: ``store.STEPS``) in the provmark PostgreSQL database, as
+feature tables of the record store, on its connections
+(:class:`~provmark.store.features.FeatureTables`). Every server that opens
 the database writes its fingerprints there and answers fuzzy lookups for all of them,
 whichever server captured the record.
 
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..store.features import FeatureTables
 from . import image as img
 from . import text_v1
 from .codes import CodeHit, CodeIndex
@@ -36,6 +38,7 @@ from .store import (
     ITEM_COLUMNS,
     PARAMS,
     PARAMS_V1,
+    STEPS,
     TABLES,
     Item,
     PartHit,
@@ -45,62 +48,24 @@ from .store import (
 )
 
 LATE_COMMITS = 10_000  # below codes.RECENT
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS softbind_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS softbind_items (
-    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    record_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    media_type TEXT,
-    size BIGINT NOT NULL,
-    shingles INTEGER,
-    width INTEGER,
-    height INTEGER,
-    signature BYTEA,
-    parts BYTEA NOT NULL,
-    cost_us BIGINT NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL,
-    scheme SMALLINT NOT NULL DEFAULT 2,
-    anchors INTEGER,
-    UNIQUE (record_id, kind)
-);
-CREATE TABLE IF NOT EXISTS softbind_bands (
-    key BIGINT NOT NULL, item BIGINT NOT NULL, PRIMARY KEY (key, item)
-);
-CREATE TABLE IF NOT EXISTS softbind_parts (
-    hash BIGINT NOT NULL, item BIGINT NOT NULL, ord INTEGER NOT NULL,
-    kind SMALLINT NOT NULL, words INTEGER NOT NULL, PRIMARY KEY (hash, item, ord)
-);
-CREATE TABLE IF NOT EXISTS softbind_codes (
-    item BIGINT NOT NULL, region SMALLINT NOT NULL,
-    phash BIGINT NOT NULL, dhash BIGINT NOT NULL, colour INTEGER NOT NULL,
-    PRIMARY KEY (item, region)
-);
-"""
-
-
 class PostgresFingerprintStore:
     """Fingerprint tables in a provmark PostgreSQL database (see the module docstring)."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: FeatureTables) -> None:
         self.store = store
         self.path = None  # no file: the CLI shows ``url``
-        self.url = store.url
+        self.url = store.where
         self._lock = threading.RLock()
         self._codes = CodeIndex()
         self._legacy: bool | None = None
-        self._tx(self._create)
+        store.ensure_feature("softbind", STEPS)
 
     def __repr__(self) -> str:
         return f"PostgresFingerprintStore({self.url!r})"
 
     def _tx(self, fn: Any) -> Any:
-        return self.store.run_in_transaction(fn)
-
-    @staticmethod
-    def _create(conn: Any) -> None:
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('provmark softbind schema'))")
-        conn.execute(SCHEMA)
+        with self.store.transaction() as conn:
+            return fn(conn)
 
     # ------------------------------------------------------------ write
     def check(self, key_id: str) -> None:
@@ -184,7 +149,8 @@ class PostgresFingerprintStore:
 
     # ------------------------------------------------------------ read
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return list(self._tx(lambda conn: conn.execute(sql, args).fetchall()))
+        with self.store.connect() as conn:
+            return list(conn.execute(sql, args).fetchall())
 
     @property
     def legacy_text(self) -> bool:

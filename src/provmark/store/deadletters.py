@@ -74,9 +74,8 @@ def add(store: FeatureTables, record_id: str, reason: str, record_json: str) -> 
     """Keep (or count once more) a record ``store`` refused."""
     store.ensure_feature("dead_letters", STEPS)
     with store.transaction() as conn:
-        conn.execute(
-            store.dialect.sql(UPSERT), (record_id, now_utc(), reason[:MAX_REASON_CHARS], record_json)
-        )
+        args = (record_id, now_utc(), reason[:MAX_REASON_CHARS], record_json)
+        conn.execute(store.dialect.sql(UPSERT), args)
 
 
 def read(store: FeatureTables, limit: int = 100) -> list[DeadLetter]:

@@ -152,6 +152,11 @@ class FeatureTables(Protocol):
     @property
     def dialect(self) -> Dialect: ...
 
+    @property
+    def where(self) -> str:
+        """The database, for messages: a file's path, or a URL without its password."""
+        ...
+
     def connect(self) -> AbstractContextManager[Any]:
         """A DB-API connection on the store's database, in autocommit mode (SQLite: a
         connection of its own on the file, closed on exit; PostgreSQL: one of the pool)."""

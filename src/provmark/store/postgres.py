@@ -167,6 +167,10 @@ class PoolTables:
     def dialect(self) -> Dialect:
         return POSTGRESQL
 
+    @property
+    def where(self) -> str:
+        return self.url
+
     @contextlib.contextmanager
     def connect(self) -> Iterator[psycopg.Connection[Any]]:
         try:

@@ -214,6 +214,10 @@ class SQLiteTables:
     def dialect(self) -> Dialect:
         return SQLITE
 
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
     @contextlib.contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
         try:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from ..crypto.keystore import default_home
 from ..log.note import parse_note
+from ..store.features import StoreFile
 
 if TYPE_CHECKING:
     from ..client import Provmark
@@ -67,11 +68,8 @@ class StoredTimestamp:
 
 def archive_path(pm: Provmark) -> Path:
     """Where ``pm``'s evidence lives by default."""
-    store_path = getattr(pm.store, "path", None)
-    if isinstance(store_path, Path) and store_path.suffix:
-        return store_path.with_name(f"{store_path.stem}.trust{store_path.suffix}")
-    if isinstance(store_path, Path):
-        return store_path.with_name(store_path.name + ".trust.db")
+    if isinstance(pm.store, StoreFile):
+        return pm.store.beside("trust")
     directory = getattr(pm.keystore, "directory", None)
     home = Path(directory).parent if directory else default_home()
     digest = hashlib.sha256(pm.store.origin.encode()).hexdigest()[:16]
