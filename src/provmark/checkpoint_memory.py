@@ -29,6 +29,7 @@ from .errors import VerificationError
 from .log.merkle import consistency_proof, verify_consistency
 from .log.note import Checkpoint, NoteVerifier, open_checkpoint
 from .store.base import Store
+from .store.features import StoreFile
 
 __all__ = ["CheckpointMemory", "Problem"]
 
@@ -83,8 +84,8 @@ class CheckpointMemory:
     def check(self, store: Store, verifier: NoteVerifier) -> list[Problem]:
         """Compare the store with what this home has seen of its log."""
         problems: list[Problem] = []
-        path = getattr(store, "path", None)
-        if isinstance(path, Path):
+        path = store.path if isinstance(store, StoreFile) else None
+        if path is not None:
             before = self._seen_at(path)
             if before and before.get("origin") != store.origin:
                 problems.append(
@@ -150,8 +151,8 @@ class CheckpointMemory:
         try:
             if seen is None or new.size > seen[0].size:
                 _write(self.note_path(store.origin), latest.note)
-            path = getattr(store, "path", None)
-            if isinstance(path, Path):
+            path = store.path if isinstance(store, StoreFile) else None
+            if path is not None:
                 before = self._seen_at(path) or {}
                 if before.get("origin") != store.origin or before.get("size", 0) < new.size:
                     body = {"path": str(path.resolve()), "origin": store.origin, "size": new.size}

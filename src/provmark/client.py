@@ -48,6 +48,7 @@ from .record import (
 )
 from .store.base import Page, Query, Store, StoredCheckpoint, StoredRecord, query_alone
 from .store.deadletters import DeadLetter, DeadLetterStore
+from .store.features import StoreFile
 from .verify import Evidence, Trust, Verified
 
 if TYPE_CHECKING:
@@ -908,9 +909,8 @@ def home_of(keystore: KeyStore) -> Path:
 
 
 def _journal_for(store: Store, keystore: KeyStore) -> Path:
-    path = getattr(store, "path", None)
-    if isinstance(path, Path):
-        return path.with_name(path.name + ".journal")
+    if isinstance(store, StoreFile):
+        return store.path.with_name(store.path.name + ".journal")
     import hashlib
 
     log_id = hashlib.sha256(store.origin.encode()).hexdigest()[:16]  # one journal per log

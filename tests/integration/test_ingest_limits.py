@@ -25,6 +25,7 @@ from server_harness import Server, make_record, start_server
 
 import provmark
 from provmark.errors import CaptureError, InvalidBatch, RecordsRefused
+from provmark.store import deadletters
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 JSON = "application/json"
@@ -166,7 +167,7 @@ def test_sqlite_refusal_is_dead_lettered_and_the_writer_goes_on(tmp_path: Path) 
 def test_dead_letter_table_is_made_on_first_use_and_counts_repeats(pm: provmark.Provmark) -> None:
     store: Any = pm.store
     assert pm.dead_letter_count() == 0 and pm.dead_letters() == []
-    assert not store._has_dead_letters()  # opening and reading never create it
+    assert not deadletters.table_made(store)  # opening and reading never create it
     store.add_dead_letter("id-1", "first reason", json.dumps({"note": "a\x00b"}))
     store.add_dead_letter("id-2", "r" * 5000, "{}")
     store.add_dead_letter("id-1", "second reason", "{}")

@@ -40,6 +40,7 @@ from ..capture.drafts import render_snapshot
 from ..crypto.keys import LocalSigner, Signer
 from ..errors import CaptureError, DataRefused, StoreError
 from ..store.base import Entry, SealFn, Store, StoredCheckpoint, index_columns
+from ..store.deadletters import DeadLetterStore
 from .signing_pool import Pending, Signed, SigningPool, sign_here
 
 log = logging.getLogger("provmark.writer")
@@ -474,9 +475,9 @@ class Writer:
             sort_keys=True,
             default=str,
         )  # ASCII: NUL and lone surrogates escaped, so any store takes it
-        put = getattr(self.store, "add_dead_letter", None)
-        if put is None:
+        if not isinstance(self.store, DeadLetterStore):
             return True  # a store without a dead-letter table: logged and counted only
+        put = self.store.add_dead_letter
         delay = 0.05
         while True:
             try:

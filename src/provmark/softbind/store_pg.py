@@ -48,6 +48,8 @@ from .store import (
 )
 
 LATE_COMMITS = 10_000  # below codes.RECENT
+
+
 class PostgresFingerprintStore:
     """Fingerprint tables in a provmark PostgreSQL database (see the module docstring)."""
 

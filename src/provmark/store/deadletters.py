@@ -86,6 +86,12 @@ def read(store: FeatureTables, limit: int = 100) -> list[DeadLetter]:
         return rows_to_letters(conn.execute(store.dialect.sql(SELECT), (limit,)).fetchall())
 
 
+def table_made(store: FeatureTables) -> bool:
+    """Whether the dead-letter table exists (opening or reading a store never makes it)."""
+    with store.connect() as conn:
+        return _made(conn, store)
+
+
 def count(store: FeatureTables) -> int:
     with store.connect() as conn:
         return int(conn.execute(COUNT).fetchone()[0]) if _made(conn, store) else 0

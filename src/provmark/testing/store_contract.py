@@ -44,6 +44,7 @@ from ..log.merkle import (
 from ..log.note import NoteVerifier, open_checkpoint
 from ..record import format_time, new_record_id, validate_record
 from ..store.base import Entry, Query, Store
+from .feature_contract import FeatureContract
 
 __all__ = ["ContractLog", "StoreContract", "StoreFactory", "check_tree"]
 
@@ -114,8 +115,9 @@ def check_tree(store: Store, log: ContractLog) -> None:
     assert root_at(size, store) == latest.root
 
 
-class StoreContract:
-    """The tests every store must pass; subclass it and define ``make_store``."""
+class StoreContract(FeatureContract):
+    """The tests every store must pass; subclass it and define ``make_store``. The
+    capability tests (``FeatureContract``) are skipped for what the store does not offer."""
 
     @pytest.fixture()
     def store(self, make_store: StoreFactory) -> Store:
