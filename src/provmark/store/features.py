@@ -42,6 +42,8 @@ class Dialect:
     autoincrement: str  # " AUTOINCREMENT" on SQLite (ids never reused), "" elsewhere
     without_rowid: str  # " WITHOUT ROWID" on SQLite, "" elsewhere
     table_exists: str  # a query with one row when the table named by its argument exists
+    uuid_cast: str = ""  # after a record id placeholder ("::uuid" on PostgreSQL)
+    time_cast: str = ""  # after a time placeholder ("::timestamptz" on PostgreSQL)
 
     def sql(self, text: str) -> str:
         """``text`` written with ``?`` placeholders, in this driver's."""
@@ -74,6 +76,8 @@ POSTGRESQL = Dialect(
     autoincrement="",
     without_rowid="",
     table_exists="SELECT 1 WHERE to_regclass(?) IS NOT NULL",
+    uuid_cast="::uuid",
+    time_cast="::timestamptz",
 )
 
 

@@ -30,24 +30,15 @@ from ..crypto.keys import PublicKey
 from ..errors import ConfigError, DataRefused, StoreError
 from ..log.merkle import CompactRange
 from ..record import log_entry, now_utc, parse_time
-from . import deadletters, migrations
+from . import migrations
 from .base import (
     INDEX_COLUMNS,
     Entry,
-    IndexRow,
-    Page,
-    Query,
     SealFn,
     StoredCheckpoint,
-    StoredRecord,
-    index_rows_from,
-    iter_in_pages,
-    output_filter,
-    page_of,
-    row_columns,
-    where_clause,
 )
 from .features import BOOKKEEPING, POSTGRESQL, Dialect, Step, applied, migrate_feature
+from .sql import SQLStore, stored_checkpoints
 
 T = TypeVar("T")
 
@@ -68,6 +59,7 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 # log_entry = b'{"record":' + payload + b',"signature":' + signature JSON + b'}'
 _SIG_KEY = b',"signature":'
 _SIG_START = len(b'{"record":') + len(_SIG_KEY)
+_LATEST_SQL = b"SELECT size, root, note, created_at FROM checkpoints ORDER BY size DESC LIMIT 1"
 _CHECKPOINT_SQL = (
     "INSERT INTO checkpoints VALUES (%s, %s, %s, %s) ON CONFLICT (size) DO UPDATE"
     " SET root = excluded.root, note = excluded.note, created_at = excluded.created_at"
@@ -85,15 +77,6 @@ _FEATURE_LOCK = (
 )
 _KEEPALIVES = {"keepalives": "1", "keepalives_idle": "10", "keepalives_interval": "3",
                "keepalives_count": "3"}  # fmt: skip
-
-
-def _row(row: tuple[Any, ...]) -> StoredRecord:
-    payload = b"" if row[2] is None else bytes(row[2])  # NULL: a damaged row, audit says so
-    try:
-        signature = json.loads(row[3])
-    except (TypeError, ValueError):
-        signature = {}
-    return StoredRecord(index=row[0], record_id=str(row[1]), payload=payload, signature=signature)
 
 
 def _ids(values: Sequence[str]) -> list[str]:
@@ -140,69 +123,7 @@ def _translated(url: str, exc: psycopg.Error) -> Exception:
     return refused if refused is not None else StoreError(f"{url}: {exc}".rstrip())
 
 
-class PoolTables:
-    """Features' tables in the database of a connection pool
-    (:class:`~provmark.store.features.FeatureTables`): ``connect()`` lends one of the
-    pool's connections (autocommit). Errors are :class:`StoreError`, or
-    :class:`DataRefused` when PostgreSQL refuses the data itself."""
-
-    url: str
-    _pool: ConnectionPool[Any]
-    _writes: bool
-
-    def __init__(self, pool: ConnectionPool[Any], url: str, *, create: bool = True) -> None:
-        self._pool = pool
-        self.url = url
-        self._writes = create
-        self._init_features()
-
-    def _init_features(self) -> None:
-        self._features: dict[str, int] = {}
-        self._features_lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"PoolTables({self.url!r})"
-
-    @property
-    def dialect(self) -> Dialect:
-        return POSTGRESQL
-
-    @property
-    def where(self) -> str:
-        return self.url
-
-    @contextlib.contextmanager
-    def connect(self) -> Iterator[psycopg.Connection[Any]]:
-        try:
-            with self._pool.connection() as conn:
-                yield conn
-        except psycopg.Error as exc:
-            raise _translated(self.url, exc) from None
-        except PoolTimeout:
-            raise StoreError(f"{self.url}: no database connection available") from None
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
-        with self.connect() as conn, conn.transaction():
-            yield conn
-
-    def ensure_feature(self, feature: str, steps: Sequence[Step]) -> int:
-        with self._features_lock:
-            if self._features.get(feature) == len(steps):
-                return len(steps)
-            if not self._writes:
-                with self.connect() as conn:
-                    has = conn.execute("SELECT to_regclass('feature_migrations')").fetchone()
-                    return applied(conn, POSTGRESQL, feature) if has and has[0] else 0
-            with self.transaction() as conn:
-                conn.execute(_FEATURE_LOCK)
-                conn.execute(BOOKKEEPING)
-                version = migrate_feature(conn, POSTGRESQL, feature, steps, now_utc(), self.url)
-            self._features[feature] = version
-            return version
-
-
-class PostgresStore(PoolTables):
+class PostgresStore(SQLStore):
     """A :class:`~provmark.store.base.Store` in a PostgreSQL database (psycopg 3, pooled).
 
     ``write`` chooses how a batch goes in: ``"copy"`` (``COPY FROM STDIN``, the
@@ -231,8 +152,9 @@ class PostgresStore(PoolTables):
         if write not in ("copy", "executemany"):
             raise ConfigError(f"write must be 'copy' or 'executemany', not {write!r}")
         self.url = describe(url)
-        self._writes = create
-        self._init_features()
+        self._writes = create  # features' tables too (see ensure_feature)
+        self._features: dict[str, int] = {}
+        self._features_lock = threading.Lock()
         self._write = write
         self._write_lock = threading.Lock()
         self._range: CompactRange | None = None
@@ -295,6 +217,47 @@ class PostgresStore(PoolTables):
             return version, str(row[0]) if row else chosen
 
         return self._run(run, retry=False)
+
+    # ------------------------------------------------------------ feature tables
+    @property
+    def dialect(self) -> Dialect:
+        return POSTGRESQL
+
+    @property
+    def where(self) -> str:
+        return self.url
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[psycopg.Connection[Any]]:
+        """One of the pool's connections (autocommit), for features' tables; errors are
+        :class:`StoreError`, or :class:`DataRefused` when PostgreSQL refuses the data."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.Error as exc:
+            raise _translated(self.url, exc) from None
+        except PoolTimeout:
+            raise StoreError(f"{self.url}: no database connection available") from None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        with self.connect() as conn, conn.transaction():
+            yield conn
+
+    def ensure_feature(self, feature: str, steps: Sequence[Step]) -> int:
+        with self._features_lock:
+            if self._features.get(feature) == len(steps):
+                return len(steps)
+            if not self._writes:
+                with self.connect() as conn:
+                    has = conn.execute("SELECT to_regclass('feature_migrations')").fetchone()
+                    return applied(conn, POSTGRESQL, feature) if has and has[0] else 0
+            with self.transaction() as conn:
+                conn.execute(_FEATURE_LOCK)
+                conn.execute(BOOKKEEPING)
+                version = migrate_feature(conn, POSTGRESQL, feature, steps, now_utc(), self.url)
+            self._features[feature] = version
+            return version
 
     # ------------------------------------------------------------ plumbing
     def _run(self, fn: Callable[[psycopg.Connection[Any]], T], *, retry: bool = True) -> T:
@@ -364,7 +327,7 @@ class PostgresStore(PoolTables):
             rng = rng.copy()
             tables = _rows(size, fresh, rng)
         elif size:
-            latest = self._checkpoints(conn, "ORDER BY size DESC LIMIT 1")
+            latest = stored_checkpoints(conn.execute(_LATEST_SQL).fetchall())
             if latest and latest[0].size == size:
                 self._range = rng
                 return latest[0]
@@ -402,59 +365,6 @@ class PostgresStore(PoolTables):
                             copy.write_row(r)
             cur.execute(_CHECKPOINT_SQL, (cp.size, cp.root, cp.note, cp.created_at))
 
-    # ------------------------------------------------------------ dead letters
-    def add_dead_letter(self, record_id: str, reason: str, record_json: str) -> None:
-        """Keep a record the store refused, with the reason (see ``deadletters``)."""
-        deadletters.add(self, record_id, reason, record_json)
-
-    def dead_letters(self, limit: int = 100) -> list[deadletters.DeadLetter]:
-        return deadletters.read(self, limit)
-
-    def dead_letter_count(self) -> int:
-        return deadletters.count(self)
-
-    # ------------------------------------------------------------ hot rows
-    def remove_rows(self, records: Sequence[StoredRecord]) -> int:
-        """Delete these rows (matched by index, id and exact bytes) in one transaction;
-        the tree's nodes and the checkpoints stay (see ``features.HotRows``)."""
-        removed = 0
-        with self.transaction() as conn:
-            for r in records:
-                cur = conn.execute(
-                    "DELETE FROM records WHERE idx = %s AND record_id = %s AND payload = %s",
-                    (r.index, r.record_id, r.payload),
-                )
-                if cur.rowcount:
-                    conn.execute("DELETE FROM tags WHERE idx = %s", (r.index,))
-                    conn.execute("DELETE FROM outputs WHERE idx = %s", (r.index,))
-                    removed += cur.rowcount
-        return removed
-
-    def restore_rows(self, records: Sequence[StoredRecord]) -> int:
-        """Put rows back at their log index; rows already there are left alone."""
-        inserted = 0
-        with self.transaction() as conn:
-            for r in records:
-                row, tags, outputs = row_columns(r)
-                cur = conn.execute(
-                    "INSERT INTO records VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s::timestamptz,%s,%s)"
-                    " ON CONFLICT DO NOTHING",
-                    row,
-                )
-                if cur.rowcount:
-                    for k, v in tags.items():
-                        conn.execute(
-                            "INSERT INTO tags VALUES (%s,%s,%s) ON CONFLICT DO NOTHING",
-                            (k, v, r.index),
-                        )
-                    for sha in outputs:
-                        conn.execute(
-                            "INSERT INTO outputs VALUES (%s,%s) ON CONFLICT DO NOTHING",
-                            (sha, r.index),
-                        )
-                    inserted += 1
-        return inserted
-
     def put_public_keys(self, keys: Sequence[PublicKey]) -> None:
         rows = [(k.key_id, json.dumps(k.to_json(), sort_keys=True)) for k in keys]
         if not rows:
@@ -471,24 +381,8 @@ class PostgresStore(PoolTables):
         self._run(run)
 
     # ------------------------------------------------------------ reads
-    def get(self, record_id_or_slug: str) -> StoredRecord | None:
-        if record_id_or_slug.startswith("pm-"):
-            sql = "slug = %s"
-        elif _ids([record_id_or_slug]):
-            sql = "record_id = %s::uuid"
-        else:
-            return None
-        rows = self._query(
-            f"SELECT {_COLUMNS} FROM records WHERE {sql} ORDER BY idx LIMIT 1", (record_id_or_slug,)
-        )
-        return _row(rows[0]) if rows else None
-
-    def by_output(self, sha256: str) -> list[StoredRecord]:
-        rows = self._query(
-            f"SELECT {_COLUMNS} FROM records WHERE {output_filter('%s')} ORDER BY idx",
-            (sha256, sha256),
-        )
-        return [_row(r) for r in rows]
+    def _record_id_ok(self, value: str) -> bool:
+        return bool(_ids([value]))
 
     def has(self, record_ids: Sequence[str]) -> set[str]:
         ids = _ids(list(record_ids))
@@ -499,64 +393,8 @@ class PostgresStore(PoolTables):
         )
         return {str(r[0]) for r in rows}
 
-    def find(self, query: Query) -> Page[StoredRecord]:
-        clause, args = where_clause(query, "%s", "::timestamptz")
-        sql = f"SELECT {_COLUMNS} FROM records{clause} ORDER BY idx {query.order.upper()} LIMIT %s"
-        rows = self._query(sql, [*args, query.limit + 1])
-        return page_of([_row(r) for r in rows], query.limit)
-
     def get_nodes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
         return self._run(lambda conn: _read_nodes(conn, ids, self.url))
-
-    def tree_size(self) -> int:
-        rows = self._query("SELECT max(idx) FROM nodes WHERE level = 0")
-        return 0 if rows[0][0] is None else int(rows[0][0]) + 1
-
-    def count(self) -> int:
-        return int(self._query("SELECT count(*) FROM records")[0][0])
-
-    def index_rows(self, start: int, end: int) -> list[IndexRow]:
-        where = "WHERE idx >= %s AND idx < %s ORDER BY idx"
-        return index_rows_from(
-            self._query(
-                f"SELECT idx, record_id, {_INDEX_COLUMNS} FROM records {where}", (start, end)
-            ),
-            self._query(f"SELECT idx, key, value FROM tags {where}", (start, end)),
-            self._query(f"SELECT idx, sha256 FROM outputs {where}", (start, end)),
-        )
-
-    def _checkpoints(
-        self, conn: psycopg.Connection[Any], tail: str, args: Sequence[Any] = ()
-    ) -> list[StoredCheckpoint]:
-        rows = conn.execute(
-            f"SELECT size, root, note, created_at FROM checkpoints {tail}".encode(), args
-        ).fetchall()
-        return [
-            StoredCheckpoint(size=r[0], root=bytes(r[1]), note=r[2], created_at=r[3]) for r in rows
-        ]
-
-    def latest_checkpoint(self) -> StoredCheckpoint | None:
-        rows = self._run(lambda conn: self._checkpoints(conn, "ORDER BY size DESC LIMIT 1"))
-        return rows[0] if rows else None
-
-    def checkpoint(self, size: int) -> StoredCheckpoint | None:
-        rows = self._run(lambda conn: self._checkpoints(conn, "WHERE size = %s", (size,)))
-        return rows[0] if rows else None
-
-    def checkpoints(self, limit: int = 100) -> list[StoredCheckpoint]:
-        return self._run(
-            lambda conn: self._checkpoints(conn, "ORDER BY size DESC LIMIT %s", (limit,))
-        )
-
-    def iter_records(self, start: int = 0, end: int | None = None) -> Iterator[StoredRecord]:
-        def fetch(cursor: int, stop: int) -> list[StoredRecord]:
-            sql = f"SELECT {_COLUMNS} FROM records WHERE idx >= %s AND idx < %s"
-            return [_row(r) for r in self._query(sql + " ORDER BY idx LIMIT 2000", (cursor, stop))]
-
-        return iter_in_pages(fetch, start, end)
-
-    def public_keys(self) -> list[PublicKey]:
-        return [PublicKey.from_json(json.loads(r[0])) for r in self._query("SELECT body FROM keys")]
 
     def stats(self) -> dict[str, Any]:
         latest = self.latest_checkpoint()

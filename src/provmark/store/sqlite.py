@@ -23,25 +23,14 @@ from ..crypto.keys import PublicKey
 from ..errors import SchemaVersionError, StoreError
 from ..log.merkle import CompactRange
 from ..record import now_utc
-from . import deadletters
 from .base import (
-    INDEX_COLUMNS,
     STORE_SCHEMA_VERSION,
     Entry,
-    IndexRow,
-    Page,
-    Query,
     SealFn,
     StoredCheckpoint,
-    StoredRecord,
-    index_rows_from,
-    iter_in_pages,
-    output_filter,
-    page_of,
-    row_columns,
-    where_clause,
 )
 from .features import BOOKKEEPING, SQLITE, Dialect, Step, applied, beside, migrate_feature
+from .sql import SQLStore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -94,21 +83,6 @@ WHERE instr(CAST(r.payload AS TEXT), '"outputs"') > 0
   AND json_extract(o.value, '$.sha256') IS NOT NULL
   AND json_extract(o.value, '$.sha256') IS NOT r.output_sha256
 """
-
-_COLUMNS = "idx, record_id, payload, signature"
-_INDEX_COLUMNS = ", ".join(INDEX_COLUMNS)
-_IN_RANGE = "idx >= ? AND idx < ? ORDER BY idx"
-_RANGE = f"records WHERE {_IN_RANGE}"
-
-
-def _row(row: tuple[Any, ...]) -> StoredRecord:
-    raw = row[2]  # a tampered row may be TEXT, or NULL in a table rebuilt without NOT NULL
-    payload = raw.encode() if isinstance(raw, str) else b"" if raw is None else bytes(raw)
-    try:
-        signature = json.loads(row[3])
-    except (TypeError, ValueError):
-        signature = {}
-    return StoredRecord(index=row[0], record_id=row[1], payload=payload, signature=signature)
 
 
 def rollback(db: sqlite3.Connection) -> None:
@@ -264,7 +238,7 @@ class SQLiteTables:
             return version
 
 
-class SQLiteStore(SQLiteTables):
+class SQLiteStore(SQLiteTables, SQLStore):
     """A :class:`~provmark.store.base.Store` on one SQLite file."""
 
     def __init__(self, path: str | Path, *, origin: str | None = None, create: bool = True) -> None:
@@ -426,69 +400,6 @@ class SQLiteStore(SQLiteTables):
         self._range = rng
         return StoredCheckpoint(size=rng.size, root=root, note=note, created_at=created)
 
-    # ------------------------------------------------------------ dead letters
-    def add_dead_letter(self, record_id: str, reason: str, record_json: str) -> None:
-        """Keep a record the store refused, with the reason (see ``deadletters``)."""
-        deadletters.add(self, record_id, reason, record_json)
-
-    def dead_letters(self, limit: int = 100) -> list[deadletters.DeadLetter]:
-        return deadletters.read(self, limit)
-
-    def dead_letter_count(self) -> int:
-        return deadletters.count(self)
-
-    # ------------------------------------------------------------ hot rows
-    def remove_rows(self, records: Sequence[StoredRecord]) -> int:
-        """Delete these rows (matched by index, id and exact bytes) in one transaction;
-        the tree's nodes and the checkpoints stay (see ``features.HotRows``)."""
-        with self._lock:
-            db = self._db
-            removed = 0
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for r in records:
-                    cur = db.execute(
-                        "DELETE FROM records WHERE idx = ? AND record_id = ? AND payload = ?",
-                        (r.index, r.record_id, r.payload),
-                    )
-                    if cur.rowcount:
-                        db.execute("DELETE FROM tags WHERE idx = ?", (r.index,))
-                        db.execute("DELETE FROM outputs WHERE idx = ?", (r.index,))
-                        removed += cur.rowcount
-                db.execute("COMMIT")
-            except BaseException:
-                rollback(db)
-                raise
-            return removed
-
-    def restore_rows(self, records: Sequence[StoredRecord]) -> int:
-        """Put rows back at their log index; rows already there are left alone."""
-        with self._lock:
-            db = self._db
-            inserted = 0
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for r in records:
-                    row, tags, outputs = row_columns(r)
-                    cur = db.execute(
-                        "INSERT OR IGNORE INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row
-                    )
-                    if cur.rowcount:
-                        db.executemany(
-                            "INSERT OR IGNORE INTO tags VALUES (?,?,?)",
-                            [(k, v, r.index) for k, v in tags.items()],
-                        )
-                        db.executemany(
-                            "INSERT OR IGNORE INTO outputs VALUES (?,?)",
-                            [(sha, r.index) for sha in outputs],
-                        )
-                        inserted += 1
-                db.execute("COMMIT")
-            except BaseException:
-                rollback(db)
-                raise
-            return inserted
-
     # ------------------------------------------------------------ the file
     def beside(self, kind: str) -> Path:
         return beside(self.path, kind)
@@ -532,21 +443,6 @@ class SQLiteStore(SQLiteTables):
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{self.path}: {exc}") from None
 
-    def get(self, record_id_or_slug: str) -> StoredRecord | None:
-        column = "slug" if record_id_or_slug.startswith("pm-") else "record_id"
-        rows = self._query(
-            f"SELECT {_COLUMNS} FROM records WHERE {column} = ? ORDER BY idx LIMIT 1",
-            (record_id_or_slug,),
-        )
-        return _row(rows[0]) if rows else None
-
-    def by_output(self, sha256: str) -> list[StoredRecord]:
-        rows = self._query(
-            f"SELECT {_COLUMNS} FROM records WHERE {output_filter()} ORDER BY idx",
-            (sha256, sha256),
-        )
-        return [_row(r) for r in rows]
-
     def has(self, record_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
         ids = list(record_ids)
@@ -560,12 +456,6 @@ class SQLiteStore(SQLiteTables):
                 )
             )
         return found
-
-    def find(self, query: Query) -> Page[StoredRecord]:
-        clause, args = where_clause(query)
-        sql = f"SELECT {_COLUMNS} FROM records{clause} ORDER BY idx {query.order.upper()} LIMIT ?"
-        rows = self._query(sql, [*args, query.limit + 1])
-        return page_of([_row(r) for r in rows], query.limit)
 
     def get_nodes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
         if not ids:
@@ -583,49 +473,6 @@ class SQLiteStore(SQLiteTables):
             return [found[node] for node in ids]
         except KeyError as exc:
             raise KeyError(f"Merkle node {exc.args[0]} is missing from {self.path}") from None
-
-    def tree_size(self) -> int:
-        rows = self._query("SELECT MAX(idx) FROM nodes WHERE level = 0")
-        return 0 if rows[0][0] is None else int(rows[0][0]) + 1
-
-    def count(self) -> int:
-        return int(self._query("SELECT COUNT(*) FROM records")[0][0])
-
-    def index_rows(self, start: int, end: int) -> list[IndexRow]:
-        return index_rows_from(
-            self._query(f"SELECT idx, record_id, {_INDEX_COLUMNS} FROM {_RANGE}", (start, end)),
-            self._query(f"SELECT idx, key, value FROM tags WHERE {_IN_RANGE}", (start, end)),
-            self._query(f"SELECT idx, sha256 FROM outputs WHERE {_IN_RANGE}", (start, end)),
-        )
-
-    def _checkpoint_rows(self, sql: str, args: Sequence[Any] = ()) -> list[StoredCheckpoint]:
-        return [
-            StoredCheckpoint(size=r[0], root=bytes(r[1]), note=r[2], created_at=r[3])
-            for r in self._query(sql, args)
-        ]
-
-    def latest_checkpoint(self) -> StoredCheckpoint | None:
-        rows = self._checkpoint_rows("SELECT * FROM checkpoints ORDER BY size DESC LIMIT 1")
-        return rows[0] if rows else None
-
-    def checkpoint(self, size: int) -> StoredCheckpoint | None:
-        rows = self._checkpoint_rows("SELECT * FROM checkpoints WHERE size = ?", (size,))
-        return rows[0] if rows else None
-
-    def checkpoints(self, limit: int = 100) -> list[StoredCheckpoint]:
-        return self._checkpoint_rows(
-            "SELECT * FROM checkpoints ORDER BY size DESC LIMIT ?", (limit,)
-        )
-
-    def iter_records(self, start: int = 0, end: int | None = None) -> Iterator[StoredRecord]:
-        def fetch(cursor: int, stop: int) -> list[StoredRecord]:
-            sql = f"SELECT {_COLUMNS} FROM records WHERE idx >= ? AND idx < ?"
-            return [_row(r) for r in self._query(sql + " ORDER BY idx LIMIT 2000", (cursor, stop))]
-
-        return iter_in_pages(fetch, start, end)
-
-    def public_keys(self) -> list[PublicKey]:
-        return [PublicKey.from_json(json.loads(r[0])) for r in self._query("SELECT body FROM keys")]
 
     def stats(self) -> dict[str, Any]:
         latest = self.latest_checkpoint()
