@@ -67,16 +67,16 @@ def witnessing(rounds: int, batch: int, tmp: Path) -> list[dict[str, Any]]:
         procs = [start_witness(tmp / f"w{n}", f"bench.test/w{n}", log_key) for n in (1, 2)]
         try:
             witnesses = parse_witnesses("".join(line + "\n" for _, line in procs))
-            with TrustArchive.for_provmark(pm) as archive, WitnessGroup(witnesses) as group:
+            with TrustArchive.for_log(pm.log) as archive, WitnessGroup(witnesses) as group:
                 pm.ingest([record(i) for i in range(batch)])
-                group.witness(pm, archive)  # warm up connections
+                group.witness(pm.log, archive)  # warm up connections
                 seal, wit, e2e = [], [], []
                 key = pm.note_signing_key()
                 for r in range(rounds):
                     t0 = time.perf_counter_ns()
                     pm.ingest([record(r * batch + i) for i in range(batch)])
                     t1 = time.perf_counter_ns()
-                    report = group.witness(pm, archive)
+                    report = group.witness(pm.log, archive)
                     t2 = time.perf_counter_ns()
                     assert len(report.cosigned) == 2, report.refused
                     cp = Checkpoint(pm.store.origin, report.size, hashlib.sha256(b"x").digest())

@@ -213,7 +213,7 @@ def _check_witnessed(pm: Provmark, report: AuditReport) -> None:
     checkpoints) must be covered by the store's log and consistent with it."""
     from .witness.archive import archive_path
 
-    path = archive_path(pm)
+    path = archive_path(pm.log)
     if not path.exists():
         return  # no witnesses configured for this store: nothing to compare with
     import sqlite3

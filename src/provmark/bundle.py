@@ -38,7 +38,7 @@ from .store.base import StoredRecord
 from .verify import Evidence, Trust, Verified, leaf_hash_of
 
 if TYPE_CHECKING:
-    from .client import Provmark
+    from .log.service import Log
     from .verification.report import Report
     from .witness.policy import TrustPolicy
 
@@ -46,17 +46,17 @@ MEDIA_TYPE = "application/vnd.provmark.bundle+json;version=1"
 PIN_WITHOUT_WINDOW = "1970-01-01T00:00:00Z"  # a key pinned as a bare PEM (``--key``)
 
 
-def make_bundle(pm: Provmark, stored: StoredRecord) -> dict[str, Any]:
-    ev = pm.evidence(stored)
-    key = next((k for k in pm.public_keys() if k.key_id == stored.signature["key_id"]), None)
+def make_bundle(log: Log, stored: StoredRecord) -> dict[str, Any]:
+    ev = log.evidence(stored)
+    key = next((k for k in log.public_keys() if k.key_id == stored.signature["key_id"]), None)
     if key is None:
         raise KeyStoreError(f"public key {stored.signature['key_id']} is not known to this store")
     size = int(ev.checkpoint.split("\n")[1])
     key_info = {k: v for k, v in key.to_json().items() if k != "public_key"}
-    key_info["attestation"] = sign_note(key_statement(key), pm.store.origin, pm.note_signing_key())
+    key_info["attestation"] = sign_note(key_statement(key), log.origin, log.note_signing_key())
     from .bundle_timestamps import bundle_timestamps
 
-    stamps = bundle_timestamps(pm, ev.index, size)
+    stamps = bundle_timestamps(log, ev.index, size)
     return {
         **({"timestamps": stamps} if stamps else {}),
         "media_type": MEDIA_TYPE,
@@ -69,11 +69,11 @@ def make_bundle(pm: Provmark, stored: StoredRecord) -> dict[str, Any]:
             "tree_size": size,
             "proof": [base64.b64encode(p).decode() for p in ev.proof],
             "checkpoint": ev.checkpoint,
-            "log_key": pm.log_verifier.key_string(),
+            "log_key": log.log_verifier.key_string(),
         },
         "public_key": key.public_key,
         "key": key_info,
-        "revocations": pm.signed_revocations(),
+        "revocations": log.signed_revocations(),
     }
 
 

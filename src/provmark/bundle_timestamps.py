@@ -27,7 +27,7 @@ from .log.merkle import verify_consistency
 from .log.note import Checkpoint
 
 if TYPE_CHECKING:
-    from .client import Provmark
+    from .log.service import Log
     from .timestamp import TimestampInfo, TsaTrust
 
 CHECK = "timestamp"
@@ -38,12 +38,12 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def bundle_timestamps(pm: Provmark, index: int, tree_size: int) -> list[dict[str, Any]]:
+def bundle_timestamps(log: Log, index: int, tree_size: int) -> list[dict[str, Any]]:
     """The earliest token of each TSA over a checkpoint that includes leaf ``index`` and
     is not larger than ``tree_size``, with its consistency proof to ``tree_size``."""
     from .witness.archive import TrustArchive
 
-    archive = TrustArchive.existing(pm)
+    archive = TrustArchive.existing(log)
     try:
         stamps = archive.timestamps(min_size=index + 1)
     finally:
@@ -58,7 +58,7 @@ def bundle_timestamps(pm: Provmark, index: int, tree_size: int) -> list[dict[str
             "size": s.size,
             "checkpoint": s.body,
             "response": _b64(s.response),
-            "consistency": [_b64(p) for p in pm.consistency_proof(s.size, tree_size)],
+            "consistency": [_b64(p) for p in log.consistency_proof(s.size, tree_size)],
         }
         for s in earliest.values()
     ]

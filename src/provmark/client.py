@@ -28,19 +28,18 @@ from .capture.drafts import DraftBuilder, format_ns, render_snapshot
 from .capture.environment import DEFAULT_PACKAGES
 from .capture.hashing import digest_output
 from .capture.model import Model
-from .checkpoint_memory import CheckpointMemory, Problem
-from .crypto.keys import LocalSigner, PublicKey, Signer
+from .crypto.keys import PublicKey, Signer
 from .crypto.keystore import (
     FileKeyStore,
     KeyStore,
     VerifyOnlySigner,
-    default_home,
     existing_signer,
 )
 from .errors import CaptureError, ConfigError, NotFoundError, ProvmarkError, VerificationError
 from .jsonlimits import replace_unstorable
-from .log.merkle import consistency_proof, inclusion_proof
-from .log.note import Checkpoint, NoteVerifier
+from .log.memory import Problem
+from .log.note import NoteVerifier
+from .log.service import Log, home_of
 from .record import (
     Record,
     is_sha256,
@@ -62,22 +61,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("provmark")
 F = TypeVar("F", bound=Callable[..., Any])
 Policy = Literal["strict", "best_effort"]
-
-
-class _NoteKey:
-    """Adapts a :class:`Signer` holding an Ed25519 key to the signed-note API."""
-
-    def __init__(self, signer: Signer) -> None:
-        from .crypto.keys import load_public_key
-
-        self._signer = signer
-        self._public = load_public_key(signer.public_key_pem())
-
-    def sign(self, data: bytes) -> bytes:
-        return self._signer.sign(data)
-
-    def public_key(self) -> Any:
-        return self._public
 
 
 class Provmark:
@@ -133,8 +116,6 @@ class Provmark:
             raise ConfigError(f"policy must be 'strict' or 'best_effort', not {policy!r}")
         self.store = store
         self.keystore = keystore
-        self._memory = CheckpointMemory(home_of(keystore))
-        self._consistent_at: tuple[int, bytes] | None = None
         self.policy = policy
         from .disclosure.config import default_provider
 
@@ -150,16 +131,12 @@ class Provmark:
         self.capture_failures = 0
         self.hash_user_ids = hash_user_ids
         self.read_only = read_only
+        self.log = Log(store, keystore, read_only=read_only, settle=self.flush)
         if read_only:
-            stored_keys = store.public_keys()
-            self.signer = existing_signer(keystore, stored_keys, "records")
-            self.log_signer = existing_signer(keystore, stored_keys, "log")
+            self.signer = existing_signer(keystore, store.public_keys(), "records")
         else:
             self.signer = keystore.signer("records")
-            self.log_signer = keystore.signer("log")
             self.store.put_public_keys(keystore.public_keys())
-        self._note_key = _NoteKey(self.log_signer)
-        self.log_verifier = NoteVerifier.from_public_key(store.origin, self._note_key.public_key())
         self._durable = durable
         self.privacy = (
             None
@@ -196,7 +173,6 @@ class Provmark:
             on_batch=self._after_batch,
         )
         self._closed = False
-        self._trust: Trust | None = None
         try:
             self.unreplayed = self._replay_hot_journals(journals, journal)
         except BaseException:
@@ -233,7 +209,7 @@ class Provmark:
     def _after_batch(self, checkpoint: StoredCheckpoint, count: int) -> None:
         # fingerprints are written by their own thread (softbind.background)
         with contextlib.suppress(Exception):  # never stops the writer
-            self._memory.remember(self.store, self.log_verifier, every=1.0)
+            self.log.remember_checkpoint(every=1.0)
 
     def _replay_hot_journals(self, primary: Path, own: Journal | None) -> list[Unreplayed]:
         from .privacy.engine import writer_store
@@ -267,25 +243,25 @@ class Provmark:
         return left
 
     def checkpoint_problems(self) -> list[Problem]:
-        """How the store differs from what this home has seen of its log: records lost
-        (``rollback``), a different history (``fork``), another log in its file
-        (``replaced``). See :mod:`provmark.checkpoint_memory`."""
-        return self._memory.check(self.store, self.log_verifier)
+        """How the store differs from what this home has seen of its log
+        (:meth:`provmark.log.service.Log.checkpoint_problems`)."""
+        return self.log.checkpoint_problems()
 
     def remember_checkpoint(self) -> None:
         """Remember the store's latest checkpoint in this home (when consistent)."""
-        self._memory.remember(self.store, self.log_verifier)
+        self.log.remember_checkpoint()
 
     def require_consistent(self, checkpoint: StoredCheckpoint | None) -> None:
-        """:class:`VerificationError` (``rollback``/``fork``/``replaced``) when the store lost
-        records this home saw confirmed: no verify answer is given from such a log."""
-        key = (checkpoint.size, checkpoint.root) if checkpoint is not None else (0, b"")
-        if key == self._consistent_at:
-            return
-        problems = self.checkpoint_problems()
-        if problems:
-            raise VerificationError(problems[0].kind, problems[0].detail)
-        self._consistent_at = key
+        """:class:`VerificationError` when the store lost records this home saw confirmed."""
+        self.log.require_consistent(checkpoint)
+
+    @property
+    def log_signer(self) -> Signer:
+        return self.log.log_signer
+
+    @property
+    def log_verifier(self) -> NoteVerifier:
+        return self.log.log_verifier
 
     def close(self) -> None:
         if self._closed:
@@ -482,31 +458,22 @@ class Provmark:
     # ------------------------------------------------------------ log
     def note_signing_key(self) -> Ed25519PrivateKey:
         """The log key in the shape the signed-note code takes (an HSM/KMS signer is adapted)."""
-        if isinstance(self.log_signer, LocalSigner) and isinstance(
-            self.log_signer.private_key, Ed25519PrivateKey
-        ):
-            return self.log_signer.private_key
-        return cast(Ed25519PrivateKey, self._note_key)
+        return self.log.note_signing_key()
 
     def _seal(self, size: int, root: bytes) -> str:
-        return Checkpoint(self.store.origin, size, root).sign(
-            self.store.origin, self.note_signing_key()
-        )
+        return self.log.seal(size, root)
 
     def latest_checkpoint(self) -> StoredCheckpoint | None:
-        self.flush()
-        return self.store.latest_checkpoint()
+        return self.log.latest_checkpoint()
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        return inclusion_proof(index, size, self.store)
+        return self.log.inclusion_proof(index, size)
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
-        return consistency_proof(old_size, new_size, self.store)
+        return self.log.consistency_proof(old_size, new_size)
 
     def public_keys(self) -> list[PublicKey]:
-        seen = {k.key_id: k for k in self.store.public_keys()}
-        seen.update({k.key_id: k for k in self.keystore.public_keys()})
-        return list(seen.values())
+        return self.log.public_keys()
 
     def rotate_keys(self, alg: str | None = None) -> PublicKey:
         """Start a new record-signing key; records signed before stay verifiable."""
@@ -515,18 +482,12 @@ class Provmark:
         self.signer = self.keystore.signer("records")
         self._writer.signer = self.signer
         self.store.put_public_keys(self.keystore.public_keys())
-        self._trust = None
+        self.log.keys_changed()
         return key
 
     def trust(self, trusted_checkpoint: tuple[int, bytes] | None = None) -> Trust:
         """This store's keys and log key; reused (with its caches) until keys rotate."""
-        if trusted_checkpoint is not None:
-            return Trust(
-                self.public_keys(), self.log_verifier, self.store.origin, trusted_checkpoint
-            )
-        if self._trust is None:
-            self._trust = Trust(self.public_keys(), self.log_verifier, self.store.origin)
-        return self._trust
+        return self.log.trust(trusted_checkpoint)
 
     # ------------------------------------------------------------ read
     def get(self, record_id: str) -> Record:
@@ -599,19 +560,7 @@ class Provmark:
     def evidence(
         self, stored: StoredRecord, checkpoint: StoredCheckpoint | None = None
     ) -> Evidence:
-        checkpoint = checkpoint or self.store.latest_checkpoint()
-        if checkpoint is None or checkpoint.size <= stored.index:
-            raise VerificationError(
-                "inclusion_proof", f"record {stored.record_id} is not logged yet"
-            )
-        return Evidence(
-            payload=stored.payload,
-            signature=stored.signature,
-            index=stored.index,
-            proof=inclusion_proof(stored.index, checkpoint.size, self.store),
-            checkpoint=checkpoint.note,
-            origin=self.store.origin,
-        )
+        return self.log.evidence(stored, checkpoint)
 
     def verify_fuzzy(self, content: Any, media_type: str | None = None) -> Any:
         """Find the record of edited, quoted or re-encoded content (soft binding).
@@ -693,7 +642,7 @@ class Provmark:
             from .verification.store import load_anchors, verify_marked
 
             marked, _ = verify_marked(
-                self,
+                self.log,
                 content,
                 trust_anchors=load_anchors(c2pa_trust),
                 trusted_checkpoint=trusted_checkpoint,
@@ -708,21 +657,8 @@ class Provmark:
         return marked
 
     def candidates(self, sha256: str, record_id: str | None = None) -> list[StoredRecord]:
-        """The stored records to verify content against: the one named, else every record
-        stating this output; a :class:`VerificationError` when there is none."""
-        if record_id is not None:
-            stored = self.store.get(record_id)
-            if stored is None:
-                raise VerificationError("record", f"no record {record_id!r} in this store")
-            return [stored]
-        found = self.store.by_output(sha256)
-        if not found:
-            raise VerificationError(
-                "output_hash",
-                f"no record for this content (sha256 {sha256}); "
-                "it was not made here or was changed",
-            )
-        return found
+        """The stored records to verify content against (:meth:`Log.candidates`)."""
+        return self.log.candidates(sha256, record_id)
 
     def verify_digest(
         self,
@@ -752,7 +688,7 @@ class Provmark:
         from .verification.store import verify_stored
 
         return verify_stored(
-            self,
+            self.log,
             sha256,
             record_id=record_id,
             trusted_checkpoint=trusted_checkpoint,
@@ -762,26 +698,11 @@ class Provmark:
 
     def revocations(self) -> list[Revocation]:
         """The revocation list beside the key set, re-read only when the file changes."""
-        from .crypto.revocation import RevocationList, revocations_path
-
-        path = getattr(self, "_revocations_file", None)
-        if path is None:
-            path = self._revocations_file = str(revocations_path(self.keystore))
-        try:
-            stamp = os.stat(path).st_mtime_ns
-        except FileNotFoundError:
-            return []
-        cached = getattr(self, "_revocations_cache", None)
-        if cached is None or cached[0] != stamp:
-            cached = (stamp, list(RevocationList(path)))
-            self._revocations_cache = cached
-        return list(cached[1])
+        return self.log.revocations()
 
     def signed_revocations(self) -> str:
         """The revocation list as a note signed by the log key (keys export, bundles)."""
-        from .crypto.revocation import sign_revocations
-
-        return sign_revocations(self.revocations(), self.store.origin, self.note_signing_key())
+        return self.log.signed_revocations()
 
     def bundle(self, record_id: str) -> dict[str, Any]:
         """An offline bundle: verifiable with no server and no database."""
@@ -791,7 +712,7 @@ class Provmark:
         stored = self.store.get(record_id)
         if stored is None:
             raise NotFoundError(f"no record {record_id!r}")
-        return make_bundle(self, stored)
+        return make_bundle(self.log, stored)
 
     def stats(self) -> dict[str, Any]:
         s = self.store.stats()
@@ -852,7 +773,7 @@ class Provmark:
             tag = f"{privacy.subject_tag}={subject}"
             holds = [
                 h
-                for h in active_holds(self)
+                for h in active_holds(self.log)
                 if (h.kind == "subject" and h.value in (subject, hashed))
                 or (h.kind == "tag" and h.value == tag)
             ]
@@ -900,12 +821,6 @@ def _may_carry_manifest(path: Path) -> bool:
         return False
     images = (b"\x89PNG", b"\xff\xd8\xff", b"RIFF", b"GIF8", b"II*\x00", b"MM\x00*")
     return head.startswith(images) or head[4:8] == b"ftyp" or path.with_suffix(".c2pa").exists()
-
-
-def home_of(keystore: KeyStore) -> Path:
-    """The home folder of a key store kept in ``<home>/keys`` (else ``$PROVMARK_HOME``)."""
-    directory = getattr(keystore, "directory", None)
-    return Path(directory).parent if directory else default_home()
 
 
 def _journal_for(store: Store, keystore: KeyStore) -> Path:

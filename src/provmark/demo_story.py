@@ -254,7 +254,7 @@ def witness(pm: Provmark, folder: Path) -> Path:
     try:
         w.add_log(pm.log_verifier.key_string())
         with WitnessServer(w).start() as server:
-            witness_checkpoint(pm, [WitnessEndpoint(w.key, server.url)])
+            witness_checkpoint(pm.log, [WitnessEndpoint(w.key, server.url)])
         path = folder / "witnesses.txt"
         path.write_text(f"# the demo's witness\n{w.key.vkey()} {server.url}\n")
     finally:

@@ -32,7 +32,7 @@ from .store.base import StoredCheckpoint
 from .witness.archive import StoredTimestamp, TrustArchive
 
 if TYPE_CHECKING:
-    from .client import Provmark
+    from .log.service import Log
 
 __all__ = [
     "CHECK",
@@ -230,7 +230,7 @@ def request_timestamp(
 
 
 def timestamp_checkpoint(
-    pm: Provmark,
+    log: Log,
     url: str,
     archive: TrustArchive | None = None,
     *,
@@ -239,17 +239,17 @@ def timestamp_checkpoint(
     timeout: float = 10.0,
 ) -> tuple[StoredTimestamp, TimestampInfo | None]:
     """Time-stamp a checkpoint (default: the latest) and keep the token in the archive."""
-    cp = checkpoint or pm.latest_checkpoint()
+    cp = checkpoint or log.latest_checkpoint()
     if cp is None:
         raise ConfigError("the log is empty: nothing to time-stamp")
-    open_checkpoint(cp.note, [pm.log_verifier], origin=pm.store.origin)
+    open_checkpoint(cp.note, [log.log_verifier], origin=log.origin)
     body = checkpoint_body(cp.note)
     response = request_timestamp(url, body.encode(), trust=trust, timeout=timeout)
     info = verify_timestamp(response, body.encode(), trust) if trust is not None else None
     gen_time = info.gen_time if info else _iso(_parse(response).tst_info.gen_time)
     stamp = StoredTimestamp(cp.size, body, url, response, gen_time)
     own = archive is None
-    arch = archive or TrustArchive.for_provmark(pm)
+    arch = archive or TrustArchive.for_log(log)
     try:
         arch.add_timestamp(stamp)
     finally:

@@ -256,7 +256,7 @@ def test_retention_with_holds_erasure_and_logged_actions(tmp_path: Path) -> None
         by_tag = place_hold(pm, tag="case=litigation", reason="case 42")
         place_hold(pm, record=pinned, reason="regulator request")
         by_subject = place_hold(pm, subject="user-0", reason="DSAR")
-        assert len(active_holds(pm)) == 3
+        assert len(active_holds(pm.log)) == 3
 
         soon = datetime.now(UTC) + timedelta(days=31)
         early = plan(pm, policy, now=soon)
@@ -370,7 +370,7 @@ def test_governance_on_postgres(tmp_path: Path, pg_url: str) -> None:
     with provmark.open(pg_url, home=tmp_path / "home") as pm:
         texts = make(pm, 5, team="risk")
         hold = place_hold(pm, tag="team=risk", reason="case 9")
-        assert [h.hold_id for h in active_holds(pm)] == [hold.hold_id]
+        assert [h.hold_id for h in active_holds(pm.log)] == [hold.hold_id]
         records: list[Any] = list(pm.store.iter_records())[:5]
         kept = create_archive(pm, records, str(tmp_path / "copy"), keep_hot=True)
         assert kept.removed_hot == 0 and pm.store.count() == 5 + 1 + 1

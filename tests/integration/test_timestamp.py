@@ -78,7 +78,7 @@ def test_tokens_are_checked_against_the_data_and_the_pinned_root(
 ) -> None:
     add(pm, "an image")
     trust = load_tsa_trust([tsa.ca])
-    stamp, info = timestamp_checkpoint(pm, tsa.url, trust=trust)
+    stamp, info = timestamp_checkpoint(pm.log, tsa.url, trust=trust)
     assert info is not None and info.tsa == "CN=provmark test TSA"
     body = stamp.body.encode()
     assert verify_timestamp(stamp.response, body, trust).gen_time == info.gen_time
@@ -99,7 +99,7 @@ def test_tokens_are_checked_against_the_data_and_the_pinned_root(
         verify_timestamp(b"\x30\x03\x02\x01\x00", body, trust)
 
     # A token stored for a checkpoint this log never signed fails `timestamp verify`.
-    with TrustArchive.for_provmark(pm) as archive:
+    with TrustArchive.for_log(pm.log) as archive:
         results = verify_stored_timestamps(archive, trust, origin=pm.store.origin)
         assert [isinstance(r, VerificationError) for _, r in results] == [False]
         other = stamp.body.replace("\n1\n", "\n7\n")

@@ -54,7 +54,7 @@ def test_a_reply_with_the_chain_verifies(pm: provmark.Provmark, chain_tsa: Local
     fixed = der_ordered(response)
     assert fixed != response and len(fixed) == len(response)
     assert len(rfc3161_client.decode_timestamp_response(fixed).signed_data.certificates) == 2
-    stamp, info = timestamp_checkpoint(pm, chain_tsa.url, trust=trust)
+    stamp, info = timestamp_checkpoint(pm.log, chain_tsa.url, trust=trust)
     assert info is not None and info.tsa == "CN=provmark test TSA"
     assert stamp.response != der_ordered(stamp.response)  # stored as the TSA sent it
 
@@ -75,9 +75,9 @@ def test_bundle_carries_the_earliest_token_and_it_verifies(
     trust = load_tsa_trust([chain_tsa.ca])
     first, _second = add(pm, "first", "second")
     assert "timestamps" not in pm.bundle(first)  # nothing stamped yet
-    timestamp_checkpoint(pm, chain_tsa.url, trust=trust)  # size 2
+    timestamp_checkpoint(pm.log, chain_tsa.url, trust=trust)  # size 2
     (third,) = add(pm, "third")
-    timestamp_checkpoint(pm, chain_tsa.url, trust=trust)  # size 3
+    timestamp_checkpoint(pm.log, chain_tsa.url, trust=trust)  # size 3
 
     bundle = pm.bundle(first)
     (entry,) = bundle["timestamps"]
@@ -130,7 +130,7 @@ def test_a_token_without_its_chain_still_verifies_in_a_bundle(
 ) -> None:
     with LocalTsa(tmp_path / "plain-tsa") as tsa:  # sends only its own certificate
         (rid,) = add(pm, "plain")
-        timestamp_checkpoint(pm, tsa.url, trust=load_tsa_trust([tsa.ca]))
+        timestamp_checkpoint(pm.log, tsa.url, trust=load_tsa_trust([tsa.ca]))
         bundle = pm.bundle(rid)
         assert len(bundle["timestamps"]) == 1
         verify_bundle(bundle)  # imprint and consistency checked; no root to check against

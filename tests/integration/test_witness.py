@@ -170,7 +170,7 @@ def test_forked_log_is_refused_by_witnesses_and_detected_by_verifiers(
         client.close()
 
         # Cosignature lines copied from the honest checkpoint do not fit the forged one.
-        with TrustArchive.for_provmark(pm) as archive:
+        with TrustArchive.for_log(pm.log) as archive:
             honest = archive.checkpoint(6)
         assert honest is not None
         grafted = add_cosignatures(fork_at_6.note, parse_note(honest.note)[1][1:])
@@ -361,10 +361,10 @@ def test_log_side_library_api(pm: provmark.Provmark, served: tuple[Witness, Witn
     witness, server = served
     add(pm, "lib one", "lib two")
     endpoints = parse_witnesses(f"{witness.key.vkey()} {server.url}\n")
-    report = witness_checkpoint(pm, endpoints)
+    report = witness_checkpoint(pm.log, endpoints)
     assert [c.name for c in report.cosigned] == ["witness.test/solo"] and not report.refused
     add(pm, "lib three")
-    report = witness_checkpoint(pm, endpoints)
+    report = witness_checkpoint(pm.log, endpoints)
     assert report.size == 3 and report.cosigned
 
 

@@ -296,7 +296,7 @@ def cmd_c2pa_read(args: argparse.Namespace) -> int:
 
         with open_from(args) as pm:
             verdict, _ = verify_marked(
-                pm,
+                pm.log,
                 args.file,
                 sidecar=args.sidecar,
                 trust_anchors=load_anchors(args.trust) if args.trust else None,

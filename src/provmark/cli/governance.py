@@ -247,7 +247,7 @@ def cmd_hold_list(args: argparse.Namespace) -> int:
     from ..governance import active_holds
 
     with open_from(args) as pm:
-        holds = active_holds(pm)
+        holds = active_holds(pm.log)
     lines = [
         f"{h.hold_id}  {h.kind:<7} {h.value:<40} {h.placed_at[:19]}Z  {h.reason}" for h in holds
     ] or ["no active holds"]
@@ -350,7 +350,7 @@ def _archive_records(args: argparse.Namespace, pm: Any) -> int:
                 raise ConfigError(f"--before: {exc}") from None
         else:
             raise ConfigError("say what to archive: --older-than AGE, --before TIME or --policy")
-        records, held = _older(pm, cutoff, args.model, active_holds(pm), hold_on)
+        records, held = _older(pm, cutoff, args.model, active_holds(pm.log), hold_on)
     if args.dry_run or not records:
         obj = {"would_archive": len(records), "held": held, "to": to}
         _out(args, obj, [f"would archive {len(records)} records ({held} held) to {to}"])

@@ -233,8 +233,8 @@ def _minimum(args: argparse.Namespace, count: int) -> int:
 def cmd_witness_submit(args: argparse.Namespace) -> int:
     witnesses = load_witnesses(args.witnesses)
     k = _minimum(args, len(witnesses))
-    with open_from(args) as pm, TrustArchive.for_provmark(pm) as archive:
-        report = witness_checkpoint(pm, witnesses, archive, timeout=args.timeout)
+    with open_from(args) as pm, TrustArchive.for_log(pm.log) as archive:
+        report = witness_checkpoint(pm.log, witnesses, archive, timeout=args.timeout)
     if args.json:
         print_json(
             {
@@ -265,7 +265,7 @@ def cmd_witness_bundle(args: argparse.Namespace) -> int:
     witnesses = load_witnesses(args.witnesses)
     k = _minimum(args, len(witnesses))
     with open_from(args) as pm:
-        bundle = witnessed_bundle(pm, args.record_id, [w.key for w in witnesses], k)
+        bundle = witnessed_bundle(pm.log, args.record_id, [w.key for w in witnesses], k)
         slug = pm.get(args.record_id).slug
     path = args.output or f"{slug}.provmark.json"
     write_bundle(bundle, path)
@@ -305,8 +305,10 @@ def cmd_timestamp_add(args: argparse.Namespace) -> int:
     from ..timestamp import load_tsa_trust, timestamp_checkpoint
 
     trust = load_tsa_trust(args.tsa_cert) if args.tsa_cert else None
-    with open_from(args) as pm, TrustArchive.for_provmark(pm) as archive:
-        stamp, info = timestamp_checkpoint(pm, args.tsa, archive, trust=trust, timeout=args.timeout)
+    with open_from(args) as pm, TrustArchive.for_log(pm.log) as archive:
+        stamp, info = timestamp_checkpoint(
+            pm.log, args.tsa, archive, trust=trust, timeout=args.timeout
+        )
     out = {
         "size": stamp.size,
         "gen_time": stamp.gen_time,
@@ -326,7 +328,7 @@ def cmd_timestamp_verify(args: argparse.Namespace) -> int:
 
     trust = load_tsa_trust(args.tsa_cert)
     results: list[tuple[Any, Any]] = []
-    with open_from(args) as pm, TrustArchive.for_provmark(pm) as archive:
+    with open_from(args) as pm, TrustArchive.for_log(pm.log) as archive:
         for stamp, result in verify_stored_timestamps(archive, trust, origin=pm.store.origin):
             stored = pm.store.checkpoint(stamp.size)
             body = stored.note.split("\n\n", 1)[0] + "\n" if stored else None

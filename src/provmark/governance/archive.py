@@ -170,7 +170,7 @@ def create_archive(
         removable = list(records)
         held = 0
         if hot is not None:  # a hold placed meanwhile still wins
-            holds = active_holds(pm)
+            holds = active_holds(pm.log)
             removable = [
                 r for r in records if hold_on(holds, r.record_id, json.loads(r.payload)) is None
             ]
@@ -245,7 +245,7 @@ class ArchiveRef:
 def known_archives(pm: Provmark) -> list[ArchiveRef]:
     """Archives this store wrote, from its own governance log."""
     out: list[ArchiveRef] = []
-    for stored in actions(pm, "archive"):
+    for stored in actions(pm.log, "archive"):
         d = details_of(stored)
         out.append(
             ArchiveRef(
@@ -285,7 +285,7 @@ def erase_from_archive(
     opened = _open(pm, dest, ref.archive_id)
     opened.check(pm.store)
     old = opened.manifest
-    holds = active_holds(pm)
+    holds = active_holds(pm.log)
     revision = old.revision + 1
     files: list[dict[str, Any]] = []
     tombstones: list[dict[str, Any]] = []

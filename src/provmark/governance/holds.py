@@ -62,7 +62,7 @@ def release_hold(pm: Provmark, hold_id: str, *, reason: str, actor: str | None =
     """Release a hold (its id or slug); the release is logged with the hold as parent."""
     if not reason or not reason.strip():
         raise ConfigError("reason: say why the hold is released")
-    active = {h.hold_id: h for h in active_holds(pm)}
+    active = {h.hold_id: h for h in active_holds(pm.log)}
     stored = pm.store.get(hold_id)
     if stored is None or stored.record_id not in active:
         raise NotFoundError(f"hold: {hold_id!r} is not an active hold (see `provmark hold list`)")

@@ -14,20 +14,26 @@ import getpass
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..record import new_record_id, now_utc
 from ..store.base import Query, StoredRecord
 from .policy import GOVERNANCE_MODEL
 
 if TYPE_CHECKING:
-    from ..client import Provmark
+    from ..log.service import Log
 
 HOLD_KINDS = ("record", "tag", "subject")
 
 
+class Ingester(Protocol):
+    """Signs, logs and stores records built elsewhere (``Provmark.ingest``)."""
+
+    def ingest(self, records: Sequence[Mapping[str, Any]]) -> list[str]: ...
+
+
 def record_action(
-    pm: Provmark,
+    pm: Ingester,
     action: str,
     details: Mapping[str, Any],
     *,
@@ -61,12 +67,12 @@ def _os_user() -> str:
         return "unknown"
 
 
-def actions(pm: Provmark, action: str) -> Iterator[StoredRecord]:
+def actions(log: Log, action: str) -> Iterator[StoredRecord]:
     """Stored governance records of one kind, oldest first."""
-    pm.flush()
+    log.settle()
     cursor: str | None = None
     while True:
-        page = pm.store.find(
+        page = log.store.find(
             Query(
                 model=GOVERNANCE_MODEL,
                 operation=f"governance.{action}",
@@ -133,11 +139,11 @@ def hold_from(stored: StoredRecord) -> Hold:
     )
 
 
-def active_holds(pm: Provmark) -> list[Hold]:
-    released = {details_of(s).get("hold_id") for s in actions(pm, "release")}
+def active_holds(log: Log) -> list[Hold]:
+    released = {details_of(s).get("hold_id") for s in actions(log, "release")}
     return [
         h
-        for h in (hold_from(s) for s in actions(pm, "hold"))
+        for h in (hold_from(s) for s in actions(log, "hold"))
         if h.hold_id not in released and h.kind in HOLD_KINDS
     ]
 

@@ -84,7 +84,7 @@ def plan(
     pm.flush()
     when = now or datetime.now(UTC)
     result = Plan(now=when.strftime("%Y-%m-%dT%H:%M:%SZ"))
-    holds = active_holds(pm)
+    holds = active_holds(pm.log)
     total = pm.store.count()
     for n, stored in enumerate(pm.store.iter_records(), 1):
         result.hot += 1
@@ -214,7 +214,7 @@ def _drop_erased_hot_rows(pm: Provmark, erased: list[Candidate]) -> None:
     """Rows erased from an archive that were also still hot (archived with keep-hot)."""
     from .hot import hot_table
 
-    holds = active_holds(pm)
+    holds = active_holds(pm.log)
     stale = []
     for c in erased:
         stored = pm.store.get(c.record_id)

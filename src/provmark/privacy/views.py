@@ -21,7 +21,7 @@ import copy
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..canonical import canonical_bytes
 from ..crypto.keys import PublicKey
@@ -41,9 +41,10 @@ from .engine import ENCRYPTED_KEY, default_policy
 from .errors import AccessDenied
 
 if TYPE_CHECKING:
-    from ..client import Provmark
+    from ..crypto.keystore import KeyStore
+    from .engine import Privacy
 
-__all__ = ["ROLES", "RecordView", "sanitize_document", "sanitizer"]
+__all__ = ["ROLES", "RecordView", "ViewedClient", "sanitize_document", "sanitizer"]
 
 ROLES = ("auditor", "developer", "ingest", "admin")
 _READ = frozenset({"auditor", "developer", "admin"})
@@ -69,7 +70,49 @@ _SAFE_FIELDS = (
 )  # fmt: skip
 
 
-def sanitizer(pm: Provmark) -> Redactor:
+class ViewedClient(Protocol):
+    """What a :class:`RecordView` reads and does through: the embedded client."""
+
+    @property
+    def privacy(self) -> Privacy | None: ...
+    @property
+    def keystore(self) -> KeyStore: ...
+    def hash_user_id(self, user_id: str) -> str: ...
+    def get(self, record_id: str) -> Record: ...
+    def find(
+        self,
+        *,
+        output: Any = None,
+        model: str | None = None,
+        actor: str | None = None,
+        operation: str | None = None,
+        status: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        order: str = "desc",
+    ) -> Page[Record]: ...
+    def verify(
+        self,
+        content: Any,
+        *,
+        record_id: str | None = None,
+        trusted_checkpoint: tuple[int, bytes] | None = None,
+    ) -> Verified: ...
+    def bundle(self, record_id: str) -> dict[str, Any]: ...
+    def ingest(
+        self, records: Sequence[Mapping[str, Any]], *, wait: bool = True, timeout: float = 60.0
+    ) -> list[str]: ...
+    def erase(
+        self, subject: str, *, reason: str | None = None, principal: str | None = None
+    ) -> Erasure: ...
+    def public_keys(self) -> list[PublicKey]: ...
+    def rotate_keys(self, alg: str | None = None) -> PublicKey: ...
+
+
+def sanitizer(pm: ViewedClient) -> Redactor:
     """The redactor of the sanitized view: the store's detectors and HMAC key, over every
     field but :data:`_SAFE_FIELDS`."""
     privacy = pm.privacy
@@ -80,7 +123,7 @@ def sanitizer(pm: Provmark) -> Redactor:
     return Redactor(policy, key)
 
 
-def sanitize_document(pm: Provmark, redactor: Redactor, data: dict[str, Any]) -> dict[str, Any]:
+def sanitize_document(pm: ViewedClient, redactor: Redactor, data: dict[str, Any]) -> dict[str, Any]:
     """The developer/admin view of a record's payload dict: what ``pm.view``, the server's
     API and the web UI all show (one code path)."""
     clean: dict[str, Any] = redactor.redact_document(data).doc
@@ -114,7 +157,7 @@ class RecordView:
     """One principal's window on a ``Provmark``, limited by role."""
 
     def __init__(
-        self, pm: Provmark, role: str, *, principal: str, reason: str | None = None
+        self, pm: ViewedClient, role: str, *, principal: str, reason: str | None = None
     ) -> None:
         if role not in ROLES:
             raise ConfigError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
@@ -325,7 +368,9 @@ def _changed(before: Any, after: Any, path: str = "") -> list[str]:
     return [] if before == after else [path or "$"]
 
 
-def _with_revealed(rec: Record, found: Mapping[tuple[str, str], Revealed], pm: Provmark) -> Record:
+def _with_revealed(
+    rec: Record, found: Mapping[tuple[str, str], Revealed], pm: ViewedClient
+) -> Record:
     refs = rec.extra.get(ENCRYPTED_KEY)
     if not isinstance(refs, list) or not refs:
         return rec

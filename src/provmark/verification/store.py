@@ -20,7 +20,7 @@ from .report import FAIL, CheckResult, Report
 from .verifier import Verifier, first_verified
 
 if TYPE_CHECKING:
-    from ..client import Provmark
+    from ..log.service import Log
 
 __all__ = ["verify_marked", "verify_stored"]
 
@@ -28,7 +28,7 @@ _PLAIN = TrustPolicy()
 
 
 def verify_stored(
-    pm: Provmark,
+    log: Log,
     sha256: str | None,
     *,
     record_id: str | None = None,
@@ -37,37 +37,37 @@ def verify_stored(
     prechecks: Sequence[CheckResult] = (),
 ) -> Report:
     """The report for content (by SHA-256) or for a named record (``sha256=None``)."""
-    pm.flush()
+    log.settle()
     if any(c.result == FAIL for c in prechecks):  # e.g. a forged C2PA manifest: no record
         return Verifier(None).not_run(None, prechecks=prechecks, content=sha256 is not None)
-    revoked = pm.revocations()
+    revoked = log.revocations()
     if policy is None and not revoked:  # the common case: the base checks alone
         policy = _PLAIN
     else:
         policy = (policy or TrustPolicy()).with_revocations(
             revoked, "revocation list of this key set"
         )
-    verifier = Verifier(pm.trust(trusted_checkpoint), policy.policies())
+    verifier = Verifier(log.trust(trusted_checkpoint), policy.policies())
     content = sha256 is not None
     planned: dict[str, Any] = {"content": content, "consistency": trusted_checkpoint is not None}
     try:
         if sha256 is None:
             if record_id is None:
                 raise VerificationError("record", "give the content or a record id")
-            stored = pm.store.get(record_id)
+            stored = log.store.get(record_id)
             if stored is None:
                 raise VerificationError("record", f"no record {record_id!r} in this store")
             candidates = [stored]
         else:
-            candidates = pm.candidates(sha256, record_id)
-        latest = pm.store.latest_checkpoint()
-        pm.require_consistent(latest)  # no rollback since last seen
+            candidates = log.candidates(sha256, record_id)
+        latest = log.store.latest_checkpoint()
+        log.require_consistent(latest)  # no rollback since last seen
     except VerificationError as exc:
         about = {"content_sha256": sha256} if sha256 else {}
         return verifier.not_run(exc, prechecks=prechecks, subject=about, **planned)
-    archive = TrustArchive.existing(pm) if policy.needs_history else None
+    archive = TrustArchive.existing(log) if policy.needs_history else None
     try:
-        history = StoreHistory(pm.store, archive, policy) if archive is not None else None
+        history = StoreHistory(log.store, archive, policy) if archive is not None else None
         reports = []
         for stored in candidates:  # the same output may have been generated more than once
             about = {"record_id": stored.record_id}
@@ -76,11 +76,11 @@ def verify_stored(
                 if policy.min_witnesses > 0:
                     assert archive is not None
                     checkpoint, _ = policy.witnessed_checkpoint(archive, stored.index)
-                ev = pm.evidence(stored, checkpoint)
+                ev = log.evidence(stored, checkpoint)
                 proof = None
                 if trusted_checkpoint is not None and checkpoint is not None:
                     old, new = sorted((trusted_checkpoint[0], checkpoint.size))
-                    proof = consistency_proof(old, new, pm.store)
+                    proof = consistency_proof(old, new, log.store)
             except VerificationError as exc:
                 reports.append(verifier.not_run(exc, prechecks=prechecks, subject=about, **planned))
                 continue
@@ -128,7 +128,7 @@ def load_anchors(trust: Sequence[str | bytes] | str | bytes | None) -> bytes | N
 
 
 def verify_marked(
-    pm: Provmark,
+    log: Log,
     path: Any,
     *,
     sidecar: Any = None,
@@ -149,13 +149,13 @@ def verify_marked(
     media = c2pa_export.sniff(data[:64]) or "application/octet-stream"
 
     def stored_record(record_id: str) -> tuple[bytes, bytes] | None:
-        found = pm.store.get(record_id)
+        found = log.store.get(record_id)
         return (found.payload, found.leaf_hash()) if found is not None else None
 
-    pm.flush()
+    log.settle()
     finding = c2pa_checks(manifest, data, media, stored_record)
     report = verify_stored(
-        pm,
+        log,
         finding.content_sha256,
         record_id=finding.record_id,
         trusted_checkpoint=trusted_checkpoint,

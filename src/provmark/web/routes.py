@@ -345,7 +345,7 @@ def _c2pa_answer(
 
     try:
         verdict, report = verify_marked(
-            ctx.pm, path, sidecar=sidecar, trust_anchors=load_anchors(ctx.settings.c2pa_trust)
+            ctx.pm.log, path, sidecar=sidecar, trust_anchors=load_anchors(ctx.settings.c2pa_trust)
         )
     except VerificationError as exc:
         return {"found": False, "reason": exc.detail.replace(str(path.parent) + os.sep, "")}

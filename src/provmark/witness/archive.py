@@ -25,7 +25,7 @@ from ..log.note import parse_note
 from ..store.features import StoreFile
 
 if TYPE_CHECKING:
-    from ..client import Provmark
+    from ..log.service import Log
 
 __all__ = ["ArchivedCheckpoint", "StoredTimestamp", "TrustArchive", "archive_path"]
 
@@ -66,13 +66,13 @@ class StoredTimestamp:
     gen_time: str  # as the TSA stated it (trust it only after verification)
 
 
-def archive_path(pm: Provmark) -> Path:
-    """Where ``pm``'s evidence lives by default."""
-    if isinstance(pm.store, StoreFile):
-        return pm.store.beside("trust")
-    directory = getattr(pm.keystore, "directory", None)
+def archive_path(log: Log) -> Path:
+    """Where the log's evidence lives by default."""
+    if isinstance(log.store, StoreFile):
+        return log.store.beside("trust")
+    directory = getattr(log.keystore, "directory", None)
     home = Path(directory).parent if directory else default_home()
-    digest = hashlib.sha256(pm.store.origin.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(log.origin.encode()).hexdigest()[:16]
     return home / "trust" / f"{digest}.db"
 
 
@@ -91,13 +91,13 @@ class TrustArchive:
         self._db.executescript(_SCHEMA)
 
     @classmethod
-    def for_provmark(cls, pm: Provmark) -> TrustArchive:
-        return cls(archive_path(pm))
+    def for_log(cls, log: Log) -> TrustArchive:
+        return cls(archive_path(log))
 
     @classmethod
-    def existing(cls, pm: Provmark) -> TrustArchive:
-        """``pm``'s archive for reading: an empty one in memory when there is none yet."""
-        path = archive_path(pm)
+    def existing(cls, log: Log) -> TrustArchive:
+        """The log's archive for reading: an empty one in memory when there is none yet."""
+        path = archive_path(log)
         return cls(path if path.exists() else ":memory:")
 
     def close(self) -> None:

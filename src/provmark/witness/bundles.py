@@ -14,33 +14,33 @@ from .cosignature import CosignerKey
 from .policy import TrustPolicy
 
 if TYPE_CHECKING:
-    from ..client import Provmark
+    from ..log.service import Log
 
 __all__ = ["witnessed_bundle"]
 
 
 def witnessed_bundle(
-    pm: Provmark,
+    log: Log,
     record_id: str,
     witnesses: Sequence[CosignerKey],
     min_witnesses: int,
     archive: TrustArchive | None = None,
 ) -> dict[str, Any]:
     """An offline bundle proven against a checkpoint carrying the witnesses' cosignatures."""
-    pm.flush()
-    stored = pm.store.get(record_id)
+    log.settle()
+    stored = log.store.get(record_id)
     if stored is None:
         raise ConfigError(f"no record {record_id!r}")
     policy = TrustPolicy(tuple(witnesses), min_witnesses)
     own = archive is None
-    arch = archive or TrustArchive.existing(pm)
+    arch = archive or TrustArchive.existing(log)
     try:
         checkpoint, _ = policy.witnessed_checkpoint(arch, stored.index)
     finally:
         if own:
             arch.close()
-    bundle = make_bundle(pm, stored)
-    proof = inclusion_proof(stored.index, checkpoint.size, pm.store)
+    bundle = make_bundle(log, stored)
+    proof = inclusion_proof(stored.index, checkpoint.size, log.store)
     bundle["log"].update(
         checkpoint=checkpoint.note,
         tree_size=checkpoint.size,

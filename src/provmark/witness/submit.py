@@ -26,7 +26,7 @@ from .http import WitnessClient
 from .service import WitnessRefusal
 
 if TYPE_CHECKING:
-    from ..client import Provmark
+    from ..log.service import Log
 
 __all__ = [
     "WitnessEndpoint",
@@ -116,15 +116,15 @@ class WitnessGroup:
 
     def witness(
         self,
-        pm: Provmark,
+        log: Log,
         archive: TrustArchive,
         checkpoint: StoredCheckpoint | None = None,
     ) -> WitnessReport:
         """Ask every witness to cosign ``checkpoint`` (default: the latest); archive the result."""
-        cp = checkpoint or pm.latest_checkpoint()
+        cp = checkpoint or log.latest_checkpoint()
         if cp is None:
             raise ConfigError("the log is empty: nothing to witness")
-        open_checkpoint(cp.note, [pm.log_verifier], origin=pm.store.origin)
+        open_checkpoint(cp.note, [log.log_verifier], origin=log.origin)
         report = WitnessReport(cp.size, cp.note)
         olds = {w.key.vkey(): archive.witness_size(w.key.vkey()) for w in self.witnesses}
         asked: dict[str, tuple[int, list[bytes]]] = {}
@@ -133,7 +133,7 @@ class WitnessGroup:
             if old > cp.size:
                 report.refused[w.key.name] = f"already cosigned a larger tree ({old} > {cp.size})"
                 continue
-            asked[w.key.vkey()] = (old, pm.consistency_proof(old, cp.size))
+            asked[w.key.vkey()] = (old, log.consistency_proof(old, cp.size))
         answers = self._ask(asked, cp.note)
         retry: dict[str, tuple[int, list[bytes]]] = {}
         for w in self.witnesses:
@@ -144,7 +144,7 @@ class WitnessGroup:
                 and result.size is not None
                 and result.size <= cp.size  # our record of its size was stale: once more
             ):
-                retry[w.key.vkey()] = (result.size, pm.consistency_proof(result.size, cp.size))
+                retry[w.key.vkey()] = (result.size, log.consistency_proof(result.size, cp.size))
         answers.update(self._ask(retry, cp.note))
         lines = []
         for w in self.witnesses:
@@ -193,7 +193,7 @@ def _reason(exc: Exception) -> str:
 
 
 def witness_checkpoint(
-    pm: Provmark,
+    log: Log,
     witnesses: Sequence[WitnessEndpoint],
     archive: TrustArchive | None = None,
     *,
@@ -202,10 +202,10 @@ def witness_checkpoint(
 ) -> WitnessReport:
     """One round: ask each witness to cosign the latest checkpoint; archive what comes back."""
     own = archive is None
-    arch = archive or TrustArchive.for_provmark(pm)
+    arch = archive or TrustArchive.for_log(log)
     try:
         with WitnessGroup(witnesses, timeout=timeout) as group:
-            return group.witness(pm, arch, checkpoint)
+            return group.witness(log, arch, checkpoint)
     finally:
         if own:
             arch.close()

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import VerificationError
-from .log.merkle import consistency_proof, verify_consistency
-from .log.note import Checkpoint, NoteVerifier, open_checkpoint
-from .store.base import Store
-from .store.features import StoreFile
+from ..errors import VerificationError
+from ..store.base import Store
+from ..store.features import StoreFile
+from .merkle import consistency_proof, verify_consistency
+from .note import Checkpoint, NoteVerifier, open_checkpoint
 
 __all__ = ["CheckpointMemory", "Problem"]
 
