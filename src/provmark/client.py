@@ -15,7 +15,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -40,6 +40,7 @@ from .jsonlimits import replace_unstorable
 from .log.memory import Problem
 from .log.note import NoteVerifier
 from .log.service import Log, home_of
+from .protocol import ProvenanceClient
 from .record import (
     Record,
     is_sha256,
@@ -114,8 +115,7 @@ class Provmark:
 
         if policy not in ("strict", "best_effort"):
             raise ConfigError(f"policy must be 'strict' or 'best_effort', not {policy!r}")
-        self.store = store
-        self.keystore = keystore
+        self.log = Log(store, keystore, read_only=read_only, settle=self.flush)
         self.policy = policy
         from .disclosure.config import default_provider
 
@@ -131,7 +131,6 @@ class Provmark:
         self.capture_failures = 0
         self.hash_user_ids = hash_user_ids
         self.read_only = read_only
-        self.log = Log(store, keystore, read_only=read_only, settle=self.flush)
         if read_only:
             self.signer = existing_signer(keystore, store.public_keys(), "records")
         else:
@@ -192,6 +191,38 @@ class Provmark:
 
         self._atexit = flush_at_exit
         atexit.register(self._atexit)  # records captured without close() still reach the store
+
+    @classmethod
+    def open(
+        cls,
+        target: str | os.PathLike[str] | None = None,
+        *,
+        home: str | os.PathLike[str] | None = None,
+        keystore: KeyStore | None = None,
+        **options: Any,
+    ) -> Provmark:
+        """:func:`provmark.open` for a store only (a SQLite file or a ``postgresql://`` URL),
+        typed as the embedded client; a server URL is a :class:`ConfigError`."""
+        text = resolve_target(target)
+        if text.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"{text} is a provmark server; this needs a store",
+                field="target",
+                hint="give a SQLite file or a postgresql:// URL",
+            )
+        if keystore is None and os.environ.get("PROVMARK_PKCS11_TOKEN"):
+            from .crypto.pkcs11 import Pkcs11KeyStore  # keys held in an HSM
+
+            keystore = Pkcs11KeyStore.from_env(Path(home) if home else None)
+        read_only = bool(options.get("read_only"))
+        if keystore is None:
+            keystore = FileKeyStore(Path(home) / "keys" if home else None, create=not read_only)
+        store = _open_store(text, create=not read_only)
+        try:
+            return cls(store, keystore, **options)
+        except BaseException:
+            store.close()
+            raise
 
     # ------------------------------------------------------------ lifecycle
     def __enter__(self) -> Provmark:
@@ -254,6 +285,14 @@ class Provmark:
     def require_consistent(self, checkpoint: StoredCheckpoint | None) -> None:
         """:class:`VerificationError` when the store lost records this home saw confirmed."""
         self.log.require_consistent(checkpoint)
+
+    @property
+    def store(self) -> Store:
+        return self.log.store
+
+    @property
+    def keystore(self) -> KeyStore:
+        return self.log.keystore
 
     @property
     def log_signer(self) -> Signer:
@@ -912,12 +951,17 @@ def open(
     home: str | os.PathLike[str] | None = None,
     keystore: KeyStore | None = None,
     **options: Any,
-) -> Provmark:
+) -> ProvenanceClient:
     """Open provenance storage: a SQLite file path, a ``postgresql://`` URL or ``http(s)://``.
 
     Keys live in ``home``/keys (default ``$PROVMARK_HOME``, else ``~/.provmark``)
     and are created on first use (never with ``read_only=True``, which also never creates
     or changes a store: a missing, empty or foreign one is a :class:`StoreError`).
+
+    Both kinds answer the :class:`~provmark.ProvenanceClient` API (capture, get, find,
+    verify, bundle, keys, checkpoints). The store-only features (role views, erasure,
+    evidence, the log itself) are on the embedded client: ``Provmark.open(...)`` returns it,
+    typed as such.
     """
     text = resolve_target(target)
     if text.startswith(("http://", "https://")):
@@ -925,22 +969,9 @@ def open(
             from .remote import open_remote
         except ImportError as exc:
             raise ConfigError(f"remote provmark servers need provmark[remote]: {exc}") from None
-        # RemoteProvmark offers the same capture/find/get/verify/bundle API over HTTP
         options.pop("read_only", None)  # the server decides what this token may do
-        return cast(Provmark, open_remote(text, token=token, home=home, **options))
-    if keystore is None and os.environ.get("PROVMARK_PKCS11_TOKEN"):
-        from .crypto.pkcs11 import Pkcs11KeyStore  # keys held in an HSM
-
-        keystore = Pkcs11KeyStore.from_env(Path(home) if home else None)
-    read_only = bool(options.get("read_only"))
-    if keystore is None:
-        keystore = FileKeyStore(Path(home) / "keys" if home else None, create=not read_only)
-    store = _open_store(text, create=not read_only)
-    try:
-        return Provmark(store, keystore, **options)
-    except BaseException:
-        store.close()
-        raise
+        return open_remote(text, token=token, home=home, **options)
+    return Provmark.open(text, home=home, keystore=keystore, **options)
 
 
 def b64(data: bytes) -> str:

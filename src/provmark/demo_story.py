@@ -23,7 +23,6 @@ from typing import Any
 from .bundle import write_bundle
 from .capture.model import Model
 from .client import Provmark
-from .client import open as open_store
 from .demo import PROMPTS, SENTENCES, MarkovModel
 
 CONTEXT_WORDS = 64  # the toy model's context window: longer prompts fail, and are recorded
@@ -182,7 +181,7 @@ def build_demo(folder: Path, n: int = 8) -> dict[str, Any]:
     ``folder/provmark.db`` (keys in ``folder/home``); return the paths and ids."""
     folder.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {}
-    with open_store(
+    with Provmark.open(
         folder / "provmark.db", home=folder / "home", fingerprint=True, provider=PROVIDER
     ) as pm:
         assistant = Assistant(pm, folder)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 from .capture.core import Recording
 from .crypto.keys import PublicKey
@@ -45,6 +45,10 @@ class ProvenanceClient(Protocol):
     def acting_for(self, user_id: str) -> AbstractContextManager[None]:
         """Records captured inside name ``user_id`` as the actor."""
         ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
     def flush(self, timeout: float | None = 60.0) -> None:
         """Wait until every record captured so far is stored (or journaled)."""

@@ -54,7 +54,7 @@ def test_byte_edit_in_the_file(pm: Provmark, db_path: Path) -> None:
     db_path.write_bytes(bytes(data))
     from provmark.store.sqlite import SQLiteStore
 
-    pm.store = SQLiteStore(db_path)
+    pm.log.store = SQLiteStore(db_path)
     assert ("altered", 7) in kinds(pm)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..client import Provmark, open
 from ..errors import ConfigError
+from ..protocol import ProvenanceClient
 
 
 def parse_tags(items: list[str]) -> dict[str, str]:
@@ -35,7 +36,7 @@ def add_db(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token", help="API token for an http(s):// target (or $PROVMARK_TOKEN)")
 
 
-def open_from(args: argparse.Namespace, **options: Any) -> Provmark:
+def open_from(args: argparse.Namespace, **options: Any) -> ProvenanceClient:
     """The store named by --db (or the environment). A SQLite file must exist: a
     command never creates an empty database (and keys) by accident in the wrong folder."""
     import os
@@ -51,6 +52,25 @@ def open_from(args: argparse.Namespace, **options: Any) -> Provmark:
         )
     token = getattr(args, "token", None) or os.environ.get("PROVMARK_TOKEN")
     return open(target, home=args.home, token=token, **options)
+
+
+def open_store_from(
+    args: argparse.Namespace, *, server_hint: str | None = None, **options: Any
+) -> Provmark:
+    """:func:`open_from` for commands that work on the store itself (not over a server);
+    ``server_hint`` says what to use against a server instead."""
+    from ..client import resolve_target
+
+    target = resolve_target(args.db)
+    if target.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"{target} is a provmark server; this command works on the store itself",
+            field="db",
+            hint=server_hint or "give the SQLite file or the postgresql:// URL of the store",
+        )
+    pm = open_from(args, **options)
+    assert isinstance(pm, Provmark)
+    return pm
 
 
 def print_json(obj: Any, *, lines: bool = False) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..bundle import load_bundle, verify_bundle
 from ..capture.hashing import digest_output
-from ..client import open
+from ..client import Provmark
 from ..demo_story import ERASED_SUBJECT, build_demo
 from .verdict import print_report, print_verified
 
@@ -42,7 +42,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     original, edited, bundle = Path(out["original"]), Path(out["edited"]), Path(out["bundle"])
     print(f"2. one summary is saved as {original}; an edited copy as {edited}\n")
     print(f"$ provmark verify {original} {db}")
-    with open(folder / "provmark.db", home=folder / "home") as pm:
+    with Provmark.open(folder / "provmark.db", home=folder / "home") as pm:
         print_verified(pm.verify(original), str(original))
         steps = [pm.get(rid) for rid in out["lineage"]]
         print("  lineage  " + " -> ".join(f"{r.operation} {r.slug}" for r in steps))

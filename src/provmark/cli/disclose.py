@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ..errors import ConfigError
-from .common import add_db, open_from, print_json
+from .common import add_db, open_store_from, print_json
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,12 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_disclose)
 
 
-def _local(pm: Any) -> None:
-    if getattr(pm, "store", None) is None:
-        raise ConfigError(
-            "disclose reads a local store (SQLite or PostgreSQL); for a server use "
-            "POST /v1/disclose and GET /v1/disclosure/report"
-        )
+_SERVER = "for a server use POST /v1/disclose and GET /v1/disclosure/report"
 
 
 def cmd_disclose(args: argparse.Namespace) -> int:
@@ -42,8 +37,7 @@ def cmd_disclose(args: argparse.Namespace) -> int:
     if args.report:
         if args.target:
             raise ConfigError("--report takes no FILE|ID")
-        with open_from(args) as pm:
-            _local(pm)
+        with open_store_from(args, server_hint=_SERVER) as pm:
             report = coverage(pm, since=args.since, until=args.until).to_json()
         if args.json:
             print_json(report)
@@ -52,8 +46,7 @@ def cmd_disclose(args: argparse.Namespace) -> int:
         return 0
     if not args.target:
         raise ConfigError("give FILE or a record ID (or --report)")
-    with open_from(args) as pm:
-        _local(pm)
+    with open_store_from(args, server_hint=_SERVER) as pm:
         result = disclose(pm, args.target, trust_anchors=args.trust)
     if args.json:
         print_json(result.to_json())

@@ -15,7 +15,7 @@ from ..errors import ConfigError, NotFoundError, RecordError
 from ..record import Record
 from ..store.base import Store, StoredRecord
 from . import otlp
-from .common import Progress, add_db, open_from, print_json
+from .common import Progress, add_db, open_from, open_store_from, print_json
 from .selection import selection
 
 
@@ -118,10 +118,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
     if args.send and args.format != "openlineage":
         raise ConfigError("--send works with --format openlineage only")
-    with open_from(args) as pm:
-        store: Store | None = getattr(pm, "store", None)
-        if store is None:
-            raise ConfigError("export reads a local store (SQLite or PostgreSQL), not a server")
+    with open_store_from(args) as pm:
+        store = pm.store
 
         def resolve(record_id: str) -> Record | None:
             stored = store.get(record_id)
@@ -212,7 +210,7 @@ def cmd_mark(args: argparse.Namespace) -> int:
     from ..disclosure.marking import mark_output
 
     chain, key = _cert_paths(args)
-    with open_from(args) as pm:
+    with open_store_from(args) as pm:
         pm.flush()
         stored = _record_to_mark(pm.store, args.record, Path(args.file))
         done = mark_output(
@@ -294,7 +292,7 @@ def cmd_c2pa_read(args: argparse.Namespace) -> int:
     if args.check_log:  # the one Verifier: bound to a recorded output, or a trusted signer
         from ..verification.store import load_anchors, verify_marked
 
-        with open_from(args) as pm:
+        with open_store_from(args) as pm:
             verdict, _ = verify_marked(
                 pm.log,
                 args.file,

@@ -12,7 +12,7 @@ from typing import Any, TypeAlias
 from ..errors import ConfigError
 from ..record import parse_time
 from ..store.base import StoredRecord
-from .common import Progress, add_db, open_from, print_json
+from .common import Progress, add_db, open_from, open_store_from, print_json
 
 Sub: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -178,7 +178,7 @@ def cmd_retention_plan(args: argparse.Namespace) -> int:
     from ..governance import load_policy, plan
 
     policy = load_policy(args.policy)
-    with open_from(args) as pm:
+    with open_store_from(args) as pm:
         result = plan(pm, policy, now=_as_of(args), progress=Progress("scanning"))
     obj = result.to_json()
     lines = [
@@ -197,7 +197,7 @@ def cmd_retention_apply(args: argparse.Namespace) -> int:
     from ..governance import apply, load_policy
 
     policy = load_policy(args.policy)
-    with open_from(args) as pm:
+    with open_store_from(args) as pm:
         summary = apply(
             pm,
             policy,
@@ -221,7 +221,7 @@ def cmd_retention_apply(args: argparse.Namespace) -> int:
 def cmd_hold_add(args: argparse.Namespace) -> int:
     from ..governance import place_hold
 
-    with open_from(args) as pm:
+    with open_store_from(args) as pm:
         hold = place_hold(
             pm,
             record=args.record,
@@ -237,7 +237,7 @@ def cmd_hold_add(args: argparse.Namespace) -> int:
 def cmd_hold_release(args: argparse.Namespace) -> int:
     from ..governance import release_hold
 
-    with open_from(args) as pm:
+    with open_store_from(args) as pm:
         action = release_hold(pm, args.hold_id, reason=args.reason, actor=args.actor)
     _out(args, {"released": args.hold_id, "action_id": action}, [f"released {args.hold_id}"])
     return 0
@@ -246,7 +246,7 @@ def cmd_hold_release(args: argparse.Namespace) -> int:
 def cmd_hold_list(args: argparse.Namespace) -> int:
     from ..governance import active_holds
 
-    with open_from(args) as pm:
+    with open_store_from(args) as pm:
         holds = active_holds(pm.log)
     lines = [
         f"{h.hold_id}  {h.kind:<7} {h.value:<40} {h.placed_at[:19]}Z  {h.reason}" for h in holds
@@ -279,7 +279,7 @@ def cmd_archive(args: argparse.Namespace) -> int:
             lines.append("(trust from the archive itself: pass --db to check against a store)")
         _out(args, [c.to_json() for c in checks], lines)
         return 0
-    with open_from(args) as pm:
+    with open_store_from(args) as pm:
         if args.list:
             refs = known_archives(pm)
             lines = [
@@ -397,7 +397,7 @@ def _older(
 def cmd_restore(args: argparse.Namespace) -> int:
     from ..governance import restore_archive
 
-    with open_from(args) as pm:
+    with open_store_from(args) as pm:
         result = restore_archive(
             pm, args.path, record_ids=args.record, actor=args.actor, progress=Progress("restoring")
         )
@@ -415,7 +415,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def cmd_backup_create(args: argparse.Namespace) -> int:
     from ..governance import create_backup
 
-    with open_from(args) as pm:
+    with open_store_from(args) as pm:
         info = create_backup(pm, args.output, force=args.force, actor=args.actor)
     lines = [
         f"backup {args.output}: {info['records']} records, log size {info['tree_size']}",
@@ -472,7 +472,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise ConfigError(f"--input {path}: no such file")
         given = path.read_bytes()
-    with open_from(args) as pm:
+    with open_store_from(args) as pm:
         record = pm.get(args.record_id)
         generators = load_generators(args.generator, record)
         result = replay(pm, record.record_id, generators, input=given)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError
-from .common import add_db, open_from, print_json
+from .common import add_db, open_store_from, print_json
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    with open_from(args) as pm:
+    with open_store_from(args) as pm:
         keys = pm.public_keys()
         log_key = pm.log_verifier.key_string()
     if args.json:
@@ -56,14 +56,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
-    with open_from(args) as pm:
+    with open_store_from(args) as pm:
         key = pm.rotate_keys(args.alg)
     print(f"new key {key.key_id} ({key.alg}) from {key.not_before}")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    with open_from(args) as pm:
+    with open_store_from(args) as pm:
         body: dict[str, object] = {
             "keys": [k.to_json() for k in pm.public_keys()],
             "log_key": pm.log_verifier.key_string(),

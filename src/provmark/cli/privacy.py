@@ -7,9 +7,8 @@ import getpass
 import os
 
 from ..client import Provmark
-from ..errors import ConfigError
 from ..privacy.views import ROLES, RecordView
-from .common import add_db, open_from, print_json
+from .common import add_db, open_store_from, print_json
 from .records import record_json, record_lines
 
 
@@ -56,13 +55,11 @@ def _who(args: argparse.Namespace) -> str:
 
 
 def _view(pm: Provmark, role: str, args: argparse.Namespace) -> RecordView:
-    if not isinstance(pm, Provmark):
-        raise ConfigError("this command needs direct access to the database, not a server URL")
     return pm.view(role, principal=_who(args), reason=getattr(args, "reason", None))
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
-    with open_from(args) as pm:
+    with open_store_from(args) as pm:
         result = _view(pm, "admin", args).erase(args.subject, reason=args.reason)
     if args.json:
         print_json(result.to_json())
@@ -79,7 +76,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
 
 
 def cmd_access_log(args: argparse.Namespace) -> int:
-    with open_from(args) as pm:
+    with open_store_from(args) as pm:
         view = _view(pm, "admin", args)
         checked = view.verify_access_log() if args.verify else None
         entries = view.access_log(
@@ -100,7 +97,7 @@ def cmd_access_log(args: argparse.Namespace) -> int:
 
 
 def cmd_view(args: argparse.Namespace) -> int:
-    with open_from(args) as pm:
+    with open_store_from(args) as pm:
         record = _view(pm, args.role, args).get(args.record_id)
     if args.json:
         print_json(record_json(record))

@@ -16,7 +16,15 @@ from ..errors import ConfigError, VerificationError
 from ..record import Record, is_sha256
 from ..verify import Verified, parse_checkpoint_body
 from . import trust as trust_cli
-from .common import Progress, add_db, open_from, parse_tags, print_json, read_content
+from .common import (
+    Progress,
+    add_db,
+    open_from,
+    open_store_from,
+    parse_tags,
+    print_json,
+    read_content,
+)
 from .verdict import (
     c2pa_anchors,
     failed_report,
@@ -296,7 +304,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_proof(args: argparse.Namespace) -> int:
-    with open_from(args, read_only=True) as pm:
+    with open_store_from(args, read_only=True) as pm:
         stored = pm.store.get(args.record_id)
         if stored is None:
             raise VerificationError("record", f"no record {args.record_id!r}")
@@ -315,7 +323,7 @@ def cmd_proof(args: argparse.Namespace) -> int:
 
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:
-    with open_from(args, read_only=True) as pm:
+    with open_store_from(args, read_only=True) as pm:
         cp = pm.latest_checkpoint()
         if cp is None:
             raise VerificationError("checkpoint", "the log is empty")

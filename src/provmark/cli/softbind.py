@@ -11,7 +11,7 @@ import argparse
 from typing import Any
 
 from ..errors import ConfigError, NotFoundError
-from .common import add_db, open_from, print_json, read_content
+from .common import add_db, open_from, open_store_from, print_json, read_content
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -79,7 +79,7 @@ def verify_fuzzy(args: argparse.Namespace, content: Any, label: str) -> int:
     from .verdict import c2pa_anchors, keyset_of, print_report
 
     anchors = c2pa_anchors(args, keyset_of(args))
-    with open_from(args) as pm:
+    with open_store_from(args) as pm:
         report = pm.report(content, c2pa_trust=anchors or None)  # exact, or a bound manifest
         failed = report.failed
         if report.verified or (failed is not None and failed.name != "output_hash"):
@@ -240,7 +240,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    with open_from(args) as pm:
+    with open_store_from(args) as pm:
         store = _store(pm)
         try:
             ids = list(store.record_ids())

@@ -23,7 +23,7 @@ from ..witness import (
     witness_checkpoint,
     witnessed_bundle,
 )
-from .common import add_db, open_from, print_json
+from .common import add_db, open_store_from, print_json
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -233,7 +233,7 @@ def _minimum(args: argparse.Namespace, count: int) -> int:
 def cmd_witness_submit(args: argparse.Namespace) -> int:
     witnesses = load_witnesses(args.witnesses)
     k = _minimum(args, len(witnesses))
-    with open_from(args) as pm, TrustArchive.for_log(pm.log) as archive:
+    with open_store_from(args) as pm, TrustArchive.for_log(pm.log) as archive:
         report = witness_checkpoint(pm.log, witnesses, archive, timeout=args.timeout)
     if args.json:
         print_json(
@@ -264,7 +264,7 @@ def cmd_witness_bundle(args: argparse.Namespace) -> int:
 
     witnesses = load_witnesses(args.witnesses)
     k = _minimum(args, len(witnesses))
-    with open_from(args) as pm:
+    with open_store_from(args) as pm:
         bundle = witnessed_bundle(pm.log, args.record_id, [w.key for w in witnesses], k)
         slug = pm.get(args.record_id).slug
     path = args.output or f"{slug}.provmark.json"
@@ -305,7 +305,7 @@ def cmd_timestamp_add(args: argparse.Namespace) -> int:
     from ..timestamp import load_tsa_trust, timestamp_checkpoint
 
     trust = load_tsa_trust(args.tsa_cert) if args.tsa_cert else None
-    with open_from(args) as pm, TrustArchive.for_log(pm.log) as archive:
+    with open_store_from(args) as pm, TrustArchive.for_log(pm.log) as archive:
         stamp, info = timestamp_checkpoint(
             pm.log, args.tsa, archive, trust=trust, timeout=args.timeout
         )
@@ -328,7 +328,7 @@ def cmd_timestamp_verify(args: argparse.Namespace) -> int:
 
     trust = load_tsa_trust(args.tsa_cert)
     results: list[tuple[Any, Any]] = []
-    with open_from(args) as pm, TrustArchive.for_log(pm.log) as archive:
+    with open_store_from(args) as pm, TrustArchive.for_log(pm.log) as archive:
         for stamp, result in verify_stored_timestamps(archive, trust, origin=pm.store.origin):
             stored = pm.store.checkpoint(stamp.size)
             body = stored.note.split("\n\n", 1)[0] + "\n" if stored else None
@@ -372,7 +372,7 @@ def add_revoke_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    with open_from(args) as pm:
+    with open_store_from(args) as pm:
         revocations = RevocationList.for_keystore(pm.keystore)
         if args.list:
             items = [r.to_json() for r in revocations]

@@ -10,7 +10,7 @@ import threading
 from typing import Any
 
 from ..errors import ConfigError
-from .common import add_db, open_from
+from .common import add_db, open_store_from
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -72,7 +72,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     stats = WorkerStats()
     queue = open_queue(args.queue, **queue_options(args))
     try:
-        with open_from(args, batch_size=args.batch_size, flush_interval=0.01) as pm:
+        with open_store_from(args, batch_size=args.batch_size, flush_interval=0.01) as pm:
             log.info("worker: %s -> %s", queue.url, pm.store)
             run_worker(queue, pm, stop=stop, stats=stats)
     finally:

@@ -114,10 +114,10 @@ def _audit_copy(
     candidate: Path, home: str | os.PathLike[str] | None, manifest: dict[str, Any]
 ) -> Any:
     """Audit the copy to restore, then leave it one closed, self-contained file."""
-    from ..client import open as open_store
+    from ..client import Provmark
     from .archive import audit_with_archives
 
-    with open_store(candidate, home=home) as pm:
+    with Provmark.open(candidate, home=home) as pm:
         if pm.store.origin != manifest.get("origin"):
             raise VerificationError("backup", "the backup's log origin differs from its sidecar")
         result = audit_with_archives(pm)
@@ -153,7 +153,7 @@ def restore_backup(
     actor: str | None = None,
 ) -> dict[str, Any]:
     """Check, audit and put a backup in place of ``target``; the old file is kept beside it."""
-    from ..client import open as open_store
+    from ..client import Provmark
 
     manifest = check_backup(path)
     dest = Path(target)
@@ -188,7 +188,7 @@ def restore_backup(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     _accept_restored(dest, home, str(manifest.get("origin")))
-    with open_store(dest, home=home) as pm:
+    with Provmark.open(dest, home=home) as pm:
         action = record_action(
             pm,
             "restore_backup",

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..client import open as open_provmark
+from ..client import Provmark
 from .settings import Settings, WebhookSettings
 
 
@@ -19,7 +19,7 @@ def openapi_document() -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="provmark-openapi-") as tmp:
         base = Path(tmp)
-        with open_provmark(base / "provmark.db", home=base / "home") as pm:
+        with Provmark.open(base / "provmark.db", home=base / "home") as pm:
             settings = Settings(state=str(base / "server.db"))
             settings = replace(settings, webhooks=WebhookSettings(enabled=False))
             app = create_app(pm, settings=settings)

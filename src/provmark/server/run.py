@@ -21,8 +21,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from ..client import open as open_provmark
-from ..client import resolve_target
+from ..client import Provmark, resolve_target
 from ..errors import ConfigError
 from .settings import Settings, WebhookSettings
 from .state import resolve_state
@@ -63,7 +62,7 @@ def _build(config: dict[str, Any]) -> FastAPI:
     from .app import create_app
 
     queue = open_queue(config["queue_url"]) if config.get("queue_url") else None
-    pm = open_provmark(config["target"], home=config.get("home"), **config.get("pm_options", {}))
+    pm = Provmark.open(config["target"], home=config.get("home"), **config.get("pm_options", {}))
     overrides = dict(config.get("settings", {}))
     if isinstance(overrides.get("webhooks"), dict):
         overrides["webhooks"] = WebhookSettings(**overrides["webhooks"])

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from ..client import Provmark
-from ..client import open as open_store
 from ..record import Record
 
 __all__ = ["Made", "StoreContract", "ephemeral", "records_made"]
@@ -43,7 +42,7 @@ def ephemeral(**options: Any) -> Iterator[Provmark]:
     options.setdefault("flush_interval", 0.005)
     with (
         tempfile.TemporaryDirectory(prefix="provmark-test-") as folder,
-        open_store(Path(folder) / "provmark.db", home=Path(folder) / "home", **options) as pm,
+        Provmark.open(Path(folder) / "provmark.db", home=Path(folder) / "home", **options) as pm,
     ):
         yield pm
 
