@@ -115,7 +115,14 @@ class Provmark:
 
         if policy not in ("strict", "best_effort"):
             raise ConfigError(f"policy must be 'strict' or 'best_effort', not {policy!r}")
+        # the record key first, then the log key: the order keys are made and listed in
+        if read_only:
+            self.signer = existing_signer(keystore, store.public_keys(), "records")
+        else:
+            self.signer = keystore.signer("records")
         self.log = Log(store, keystore, read_only=read_only, settle=self.flush)
+        if not read_only:
+            store.put_public_keys(keystore.public_keys())
         self.policy = policy
         from .disclosure.config import default_provider
 
@@ -131,11 +138,6 @@ class Provmark:
         self.capture_failures = 0
         self.hash_user_ids = hash_user_ids
         self.read_only = read_only
-        if read_only:
-            self.signer = existing_signer(keystore, store.public_keys(), "records")
-        else:
-            self.signer = keystore.signer("records")
-            self.store.put_public_keys(keystore.public_keys())
         self._durable = durable
         self.privacy = (
             None
