@@ -12,7 +12,7 @@ the ``tags`` and ``outputs`` rows) are not signed: ``log --model`` and ``verify`
 records up by them, so each must equal what the signed payload says (``index``).
 A row that cannot even be read (NULL or non-JSON payload) is ``corrupt``. Last, the
 store is compared with what this home has seen of its log (``rollback``, ``fork``,
-``replaced``: see :mod:`provmark.checkpoint_memory`) and with the checkpoints
+``replaced``: see :mod:`provmark.log.memory`) and with the checkpoints
 witnesses cosigned, when there are any (``witness``).
 """
 

@@ -11,7 +11,6 @@ import base64
 import contextlib
 import logging
 import os
-import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -24,7 +23,7 @@ from ._internal.writer import Journal, Writer
 from .canonical import Fragment
 from .capture.core import Outcome, Recording, Spec, wrap
 from .capture.draft import Draft
-from .capture.drafts import DraftBuilder, format_ns, render_snapshot
+from .capture.drafts import DraftBuilder, render_snapshot
 from .capture.environment import DEFAULT_PACKAGES
 from .capture.hashing import digest_output
 from .capture.model import Model
@@ -46,7 +45,15 @@ from .record import (
     is_sha256,
     parse_time,
 )
-from .store.base import Page, Query, Store, StoredCheckpoint, StoredRecord, query_alone
+from .store.base import (
+    Page,
+    Query,
+    Store,
+    StoredCheckpoint,
+    StoredRecord,
+    query_alone,
+    time_filter,
+)
 from .store.deadletters import DeadLetter, DeadLetterStore
 from .store.features import StoreFile
 from .verify import Evidence, Trust, Verified
@@ -587,8 +594,8 @@ class Provmark:
                 actor=actor,
                 operation=operation,
                 status=status,
-                since=_time_arg("since", since),
-                until=_time_arg("until", until),
+                since=time_filter("since", since),
+                until=time_filter("until", until),
                 tags=dict(tags or {}),
                 limit=limit,
                 cursor=cursor,
@@ -670,32 +677,18 @@ class Provmark:
         a certificate chaining to ``c2pa_trust`` (PEM anchors or paths), never just by
         any valid signature (see ``docs/trust-model.md``).
         """
-        sha = digest_output(content, self.encoders).sha256  # verification() flushes
-        report = self.verification(
-            sha, record_id=record_id, trusted_checkpoint=trusted_checkpoint, policy=policy
-        )
-        failed = report.failed
-        if report.verified or failed is None or failed.name != "output_hash":
-            return report
-        if not isinstance(content, Path) or not _may_carry_manifest(content):
-            return report
-        try:
-            from .verification.store import load_anchors, verify_marked
+        from .verification.store import verify_content
 
-            marked, _ = verify_marked(
-                self.log,
-                content,
-                trust_anchors=load_anchors(c2pa_trust),
-                trusted_checkpoint=trusted_checkpoint,
-                policy=policy,
-            )
-        except ImportError:  # c2pa-python not installed: nothing else to try
-            return report
-        except VerificationError as exc:
-            if exc.check == "c2pa" and "no C2PA manifest" in exc.detail:
-                return report
-            raise
-        return marked
+        sha = digest_output(content, self.encoders).sha256
+        return verify_content(
+            self.log,
+            sha,
+            content,
+            record_id=record_id,
+            trusted_checkpoint=trusted_checkpoint,
+            policy=policy,
+            c2pa_trust=c2pa_trust,
+        )
 
     def candidates(self, sha256: str, record_id: str | None = None) -> list[StoredRecord]:
         """The stored records to verify content against (:meth:`Log.candidates`)."""
@@ -794,74 +787,9 @@ class Provmark:
         """Crypto-shred a subject (a user id, or a tenant): destroy its data keys, so every
         field encrypted for it is unreadable, while every record still verifies. The
         erasure is itself recorded (operation ``erasure``, subject as HMAC). Idempotent."""
-        from dataclasses import replace
+        from .privacy.erasure import erase
 
-        from .canonical import canonical_bytes
-        from .capture.model import Model
-
-        privacy = self.privacy
-        if privacy is None or privacy.vault is None:
-            raise ConfigError("field encryption is off for this store: there is nothing to erase")
-        if not subject:
-            raise ConfigError("erase: subject must not be empty")
-        self.flush()  # records captured before the request are sealed with the old key
-        hashed = privacy.hash_subject(subject)
-        try:
-            from .governance.ledger import active_holds
-        except ImportError:  # pragma: no cover - governance is part of provmark
-            holds = []
-        else:
-            tag = f"{privacy.subject_tag}={subject}"
-            holds = [
-                h
-                for h in active_holds(self.log)
-                if (h.kind == "subject" and h.value in (subject, hashed))
-                or (h.kind == "tag" and h.value == tag)
-            ]
-        if holds:
-            raise ConfigError(
-                f"subject is under legal hold {holds[0].hold_id}: release the hold "
-                "before erasing (provmark hold release)"
-            )
-        why = privacy.redact_text(reason) if reason else None
-        result = privacy.vault.erase(hashed, why)
-        tags = {"subject": hashed}
-        if result.already_erased:
-            page = self.find(operation="erasure", tags=tags, limit=1)
-            earlier = page.records[0].record_id if page.records else None
-            return replace(result, record_id=earlier)
-        receipt = {
-            "erasure": {
-                "subject": hashed,
-                "erased_at": result.erased_at,
-                "keys_shredded": result.keys_shredded,
-            }
-        }
-        extra: dict[str, Any] = {"keys_shredded": result.keys_shredded, "scrubbed": result.scrubbed}
-        if why:
-            extra["reason"] = why
-        if principal:
-            extra["requested_by"] = principal
-        from ._version import __version__
-
-        model = Model("provmark/erasure", version=__version__)
-        with self.record(
-            model=model, operation="erasure", tags=tags, extra=extra, snapshot=False
-        ) as rec:
-            rec.set_output(canonical_bytes(receipt).decode(), media_type="application/json")
-        self.flush()
-        return replace(result, record_id=rec.record_id)
-
-
-def _may_carry_manifest(path: Path) -> bool:
-    """An image format that embeds C2PA manifests, or a file with a ``.c2pa`` sidecar."""
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(64)
-    except OSError:
-        return False
-    images = (b"\x89PNG", b"\xff\xd8\xff", b"RIFF", b"GIF8", b"II*\x00", b"MM\x00*")
-    return head.startswith(images) or head[4:8] == b"ftyp" or path.with_suffix(".c2pa").exists()
+        return erase(self, subject, reason=reason, principal=principal)
 
 
 def _journal_for(store: Store, keystore: KeyStore) -> Path:
@@ -882,33 +810,6 @@ def storable_renderings(draft: dict[str, Any]) -> None:
         holder = draft.get(part)
         if isinstance(holder, dict) and isinstance(holder.get(key), str):
             holder[key] = replace_unstorable(holder[key])
-
-
-_MAX_AGE_SECONDS = 1000 * 366 * 86400
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def _time_arg(name: str, value: str | None) -> str | None:
-    """RFC 3339, or a relative age such as ``2d``, ``90m``; returns RFC 3339 UTC."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value[:-1].isdigit() and value[-1:] in _UNITS:
-        seconds = int(value[:-1]) * _UNITS[value[-1]]
-        if seconds > _MAX_AGE_SECONDS:  # before any record, and past what stores can compare
-            raise ConfigError(
-                f"{value!r} reaches back more than 1000 years",
-                field=name,
-                hint="give a smaller age or an RFC 3339 time",
-            )
-        return format_ns(time.time_ns() - seconds * 1_000_000_000)
-    try:
-        dt = parse_time(value)
-    except ValueError:
-        raise ConfigError(
-            f"{value!r} is neither RFC 3339 nor an age like 2d/6h/30m", field=name
-        ) from None
-    return format_ns(int(dt.timestamp() * 1_000_000) * 1000)
 
 
 def _open_store(target: str | os.PathLike[str], *, create: bool = True) -> Store:

@@ -91,6 +91,14 @@ class VerificationError(ProvmarkError):
         super().__init__(f"{check}: {detail}", hint=hint)
 
 
+class NoManifest(VerificationError):
+    """A file carries no C2PA manifest and has no ``.c2pa`` sidecar (check ``c2pa``): not
+    a failed manifest, so callers that only try C2PA as one way among others go on."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("c2pa", detail)
+
+
 class InvalidBatch(RecordError):
     """Records of a batch are invalid; ``errors`` lists ``(field, reason)`` of each one
     (``field`` starts with ``[i]``, the record's position). Nothing was stored."""

@@ -13,8 +13,8 @@ from .common import parse_tags
 
 
 def query_of(args: argparse.Namespace) -> Query:
-    from ..client import _time_arg
     from ..record import is_sha256
+    from ..store.base import time_filter
 
     tags = parse_tags(args.tag)
     output = args.output
@@ -28,8 +28,8 @@ def query_of(args: argparse.Namespace) -> Query:
         actor=args.actor,
         operation=args.operation,
         status=args.status,
-        since=_time_arg("since", args.since),
-        until=_time_arg("until", args.until),
+        since=time_filter("since", args.since),
+        until=time_filter("until", args.until),
         tags=tags,
         limit=1000,
         order="desc" if args.desc else "asc",

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, NotFoundError, VerificationError
+from ..errors import ConfigError, NoManifest, NotFoundError, VerificationError
 from ..record import Record
 from ..store.base import StoredRecord
 
@@ -302,10 +302,8 @@ def _read_manifest(path: Path, trust_anchors: Any) -> Any:
         return None  # text and other formats C2PA cannot embed into, without a sidecar
     try:
         return read(path, trust_anchors=trust_anchors)
-    except VerificationError as exc:
-        if "carries no C2PA manifest" in exc.detail:
-            return None
-        raise
+    except NoManifest:
+        return None
 
 
 def disclose_file(

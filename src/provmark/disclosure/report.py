@@ -113,7 +113,7 @@ _AGE = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 def _when(name: str, value: str | None, moment: datetime) -> str:
     """An age (``30d``) before ``moment``, or an RFC 3339 time; ``None`` is ``moment``."""
     from ..capture.drafts import format_ns
-    from ..client import _time_arg
+    from ..store.base import time_filter
 
     if value is None:
         at = moment
@@ -121,7 +121,7 @@ def _when(name: str, value: str | None, moment: datetime) -> str:
         v = value.strip()
         at = moment - timedelta(**{_AGE[v[-1]]: int(v[:-1])})
     else:
-        text = _time_arg(name, value)
+        text = time_filter(name, value)
         assert text is not None
         return text
     return format_ns(int(at.timestamp() * 1_000_000) * 1000)

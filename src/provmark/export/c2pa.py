@@ -33,7 +33,7 @@ from typing import Any
 import c2pa
 
 from ..capture.hashing import sniff_media_type
-from ..errors import ConfigError, ProvmarkError, RecordError, VerificationError
+from ..errors import ConfigError, NoManifest, ProvmarkError, RecordError, VerificationError
 from ..record import Record
 from ..store.base import StoredRecord
 from .c2pa_certs import load_signing_material
@@ -392,9 +392,7 @@ def read(
                     side = sidecar_for(src)
             if reader is None:
                 if side is None:
-                    raise VerificationError(
-                        "c2pa", f"{src} carries no C2PA manifest and has no sidecar"
-                    )
+                    raise NoManifest(f"{src} carries no C2PA manifest and has no sidecar")
                 manifest_data = side.read_bytes()
                 reader = c2pa.Reader(media, io.BytesIO(data), manifest_data, ctx)
             with reader:

@@ -138,8 +138,8 @@ def _audit_copy(
 def _accept_restored(dest: Path, home: str | os.PathLike[str] | None, origin: str) -> None:
     """This home has seen the log larger than the backup: forget it, or every later open
     would report the restore as a rollback (docs/operations.md)."""
-    from ..checkpoint_memory import CheckpointMemory
     from ..crypto.keystore import default_home
+    from ..log.memory import CheckpointMemory
 
     CheckpointMemory(Path(home) if home else default_home()).forget(origin, dest)
 

@@ -7,11 +7,20 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from ..crypto.keys import PublicKey
 from ..errors import ConfigError, StoreError
-from ..record import Record, record_from_payload, secondary_outputs, signature_json, slug_for
+from ..record import (
+    Record,
+    format_time,
+    parse_time,
+    record_from_payload,
+    secondary_outputs,
+    signature_json,
+    slug_for,
+)
 
 STORE_SCHEMA_VERSION = 1
 
@@ -342,3 +351,31 @@ class Store(Protocol):
     def stats(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
+
+
+_MAX_AGE_SECONDS = 1000 * 366 * 86400
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def time_filter(name: str, value: str | None) -> str | None:
+    """A ``since``/``until`` filter as RFC 3339 UTC (what :class:`Query` compares): an
+    RFC 3339 time, or an age such as ``2d``, ``90m`` (``s m h d w``) before now."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value[:-1].isdigit() and value[-1:] in _UNITS:
+        seconds = int(value[:-1]) * _UNITS[value[-1]]
+        if seconds > _MAX_AGE_SECONDS:  # before any record, and past what stores can compare
+            raise ConfigError(
+                f"{value!r} reaches back more than 1000 years",
+                field=name,
+                hint="give a smaller age or an RFC 3339 time",
+            )
+        return format_time(datetime.now(UTC) - timedelta(seconds=seconds))
+    try:
+        dt = parse_time(value)
+    except ValueError:
+        raise ConfigError(
+            f"{value!r} is neither RFC 3339 nor an age like 2d/6h/30m", field=name
+        ) from None
+    return format_time(dt)

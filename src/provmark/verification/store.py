@@ -10,9 +10,10 @@ the verifier's alone.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import VerificationError
+from ..errors import NoManifest, VerificationError
 from ..log.merkle import consistency_proof
 from ..witness.archive import TrustArchive
 from ..witness.policy import StoreHistory, TrustPolicy
@@ -22,7 +23,7 @@ from .verifier import Verifier, first_verified
 if TYPE_CHECKING:
     from ..log.service import Log
 
-__all__ = ["verify_marked", "verify_stored"]
+__all__ = ["verify_content", "verify_marked", "verify_stored"]
 
 _PLAIN = TrustPolicy()
 
@@ -165,3 +166,48 @@ def verify_marked(
     if finding.record_id:
         report.subject.setdefault("record_id", finding.record_id)
     return report, manifest
+
+
+def verify_content(
+    log: Log,
+    sha256: str,
+    content: Any,
+    *,
+    record_id: str | None = None,
+    trusted_checkpoint: tuple[int, bytes] | None = None,
+    policy: TrustPolicy | None = None,
+    c2pa_trust: Any = None,
+) -> Report:
+    """The report for content whose SHA-256 is ``sha256``. A file (``Path``) whose bytes
+    are no recorded output but which carries a C2PA manifest (embedded or a ``.c2pa``
+    sidecar) is judged by its manifest instead (:func:`verify_marked`)."""
+    report = verify_stored(
+        log, sha256, record_id=record_id, trusted_checkpoint=trusted_checkpoint, policy=policy
+    )
+    failed = report.failed
+    if report.verified or failed is None or failed.name != "output_hash":
+        return report
+    if not isinstance(content, Path) or not _may_carry_manifest(content):
+        return report
+    try:
+        marked, _ = verify_marked(
+            log,
+            content,
+            trust_anchors=load_anchors(c2pa_trust),
+            trusted_checkpoint=trusted_checkpoint,
+            policy=policy,
+        )
+    except (ImportError, NoManifest):  # no c2pa-python, or no manifest: nothing else to try
+        return report
+    return marked
+
+
+def _may_carry_manifest(path: Path) -> bool:
+    """An image format that embeds C2PA manifests, or a file with a ``.c2pa`` sidecar."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(64)
+    except OSError:
+        return False
+    images = (b"\x89PNG", b"\xff\xd8\xff", b"RIFF", b"GIF8", b"II*\x00", b"MM\x00*")
+    return head.startswith(images) or head[4:8] == b"ftyp" or path.with_suffix(".c2pa").exists()
