@@ -29,10 +29,10 @@ import nats
 import psycopg
 
 import provmark
-from provmark.audit import audit
 from provmark.queue import wait_drained
 from provmark.queue.jetstream import NatsQueue
 from provmark.record import new_record_id, now_utc
+from provmark.verification.audit import audit
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import save, table

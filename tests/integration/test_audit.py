@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from provmark import Model, Provmark
-from provmark.audit import audit
+from provmark.verification.audit import audit
 
 
 def fill(pm: Provmark, n: int = 12) -> list[str]:

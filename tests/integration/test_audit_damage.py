@@ -17,8 +17,8 @@ import pytest
 
 import provmark
 from provmark import Model, Provmark
-from provmark.audit import audit
 from provmark.errors import StoreError, VerificationError
+from provmark.verification.audit import audit
 
 BACKENDS = ["sqlite", "postgres"]
 

@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import provmark
-from provmark.audit import audit
+from provmark.verification.audit import audit
 
 WRITER = textwrap.dedent(
     """

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 import provmark
-from provmark.audit import audit
 from provmark.errors import CaptureError, StoreError
+from provmark.verification.audit import audit
 
 BIG = "lorem ipsum dolor sit amet " * 150  # ~4 kB per record: the disk fills quickly
 

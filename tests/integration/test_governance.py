@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 import provmark
-from provmark.audit import audit
 from provmark.cli import main
 from provmark.errors import ConfigError, NotFoundError, VerificationError
 from provmark.governance import (
@@ -28,6 +27,7 @@ from provmark.governance import (
     verify_in_archive,
 )
 from provmark.store.base import Query
+from provmark.verification.audit import audit
 
 pytest.importorskip("pyarrow", reason="archives need pyarrow")
 pytest.importorskip("fsspec", reason="archives need fsspec")

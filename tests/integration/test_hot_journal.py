@@ -16,7 +16,7 @@ import pytest
 from server_harness import make_record, start_server
 
 import provmark
-from provmark.audit import audit
+from provmark.verification.audit import audit
 
 WRITER = textwrap.dedent(
     """

@@ -23,13 +23,13 @@ import pytest
 
 import provmark
 from provmark._internal.writer import sign_draft
-from provmark.audit import audit
 from provmark.bundle import verify_bundle
 from provmark.crypto.keystore import FileKeyStore
 from provmark.errors import SchemaVersionError, StoreError
 from provmark.log.merkle import CompactRange
 from provmark.log.note import Checkpoint
 from provmark.record import new_record_id, now_utc, validate_record
+from provmark.verification.audit import audit
 
 psycopg = pytest.importorskip("psycopg")
 

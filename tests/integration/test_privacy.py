@@ -27,11 +27,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import provmark
-from provmark.audit import audit
 from provmark.crypto.keystore import EnvKeyStore
 from provmark.errors import ConfigError, KeyStoreError, VerificationError
 from provmark.privacy import AccessDenied, Status
 from provmark.redaction import luhn_ok
+from provmark.verification.audit import audit
 from provmark.verify import Verified
 
 MODEL = provmark.Model("acme/assistant", version="2")

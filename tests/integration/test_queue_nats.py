@@ -24,11 +24,11 @@ import pytest
 from server_harness import free_port, make_record
 
 import provmark
-from provmark.audit import audit
 from provmark.queue import QueueError, open_queue, wait_drained
 from provmark.queue.jetstream import NatsQueue
 from provmark.queue.worker import WorkerStats, run_worker
 from provmark.record import new_record_id, now_utc
+from provmark.verification.audit import audit
 
 psycopg = pytest.importorskip("psycopg")
 nats = pytest.importorskip("nats")

@@ -13,7 +13,7 @@ import pytest
 import provmark
 from provmark.cli import main
 from provmark.errors import ConfigError, NotFoundError
-from provmark.replay import Generators, context_differences, replay
+from provmark.verification.replay import Generators, context_differences, replay
 
 torch = pytest.importorskip("torch", reason="replay tests need torch (pip install torch==2.13.0)")
 
@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 import provmark
-from provmark.replay import Generators
+from provmark.verification.replay import Generators
 
 WEIGHTS = Path({weights!r})
 VOCAB = 96  # printable ASCII

@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 import provmark
-from provmark.audit import audit
+from provmark.verification.audit import audit
 
 
 def capture(pm: provmark.Provmark, n: int, tag: str) -> None:

@@ -121,7 +121,7 @@ def test_two_processes_share_one_log(tmp_path: Path) -> None:
         for tag in ("a", "b")
     ]
     assert all(p.wait(60) == 0 for p in procs)
-    from provmark.audit import audit
+    from provmark.verification.audit import audit
 
     with provmark.open(db, home=tmp_path) as pm:
         assert pm.store.count() == 400

@@ -15,12 +15,12 @@ from trust_harness import LocalTsa
 
 import provmark
 from provmark.bundle import verify_bundle
-from provmark.bundle_timestamps import check_timestamps
+from provmark.bundle.timestamps import check_timestamps
 from provmark.cli import main
 from provmark.errors import VerificationError
 from provmark.log.note import Checkpoint
 from provmark.timestamp import load_tsa_trust, request_timestamp, timestamp_checkpoint
-from provmark.tsa_der import der_ordered
+from provmark.timestamp.der import der_ordered
 
 MODEL = provmark.Model("acme/painter", version="2", provider="acme")
 

@@ -13,7 +13,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import provmark
-from provmark.audit import audit
 from provmark.canonical import canonical_bytes
 from provmark.crypto.keys import LocalSigner, PublicKey, verify_record_signature
 from provmark.errors import RecordError, SchemaVersionError
@@ -26,6 +25,7 @@ from provmark.record import (
     upgrade,
     validate_record,
 )
+from provmark.verification.audit import audit
 
 SCHEMAS = Path(__file__).parents[2] / "docs" / "schema"
 A, B = "aa" * 32, "bb" * 32

@@ -1,5 +1,5 @@
 // Offline verification of provmark bundles (`*.provmark.json`) and checkpoints, with
-// the checks and rules of the Python verifier (src/provmark/bundle.py, verify.py):
+// the checks and rules of the Python verifier (src/provmark/bundle/__init__.py, verify.py):
 // output_hash, record_signature, key_validity, checkpoint_signature, inclusion_proof
 // (and consistency when given an older trusted checkpoint). Strict: unknown or renamed
 // members and non-canonical base64 or key strings fail, so one changed bit anywhere fails.

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..bundle import load_bundle, verify_bundle
 from ..capture.hashing import digest_output
 from ..client import Provmark
-from ..demo_story import ERASED_SUBJECT, build_demo
+from ..demo.story import ERASED_SUBJECT, build_demo
 from .verdict import print_report, print_verified
 
 __all__ = ["build_demo", "register"]

@@ -131,7 +131,10 @@ def _register_replay(sub: Sub) -> None:
         action="append",
         default=[],
         metavar="MODULE:ATTR",
-        help="a provmark.replay.Generators or a function (also: entry points provmark.generators)",
+        help=(
+            "a provmark.verification.replay.Generators or a function "
+            "(also: entry points provmark.generators)"
+        ),
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--input", metavar="FILE", help="the original input (when no snapshot)")
@@ -462,7 +465,7 @@ def cmd_backup_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from ..replay import _MISSING, load_generators, replay
+    from ..verification.replay import _MISSING, load_generators, replay
 
     given: Any = _MISSING
     if args.input_text is not None:

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..audit import audit
 from ..bundle import load_bundle, write_bundle
 from ..capture.hashing import digest_output
 from ..errors import ConfigError, VerificationError
 from ..record import Record, is_sha256
+from ..verification.audit import audit
 from ..verify import Verified, parse_checkpoint_body
 from . import trust as trust_cli
 from .common import (

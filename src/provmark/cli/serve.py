@@ -103,7 +103,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _demo(folder: Path) -> tuple[str, str]:
-    from ..demo_story import build_demo
+    from ..demo.story import build_demo
 
     if (folder / "provmark.db").exists():
         raise SystemExit(f"provmark: --demo wants a fresh folder; {folder}/provmark.db exists")

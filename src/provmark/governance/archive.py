@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..audit import AuditReport, audit
 from ..errors import ConfigError, VerificationError
 from ..log.merkle import inclusion_proof
 from ..record import now_utc, output_hashes, slug_for
 from ..store.base import StoredRecord
+from ..verification.audit import AuditReport, audit
 from .archive_format import (
     ArchiveCheck,
     Destination,
@@ -441,8 +441,9 @@ class ArchiveAudit:
 
 
 def audit_with_archives(pm: Provmark, progress: Progress | None = None) -> ArchiveAudit:
-    """:func:`provmark.audit.audit`, where a row missing from the hot table is fine when a
-    verified archive of this store holds it (or its tombstone) with the same leaf."""
+    """:func:`provmark.verification.audit.audit`, where a row missing from the hot table is
+    fine when a verified archive of this store holds it (or its tombstone) with the same
+    leaf."""
     report = audit(pm, progress=progress)
     missing = {f.index for f in report.findings if f.kind == "deleted" and f.index is not None}
     covered: dict[int, str] = {}
@@ -468,7 +469,7 @@ def audit_with_archives(pm: Provmark, progress: Progress | None = None) -> Archi
 
 
 def _finding(detail: str) -> Any:
-    from ..audit import Finding
+    from ..verification.audit import Finding
 
     return Finding("archive", None, None, detail)
 

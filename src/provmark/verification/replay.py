@@ -3,12 +3,12 @@
 Register the function that generates for a model, with the model's current
 identity (its weights are hashed now, as at capture)::
 
-    generators = provmark.replay.Generators()
+    generators = provmark.verification.replay.Generators()
 
     @generators.register(provmark.Model("acme/tiny", weights="tiny.pt"))
     def generate(prompt: str, *, max_tokens: int = 16, seed: int = 0) -> str: ...
 
-    result = provmark.replay.replay(pm, "pm-20260105-3fa2c1", generators)
+    result = provmark.verification.replay.replay(pm, "pm-20260105-3fa2c1", generators)
     result.status        # "match" or "mismatch"
     result.differences   # what differs between the recorded context and now
 
@@ -33,14 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .capture.environment import package_versions, probe
-from .capture.hashing import Encoders, digest_output
-from .capture.model import HashCache, Model
-from .errors import CaptureError, ConfigError, NotFoundError
-from .record import Record
+from ..capture.environment import package_versions, probe
+from ..capture.hashing import Encoders, digest_output
+from ..capture.model import HashCache, Model
+from ..errors import CaptureError, ConfigError, NotFoundError
+from ..record import Record
 
 if TYPE_CHECKING:
-    from .client import Provmark
+    from ..client import Provmark
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MISSING: Any = object()
@@ -336,7 +336,7 @@ def _merge(into: Generators, obj: Any, name: str | None, where: str) -> None:
     elif callable(obj) and name is not None:
         into.register(name, obj)
     else:
-        raise ConfigError(f"{where}: not a provmark.replay.Generators or a function")
+        raise ConfigError(f"{where}: not a provmark.verification.replay.Generators or a function")
 
 
 def _import(module_name: str, spec: str) -> Any:

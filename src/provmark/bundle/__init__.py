@@ -29,18 +29,18 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from .canonical import canonical_bytes
-from .crypto.keys import PublicKey, load_public_key
-from .crypto.revocation import Revocation, open_revocations
-from .errors import CanonicalizationError, KeyStoreError, ProvmarkError, VerificationError
-from .log.note import NoteVerifier, open_note, parse_verifier_key, sign_note
-from .store.base import StoredRecord
-from .verify import Evidence, Trust, Verified, leaf_hash_of
+from ..canonical import canonical_bytes
+from ..crypto.keys import PublicKey, load_public_key
+from ..crypto.revocation import Revocation, open_revocations
+from ..errors import CanonicalizationError, KeyStoreError, ProvmarkError, VerificationError
+from ..log.note import NoteVerifier, open_note, parse_verifier_key, sign_note
+from ..store.base import StoredRecord
+from ..verify import Evidence, Trust, Verified, leaf_hash_of
 
 if TYPE_CHECKING:
-    from .log.service import Log
-    from .verification.report import Report
-    from .witness.policy import TrustPolicy
+    from ..log.service import Log
+    from ..verification.report import Report
+    from ..witness.policy import TrustPolicy
 
 MEDIA_TYPE = "application/vnd.provmark.bundle+json;version=1"
 PIN_WITHOUT_WINDOW = "1970-01-01T00:00:00Z"  # a key pinned as a bare PEM (``--key``)
@@ -54,7 +54,7 @@ def make_bundle(log: Log, stored: StoredRecord) -> dict[str, Any]:
     size = int(ev.checkpoint.split("\n")[1])
     key_info = {k: v for k, v in key.to_json().items() if k != "public_key"}
     key_info["attestation"] = sign_note(key_statement(key), log.origin, log.note_signing_key())
-    from .bundle_timestamps import bundle_timestamps
+    from .timestamps import bundle_timestamps
 
     stamps = bundle_timestamps(log, ev.index, size)
     return {
@@ -299,9 +299,9 @@ def bundle_report(
     quorum and pinned revocations."""
     from dataclasses import replace
 
-    from .verification.report import FAIL, CheckResult
-    from .verification.verifier import Verifier
-    from .witness.policy import NoteHistory, TrustPolicy
+    from ..verification.report import FAIL, CheckResult
+    from ..verification.verifier import Verifier
+    from ..witness.policy import NoteHistory, TrustPolicy
 
     policy = policy or TrustPolicy()
     content, consistency = content_sha256 is not None, trusted_checkpoint is not None
@@ -341,12 +341,12 @@ def bundle_report(
 def _bundle_stamps(
     bundle: dict[str, Any], evidence: Evidence, tree_size: int, policy: TrustPolicy
 ) -> tuple[list[tuple[str, str]], VerificationError | None]:
-    """The bundle's RFC 3161 tokens (see :mod:`provmark.bundle_timestamps`): every one is
+    """The bundle's RFC 3161 tokens (see :mod:`provmark.bundle.timestamps`): every one is
     checked; as evidence of time (``timestamp``, revocation) only with a pinned TSA root."""
     if "timestamps" not in bundle:
         return [], None
-    from .bundle_timestamps import check_timestamps
-    from .log.note import Checkpoint
+    from ..log.note import Checkpoint
+    from .timestamps import check_timestamps
 
     try:
         root = Checkpoint.parse(evidence.checkpoint.split("\n\n", 1)[0] + "\n").root_hash

@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .bundle import write_bundle
-from .capture.model import Model
-from .client import Provmark
-from .demo import PROMPTS, SENTENCES, MarkovModel
+from ..bundle import write_bundle
+from ..capture.model import Model
+from ..client import Provmark
+from . import PROMPTS, SENTENCES, MarkovModel
 
 CONTEXT_WORDS = 64  # the toy model's context window: longer prompts fail, and are recorded
 ERASED_SUBJECT = "carol"
@@ -226,8 +226,8 @@ def mark(pm: Provmark, folder: Path, outputs: list[tuple[Path, str]]) -> dict[st
     """Each output marked with a C2PA manifest signed by a development certificate (the
     image embedded, the text in a sidecar); nothing without c2pa-python."""
     try:
-        from .disclosure.marking import mark_output
-        from .export.c2pa_certs import make_dev_cert, write_dev_cert
+        from ..disclosure.marking import mark_output
+        from ..export.c2pa_certs import make_dev_cert, write_dev_cert
     except ImportError:
         return {}
     cert = write_dev_cert(make_dev_cert(), folder / "c2pa", force=True)
@@ -244,7 +244,7 @@ def mark(pm: Provmark, folder: Path, outputs: list[tuple[Path, str]]) -> dict[st
 def witness(pm: Provmark, folder: Path) -> Path:
     """A witness in ``folder/witness`` cosigns the latest checkpoint over HTTP; return the
     witnesses file a verifier passes to ``--witnesses``."""
-    from .witness import Witness, WitnessEndpoint, WitnessServer, witness_checkpoint
+    from ..witness import Witness, WitnessEndpoint, WitnessServer, witness_checkpoint
 
     directory = folder / "witness"
     w = Witness(directory) if (directory / "config.json").exists() else None

@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
-from .errors import ConfigError, VerificationError
-from .log.note import Checkpoint, open_checkpoint
-from .record import format_time
-from .store.base import StoredCheckpoint
-from .witness.archive import StoredTimestamp, TrustArchive
+from ..errors import ConfigError, VerificationError
+from ..log.note import Checkpoint, open_checkpoint
+from ..record import format_time
+from ..store.base import StoredCheckpoint
+from ..witness.archive import StoredTimestamp, TrustArchive
 
 if TYPE_CHECKING:
-    from .log.service import Log
+    from ..log.service import Log
 
 __all__ = [
     "CHECK",
@@ -109,7 +109,7 @@ def checkpoint_body(note: str) -> str:
 
 
 def _parse(response: bytes) -> Any:
-    from .tsa_der import der_ordered  # TSAs that send their chain leave it unsorted
+    from .der import der_ordered  # TSAs that send their chain leave it unsorted
 
     try:
         return _rfc3161().decode_timestamp_response(der_ordered(response))

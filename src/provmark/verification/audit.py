@@ -24,15 +24,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .crypto.keys import verify_record_signature
-from .errors import VerificationError
-from .log.merkle import CompactRange, consistency_proof, root_at, verify_consistency
-from .log.note import open_checkpoint
-from .record import parse_time
-from .store.base import IndexRow, StoredRecord, index_columns
+from ..crypto.keys import verify_record_signature
+from ..errors import VerificationError
+from ..log.merkle import CompactRange, consistency_proof, root_at, verify_consistency
+from ..log.note import open_checkpoint
+from ..record import parse_time
+from ..store.base import IndexRow, StoredRecord, index_columns
 
 if TYPE_CHECKING:
-    from .client import Provmark
+    from ..client import Provmark
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ def _check_memory(pm: Provmark, report: AuditReport) -> None:
 def _check_witnessed(pm: Provmark, report: AuditReport) -> None:
     """The largest checkpoint in the witness archive (cosigned copies of the log's
     checkpoints) must be covered by the store's log and consistent with it."""
-    from .witness.archive import archive_path
+    from ..witness.archive import archive_path
 
     path = archive_path(pm.log)
     if not path.exists():

@@ -22,13 +22,13 @@ import base64
 import binascii
 from typing import TYPE_CHECKING, Any
 
-from .errors import ProvmarkError, VerificationError
-from .log.merkle import verify_consistency
-from .log.note import Checkpoint
+from ..errors import ProvmarkError, VerificationError
+from ..log.merkle import verify_consistency
+from ..log.note import Checkpoint
 
 if TYPE_CHECKING:
-    from .log.service import Log
-    from .timestamp import TimestampInfo, TsaTrust
+    from ..log.service import Log
+    from ..timestamp import TimestampInfo, TsaTrust
 
 CHECK = "timestamp"
 _KEYS = frozenset({"tsa", "size", "checkpoint", "response", "consistency"})
@@ -41,7 +41,7 @@ def _b64(data: bytes) -> str:
 def bundle_timestamps(log: Log, index: int, tree_size: int) -> list[dict[str, Any]]:
     """The earliest token of each TSA over a checkpoint that includes leaf ``index`` and
     is not larger than ``tree_size``, with its consistency proof to ``tree_size``."""
-    from .witness.archive import TrustArchive
+    from ..witness.archive import TrustArchive
 
     archive = TrustArchive.existing(log)
     try:
@@ -69,7 +69,7 @@ def _embedded_trust(response: bytes) -> TsaTrust | None:
     None when it carries no root (most TSAs send only their own certificate)."""
     from cryptography import x509
 
-    from .timestamp import TsaTrust, _parse
+    from ..timestamp import TsaTrust, _parse
 
     certs = [
         x509.load_der_x509_certificate(der) for der in _parse(response).signed_data.certificates
@@ -84,7 +84,7 @@ def _check_imprint(response: bytes, body: str) -> None:
     """Without any root to verify against: the reply is a granted token over this body."""
     import hashlib
 
-    from .timestamp import _parse
+    from ..timestamp import _parse
 
     resp = _parse(response)
     if resp.status not in (0, 1):
@@ -107,7 +107,7 @@ def check_timestamps(
     Returns the verified tokens: all of them with ``tsa`` pinned; without, those whose
     signature could be checked against the chain they carry (a token carrying only the
     TSA's own certificate is checked for its imprint alone)."""
-    from .timestamp import verify_timestamp
+    from ..timestamp import verify_timestamp
 
     if not isinstance(entries, list):
         raise VerificationError("bundle_format", "timestamps must be a list")
