@@ -24,14 +24,13 @@ from ..errors import ConfigError
 from .common import CaptureTarget, clean_params, plain, require
 from .openai import (
     _ATTR,
-    Call,
-    Endpoint,
     Instrumentation,
     endpoint_of,
     instrumentation,
     patch,
     uninstrument,
 )
+from .openai_calls import Call, Endpoint
 from .openai_streams import StreamClosedEarly, StreamState, Summary
 
 C = TypeVar("C")

@@ -29,7 +29,8 @@ from typing import Any
 
 from ..capture.model import Model
 from .common import CaptureTarget, clean_params, plain, policy_failure, require, same_model
-from .openai import _SKIP, ENDPOINTS, Endpoint, note_usage, output_of
+from .openai import _SKIP, note_usage, output_of
+from .openai_calls import ENDPOINTS, Endpoint
 
 MINIMUM, BELOW = "1.50", "2"
 _KINDS = {

@@ -25,7 +25,6 @@ import contextvars
 import functools
 import inspect
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -42,6 +41,7 @@ from .common import (
     require,
     same_model,
 )
+from .openai_calls import ENDPOINTS, Call, Endpoint
 from .openai_streams import (
     AsyncStream,
     ChatStreamState,
@@ -83,38 +83,6 @@ __all__ = [
     "instrumentation",
     "uninstrument",
 ]
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One instrumented ``create``: its record operation and where its input is."""
-
-    kind: str  # chat, text_completion, embeddings, responses; messages (Anthropic)
-    path: tuple[str, ...]
-    input_key: str
-
-    @property
-    def operation(self) -> str:
-        return "chat" if self.kind in ("responses", "messages") else self.kind
-
-
-ENDPOINTS = (
-    Endpoint("chat", ("chat", "completions"), "messages"),
-    Endpoint("text_completion", ("completions",), "prompt"),
-    Endpoint("embeddings", ("embeddings",), "input"),
-    Endpoint("responses", ("responses",), "input"),
-)
-
-
-@dataclass
-class Call:
-    """One call in flight: its recording and which models were tried."""
-
-    rec: Recording
-    endpoint: Endpoint
-    requested: str
-    failures: list[str] = field(default_factory=list)
-    used: str = ""
 
 
 def _openai() -> Any:

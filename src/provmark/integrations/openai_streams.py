@@ -10,10 +10,9 @@ for the Responses API (typed events ending with the whole response).
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .openai import Call, Instrumentation
+from .openai_calls import Call, Settles
 
 
 class StreamClosedEarly(Exception):
@@ -23,7 +22,7 @@ class StreamClosedEarly(Exception):
 class StreamState:
     """What a stream has said so far; :meth:`end` writes the record once."""
 
-    def __init__(self, inst: Instrumentation, call: Call) -> None:
+    def __init__(self, inst: Settles, call: Call) -> None:
         self.inst, self.call = inst, call
         self.chunks = 0
         self.done = False
@@ -56,7 +55,7 @@ class Summary:
 class ChatStreamState(StreamState):
     """Chat and text completion chunks: text (and tool calls) per choice, id, usage."""
 
-    def __init__(self, inst: Instrumentation, call: Call) -> None:
+    def __init__(self, inst: Settles, call: Call) -> None:
         super().__init__(inst, call)
         self.texts: dict[int, list[str]] = {}
         self.tools: dict[int, dict[int, dict[str, Any]]] = {}
