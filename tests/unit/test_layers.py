@@ -27,6 +27,8 @@ CORE = (
     "provmark.store",
     "provmark.verify",
 )
+
+
 def modules() -> dict[str, Path]:
     found = {}
     for path in SRC.rglob("*.py"):
