@@ -20,14 +20,11 @@ import json
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from ..errors import ConfigError
 from .common import CaptureTarget, clean_params, plain, require
 from .openai import (
-    _ATTR,
     Instrumentation,
-    endpoint_of,
+    instrument_with,
     instrumentation,
-    patch,
     uninstrument,
 )
 from .openai_calls import Call, Endpoint
@@ -254,34 +251,21 @@ def instrument(
     host otherwise. Returns ``client`` itself; ``uninstrument(client)`` undoes it.
     """
     sdk = _anthropic()
-    if not isinstance(client, sdk.Anthropic | sdk.AsyncAnthropic):
-        raise ConfigError(
-            "instrument(client): client must be an anthropic.Anthropic or "
-            f"anthropic.AsyncAnthropic, not {type(client).__name__}"
-        )
-    if isinstance(vars(client).get(_ATTR), Instrumentation):
-        return client
-    provider, endpoint = endpoint_of(client, provider, "anthropic.com", "anthropic")
-    inst = AnthropicInstrumentation(
+    inst = instrument_with(
+        AnthropicInstrumentation,
+        client,
         pm,
+        (sdk.Anthropic, sdk.AsyncAnthropic),
+        ("anthropic", "anthropic.com"),
+        (MESSAGES,),
+        instrument,
         provider=provider,
         model_version=model_version,
         fallback_models=fallback_models,
         tags=tags,
-        endpoint=endpoint,
     )
-
-    def again(copy: Any) -> Any:
-        return instrument(
-            copy,
-            pm,
-            provider=provider,
-            model_version=model_version,
-            fallback_models=fallback_models,
-            tags=tags,
-        )
-
-    patch(client, inst, (MESSAGES,), isinstance(client, sdk.AsyncAnthropic), again)
+    if inst is None:
+        return client
     messages: Any = getattr(client, "messages")  # noqa: B009
     inst.originals.append((messages, "stream", vars(messages).get("stream")))
     messages.stream = _stream_wrapper(inst, messages.stream)

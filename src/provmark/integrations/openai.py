@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -51,6 +51,7 @@ from .openai_streams import (
 )
 
 C = TypeVar("C")
+K = TypeVar("K", bound="Instrumentation")
 
 MINIMUM, BELOW = "1.0", "4"
 _SKIP = frozenset(
@@ -353,35 +354,61 @@ def instrument(
     Returns ``client`` itself.
     """
     oa = _openai()
-    if not isinstance(client, oa.OpenAI | oa.AsyncOpenAI):
-        raise ConfigError(
-            "instrument(client): client must be an openai.OpenAI or openai.AsyncOpenAI, "
-            f"not {type(client).__name__}"
-        )
-    if isinstance(vars(client).get(_ATTR), Instrumentation):
-        return client  # already instrumented
-    provider, endpoint = endpoint_of(client, provider, "openai.com", "openai")
-    inst = Instrumentation(
+    instrument_with(
+        Instrumentation,
+        client,
         pm,
+        (oa.OpenAI, oa.AsyncOpenAI),
+        ("openai", "openai.com"),
+        ENDPOINTS,
+        instrument,
         provider=provider,
         model_version=model_version,
         fallback_models=fallback_models,
         tags=tags,
-        endpoint=endpoint,
     )
-
-    def again(copy: Any) -> Any:
-        return instrument(
-            copy,
-            pm,
-            provider=provider,
-            model_version=model_version,
-            fallback_models=fallback_models,
-            tags=tags,
-        )
-
-    patch(client, inst, ENDPOINTS, isinstance(client, oa.AsyncOpenAI), again)
     return client
+
+
+def instrument_with(
+    kind: type[K],
+    client: Any,
+    pm: CaptureTarget,
+    classes: tuple[type, type],
+    vendor: tuple[str, str],
+    endpoints: Sequence[Endpoint],
+    again: Callable[..., Any],
+    *,
+    provider: str | None,
+    model_version: str | None,
+    fallback_models: Sequence[str],
+    tags: dict[str, str] | None,
+) -> K | None:
+    """The shared body of the SDKs' ``instrument``: check the client is one of
+    ``classes`` (sync, async), name its provider (``vendor``: the name for the vendor's
+    own domain), wrap ``endpoints`` and have ``again`` instrument copies of the client.
+    ``None`` when the client is already instrumented."""
+    sync, async_ = classes
+    name, domain = vendor
+    if not isinstance(client, sync | async_):
+        raise ConfigError(
+            f"instrument(client): client must be an {name}.{sync.__name__} or "
+            f"{name}.{async_.__name__}, not {type(client).__name__}"
+        )
+    if isinstance(vars(client).get(_ATTR), Instrumentation):
+        return None
+    provider, endpoint = endpoint_of(client, provider, domain, name)
+    options: dict[str, Any] = {
+        "provider": provider,
+        "model_version": model_version,
+        "fallback_models": fallback_models,
+        "tags": tags,
+    }
+    inst = kind(pm, endpoint=endpoint, **options)
+    patch(
+        client, inst, endpoints, isinstance(client, async_), lambda copy: again(copy, pm, **options)
+    )
+    return inst
 
 
 def endpoint_of(client: Any, provider: str | None, domain: str, name: str) -> tuple[str, str]:
