@@ -30,9 +30,9 @@ import psutil
 
 import provmark
 from common import save, table
-from provmark import client
 from provmark._internal import signing_pool
 from provmark._internal import writer as writer_module
+from provmark.capture import pipeline
 
 
 def timed(owner: Any, name: str, totals: collections.Counter[str], label: str) -> None:
@@ -79,7 +79,7 @@ def main() -> int:
     p.add_argument("--n", type=int, default=20_000)
     args = p.parse_args()
     totals: collections.Counter[str] = collections.Counter()
-    timed(client.Provmark, "_prepare", totals, "redact + seal (writer)")
+    timed(pipeline.CapturePipeline, "prepare", totals, "redact + seal (writer)")
     timed(signing_pool, "payloads", totals, "RFC 8785 payloads (writer)")
     timed(writer_module, "entry_for", totals, "entries (writer)")
     drafts: list[dict[str, Any]] = []

@@ -18,24 +18,17 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ._internal.hot_journal import Unreplayed, open_journal, replay_dead_journals
-from ._internal.writer import Journal, Writer
+from ._internal.writer import Writer
 from .canonical import Fragment
 from .capture.core import Outcome, Recording, Spec, wrap
-from .capture.draft import Draft
-from .capture.drafts import DraftBuilder, render_snapshot
+from .capture.drafts import DraftBuilder
 from .capture.environment import DEFAULT_PACKAGES
 from .capture.hashing import digest_output
 from .capture.model import Model
+from .capture.pipeline import CapturePipeline, Policy, journal_path
 from .crypto.keys import PublicKey, Signer
-from .crypto.keystore import (
-    FileKeyStore,
-    KeyStore,
-    VerifyOnlySigner,
-    existing_signer,
-)
-from .errors import CaptureError, ConfigError, NotFoundError, ProvmarkError, VerificationError
-from .jsonlimits import replace_unstorable
+from .crypto.keystore import FileKeyStore, KeyStore, existing_signer
+from .errors import ConfigError, NotFoundError, ProvmarkError
 from .log.memory import Problem
 from .log.note import NoteVerifier
 from .log.service import Log, home_of
@@ -43,7 +36,6 @@ from .protocol import ProvenanceClient
 from .record import (
     Record,
     is_sha256,
-    parse_time,
 )
 from .store.base import (
     Page,
@@ -55,7 +47,6 @@ from .store.base import (
     time_filter,
 )
 from .store.deadletters import DeadLetter, DeadLetterStore
-from .store.features import StoreFile
 from .verify import Evidence, Trust, Verified
 
 if TYPE_CHECKING:
@@ -68,7 +59,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("provmark")
 F = TypeVar("F", bound=Callable[..., Any])
-Policy = Literal["strict", "best_effort"]
 
 
 class Provmark:
@@ -130,7 +120,6 @@ class Provmark:
         self.log = Log(store, keystore, read_only=read_only, settle=self.flush)
         if not read_only:
             store.put_public_keys(keystore.public_keys())
-        self.policy = policy
         from .disclosure.config import default_provider
 
         home = getattr(keystore, "directory", None)
@@ -142,10 +131,7 @@ class Provmark:
         )
         self.encoders = self._drafts.encoders
         self._hash_cache = self._drafts.hash_cache
-        self.capture_failures = 0
-        self.hash_user_ids = hash_user_ids
         self.read_only = read_only
-        self._durable = durable
         self.privacy = (
             None
             if read_only
@@ -165,27 +151,29 @@ class Provmark:
         self.redactor = self.privacy.redactor if self.privacy is not None else None
         if self.privacy is not None:
             weakref.finalize(self, self.privacy.close)
-        journals = Path(journal_path) if journal_path else _journal_for(store, keystore)
-        journal = open_journal(journals) if durable and not read_only else None
         self.fingerprinter: Any = None if read_only else _fingerprinter(self, fingerprint)
-        self._writer = Writer(
-            writer_store(store, self.privacy),
+        self._capture = CapturePipeline(
+            store,
+            keystore,
             self.signer,
             self._seal,
+            self._drafts,
+            writer_store=writer_store(store, self.privacy),
+            privacy=self.privacy,
+            fingerprinter=self.fingerprinter,
+            on_batch=self._after_batch,
+            policy=policy,
+            durable=durable,
+            journal=Path(journal_path) if journal_path else journal_path_of(store, keystore),
+            read_only=read_only,
+            hash_user_ids=hash_user_ids,
             batch_size=batch_size,
             flush_interval=flush_interval,
             max_queue=max_queue,
             signing_processes=signing_processes,
-            journal=journal,
-            prepare=self._prepare,
-            on_batch=self._after_batch,
         )
+        self.unreplayed = self._capture.unreplayed
         self._closed = False
-        try:
-            self.unreplayed = self._replay_hot_journals(journals, journal)
-        except BaseException:
-            self._writer.close(timeout=0)
-            raise
         try:
             for problem in self.checkpoint_problems():
                 log.error("provmark: %s: %s: %s", store, problem.kind, problem.detail)
@@ -233,6 +221,36 @@ class Provmark:
             store.close()
             raise
 
+    # ------------------------------------------------------------ capture settings
+    @property
+    def policy(self) -> Policy:
+        """``strict`` (a capture that fails raises) or ``best_effort`` (it logs)."""
+        return self._capture.policy
+
+    @policy.setter
+    def policy(self, value: Policy) -> None:
+        self._capture.policy = value
+
+    @property
+    def capture_failures(self) -> int:
+        return self._capture.capture_failures
+
+    @capture_failures.setter
+    def capture_failures(self, value: int) -> None:
+        self._capture.capture_failures = value
+
+    @property
+    def hash_user_ids(self) -> bool:
+        return self._capture.hash_user_ids
+
+    @hash_user_ids.setter
+    def hash_user_ids(self, value: bool) -> None:
+        self._capture.hash_user_ids = value
+
+    @property
+    def _writer(self) -> Writer:
+        return self._capture.writer
+
     # ------------------------------------------------------------ lifecycle
     def __enter__(self) -> Provmark:
         return self
@@ -242,45 +260,12 @@ class Provmark:
 
     def flush(self, timeout: float | None = 60.0) -> None:
         """Wait until every captured record is signed, stored and logged."""
-        self._writer.flush(timeout)
-        if self.fingerprinter is not None:
-            self.fingerprinter.flush()
+        self._capture.flush(timeout)
 
     def _after_batch(self, checkpoint: StoredCheckpoint, count: int) -> None:
         # fingerprints are written by their own thread (softbind.background)
         with contextlib.suppress(Exception):  # never stops the writer
             self.log.remember_checkpoint(every=1.0)
-
-    def _replay_hot_journals(self, primary: Path, own: Journal | None) -> list[Unreplayed]:
-        from .privacy.engine import writer_store
-
-        signs = not isinstance(self.signer, VerifyOnlySigner)
-        writable = not getattr(self.store, "read_only", False)
-        why = "" if signs else f"no signing key in {self.keystore!r} to sign them"
-        why = why or ("" if writable else f"{self.store!r} is read-only")
-
-        def replay_writer() -> Writer:
-            return Writer(
-                writer_store(self.store, self.privacy),
-                self.signer,
-                self._seal,
-                flush_interval=0.01,
-                signing_processes=0,
-                prepare=self._prepare,
-            )
-
-        left = replay_dead_journals(
-            primary, self.store, own, replay_writer, can_write=signs and writable, why_not=why
-        )
-        for item in left:
-            log.error(
-                "provmark: %s holds %d acknowledged records not in the store, left by a dead "
-                "writer and not replayed: %s",
-                item.path,
-                item.records,
-                item.reason,
-            )
-        return left
 
     def checkpoint_problems(self) -> list[Problem]:
         """How the store differs from what this home has seen of its log
@@ -317,14 +302,11 @@ class Provmark:
         self._closed = True
         atexit.unregister(self._atexit)
         try:
-            self._writer.close()
-            if self.fingerprinter is not None:
-                self.fingerprinter.close()
+            self._capture.close()
             with contextlib.suppress(Exception):  # only the rollback protection is lost
                 self.remember_checkpoint()
         finally:
-            if self.privacy is not None:
-                self.privacy.close()
+            self._capture.close_privacy()
             self.store.close()
 
     def __repr__(self) -> str:
@@ -365,20 +347,7 @@ class Provmark:
 
     def emit(self, outcome: Outcome) -> str:
         """Turn an outcome into an unsigned record and queue it. Used by capture."""
-        try:
-            if self.read_only:
-                raise CaptureError(f"{self.store!r} was opened read-only: nothing is captured")
-            draft = self._drafts.build(outcome, fingerprint=self.fingerprinter is not None)
-            self._writer.submit(draft)
-        except ProvmarkError as exc:
-            self.capture_failures += 1
-            if self.policy == "strict":
-                if isinstance(exc, CaptureError):
-                    raise
-                raise CaptureError(f"provenance not captured: {exc}") from exc
-            log.error("provmark: provenance not captured (best_effort): %s", exc)
-            return ""
-        return draft.record_id
+        return self._capture.emit(outcome)
 
     def ingest(
         self,
@@ -401,107 +370,17 @@ class Provmark:
         redacted and sealed exactly like one captured here, before it is signed (text
         values of ``params`` always are, see docs/privacy.md).
         """
-        if self.read_only:
-            raise ConfigError(f"{self.store!r} was opened read-only: nothing is ingested")
-        from .errors import RecordsRefused
-
-        drafts = []
-        for record in self.validate(records):  # InvalidBatch naming every invalid record
-            inp = record.get("input")
-            if protect and self.privacy is not None and inp and "snapshot" in inp:
-                drafts.append(Draft(record, raw_input=inp.pop("snapshot")))
-            else:
-                drafts.append(Draft(record))
-        ids = [d.record_id for d in drafts]
-        self._writer.take_refused(ids)  # forget refusals of an earlier try of these ids
-        ticket = 0
-        for draft in drafts:
-            ticket = self._writer.submit(draft)
-        if wait and ticket:
-            self._writer.wait(ticket, timeout)
-            refused = self._writer.take_refused(ids)
-            if refused:
-                stored = [i for i in ids if i not in refused]
-                raise RecordsRefused(refused, stored, {rid: n for n, rid in enumerate(ids)})
-        return ids
+        return self._capture.ingest(records, wait=wait, timeout=timeout, protect=protect)
 
     def validate(self, records: Sequence[Any]) -> list[dict[str, Any]]:
         """The drafts ``ingest`` would sign, or :class:`~provmark.errors.InvalidBatch`
         naming every invalid record: the one validation at the door, also used by the
-        server's queue mode before it answers 202 (see :mod:`provmark.capture.intake`)."""
-        from .capture.intake import validate_batch
-
-        drafts = validate_batch(records)
-        self._check_signable(drafts)
-        return drafts
-
-    def _check_signable(self, drafts: Sequence[Mapping[str, Any]]) -> None:
-        """Each record's ``generated_at`` must lie in the validity window of the key that
-        will sign it (and not in the future): otherwise it would be signed, logged and
-        fail ``key_validity`` forever. :class:`InvalidBatch` naming ``[i].generated_at``."""
-        from datetime import UTC, datetime
-
-        from .crypto.keys import ROTATION_SKEW, check_key_window
-        from .errors import InvalidBatch
-
-        key = next((k for k in self.keystore.public_keys() if k.key_id == self.signer.key_id), None)
-        latest = datetime.now(UTC) + ROTATION_SKEW
-        window = f"{key.not_before} .. {key.not_after or 'now'}" if key else "now"
-        errors = []
-        for i, draft in enumerate(drafts):
-            generated_at = str(draft.get("generated_at", ""))
-            try:
-                if parse_time(generated_at) > latest:
-                    raise VerificationError("key_validity", "it lies in the future")
-                if key is not None:
-                    check_key_window(key, generated_at)
-            except VerificationError as exc:
-                errors.append(
-                    (
-                        f"[{i}].generated_at",
-                        f"{generated_at} is outside the validity window of the signing key "
-                        f"{self.signer.key_id} ({window}): {exc.detail}; such a record could "
-                        "never verify",
-                    )
-                )
-        if errors:
-            raise InvalidBatch(errors, len(drafts))
-
-    def _prepare(self, draft: Draft) -> dict[str, Any]:
-        """The record to sign: sensitive values redacted and sealed, user ids hashed
-        (writer thread, or before the journal line with ``durable=True``; a prepared
-        draft is not prepared twice). Its fingerprint is handed to the fingerprinter."""
-        record = draft.record
-        if draft.fingerprint is not None:
-            prints, draft.fingerprint = draft.fingerprint, None
-            try:
-                self.fingerprinter.add(draft.record_id, prints.content, prints.media_type)
-            except Exception as exc:  # a fingerprint never costs a record
-                log.warning("provmark: fingerprint of %s not stored: %s", draft.record_id, exc)
-        if draft.prepared:
-            return record
-        if self.privacy is not None:
-            self.privacy.protect(draft)
-        else:
-            render_snapshot(draft)
-        storable_renderings(record)
-        actor = record.get("actor")
-        if (
-            self.hash_user_ids
-            and actor
-            and actor.get("user_id")
-            and not str(actor["user_id"]).startswith("hmac-sha256:")
-        ):
-            actor["user_id"] = self.hash_user_id(actor["user_id"])
-        draft.prepared = True
-        return record
+        server's queue mode before it answers 202 (see :mod:`provmark.capture.intake`);
+        a ``generated_at`` outside the signing key's validity window is invalid too."""
+        return self._capture.validate(records)
 
     def hash_user_id(self, user_id: str) -> str:
-        import hashlib
-        import hmac
-
-        key = self.keystore.secret("actor")
-        return "hmac-sha256:" + hmac.new(key, user_id.encode(), hashlib.sha256).hexdigest()
+        return self._capture.hash_user_id(user_id)
 
     # ------------------------------------------------------------ log
     def note_signing_key(self) -> Ed25519PrivateKey:
@@ -750,14 +629,9 @@ class Provmark:
 
     def stats(self) -> dict[str, Any]:
         s = self.store.stats()
-        s.update(
-            pending=self._writer.pending,
-            capture_failures=self.capture_failures,
-            writer_failures=self._writer.failures,
-            rejected=len(self._writer.rejected),
-            dead_letters=self.dead_letter_count(),
-            writer_stuck_seconds=self._writer.stuck_for(),
-        )
+        capture = self._capture.stats()
+        stuck = capture.pop("writer_stuck_seconds")
+        s.update(capture, dead_letters=self.dead_letter_count(), writer_stuck_seconds=stuck)
         return s
 
     def dead_letter_count(self) -> int:
@@ -770,7 +644,7 @@ class Provmark:
 
     def writer_stuck_for(self) -> float:
         """Seconds the writer has been failing to store the records it holds (0: it is not)."""
-        return self._writer.stuck_for()
+        return self._capture.writer_stuck_for()
 
     # ------------------------------------------------------------ privacy
     def view(self, role: str, *, principal: str, reason: str | None = None) -> RecordView:
@@ -792,24 +666,9 @@ class Provmark:
         return erase(self, subject, reason=reason, principal=principal)
 
 
-def _journal_for(store: Store, keystore: KeyStore) -> Path:
-    if isinstance(store, StoreFile):
-        return store.path.with_name(store.path.name + ".journal")
-    import hashlib
-
-    log_id = hashlib.sha256(store.origin.encode()).hexdigest()[:16]  # one journal per log
-    return home_of(keystore) / f"journal-{log_id}.jsonl"
-
-
-def storable_renderings(draft: dict[str, Any]) -> None:
-    """The input snapshot and the error message are renderings (redacted, truncated; the
-    input itself is identified by ``input.sha256``): a NUL or lone surrogate in them is
-    written as U+FFFD, so that the record stays within the I-JSON limits every store and
-    the server's door enforce (``provmark.jsonlimits``)."""
-    for part, key in (("input", "snapshot"), ("error", "message")):
-        holder = draft.get(part)
-        if isinstance(holder, dict) and isinstance(holder.get(key), str):
-            holder[key] = replace_unstorable(holder[key])
+def journal_path_of(store: Store, keystore: KeyStore) -> Path:
+    """The first durable journal of ``store`` (see :func:`capture.pipeline.journal_path`)."""
+    return journal_path(store, home_of(keystore))
 
 
 def _open_store(target: str | os.PathLike[str], *, create: bool = True) -> Store:

@@ -2,7 +2,7 @@
 
 When the store refuses the data of a record (a value over one of its own limits,
 say), the writer retries a bounded number of times, then sets the record aside
-here and goes on with the next ones (``ingest.Writer``). A dead letter is not in
+here and goes on with the next ones (``_internal.writer.Writer``). A dead letter is not in
 the log and not signed; ``record`` is the unsigned record as the writer would
 have signed it (already redacted), as JSON text, so an operator can fix it and
 send it again. The table is the same in SQLite and PostgreSQL: a feature table of
