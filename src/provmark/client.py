@@ -14,7 +14,7 @@ import os
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -33,18 +33,15 @@ from .log.memory import Problem
 from .log.note import NoteVerifier
 from .log.service import Log, home_of
 from .protocol import ProvenanceClient
-from .record import (
-    Record,
-    is_sha256,
-)
+from .record import Record
 from .store.base import (
+    Filters,
     Page,
     Query,
     Store,
     StoredCheckpoint,
     StoredRecord,
-    query_alone,
-    time_filter,
+    query_of,
 )
 from .store.deadletters import DeadLetter, DeadLetterStore
 from .verify import Evidence, Trust, Verified
@@ -425,62 +422,13 @@ class Provmark:
             raise NotFoundError(f"no record {record_id!r}")
         return stored.record()
 
-    def find(
-        self,
-        query: Query | None = None,
-        *,
-        output: str | bytes | os.PathLike[str] | None = None,
-        model: str | None = None,
-        actor: str | None = None,
-        operation: str | None = None,
-        status: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-        order: str = "desc",
-    ) -> Page[Record]:
-        """Records matching every filter, newest first, ``limit`` at a time; or a whole
-        :class:`~provmark.store.base.Query` (times as RFC 3339) built once and reused."""
+    def find(self, query: Query | None = None, **filters: Unpack[Filters]) -> Page[Record]:
+        """Records matching every filter (:class:`~provmark.store.base.Filters`), newest
+        first, ``limit`` at a time; or a whole :class:`~provmark.store.base.Query` (times
+        as RFC 3339) built once and reused."""
         self.flush()
-        if query is not None:
-            query_alone(
-                query,
-                {
-                    "output": output,
-                    "model": model,
-                    "actor": actor,
-                    "operation": operation,
-                    "status": status,
-                    "since": since,
-                    "until": until,
-                    "tags": tags,
-                    "cursor": cursor,
-                    "limit": limit,
-                    "order": order,
-                },
-            )
-            page = self.store.find(query)
-            return Page([r.record() for r in page.records], page.next_cursor)
-        sha = None
-        if output is not None:
-            sha = output if is_sha256(output) else digest_output(output, self.encoders).sha256
-        page = self.store.find(
-            Query(
-                output=sha,  # type: ignore[arg-type]
-                model=model,
-                actor=actor,
-                operation=operation,
-                status=status,
-                since=time_filter("since", since),
-                until=time_filter("until", until),
-                tags=dict(tags or {}),
-                limit=limit,
-                cursor=cursor,
-                order=order,
-            )
-        )
+        built = query_of(query, filters, lambda o: digest_output(o, self.encoders).sha256)
+        page = self.store.find(built)
         return Page([r.record() for r in page.records], page.next_cursor)
 
     # ------------------------------------------------------------ verify

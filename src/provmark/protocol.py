@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, Unpack, runtime_checkable
 
 from .capture.core import Recording
 from .crypto.keys import PublicKey
 from .record import Record
-from .store.base import Page, Query, StoredCheckpoint
+from .store.base import Filters, Page, Query, StoredCheckpoint
 from .verify import Verified
 
 __all__ = ["ProvenanceClient"]
@@ -60,22 +60,7 @@ class ProvenanceClient(Protocol):
         """One record by id or slug (``NotFoundError`` if none)."""
         ...
 
-    def find(
-        self,
-        query: Query | None = None,
-        *,
-        output: Any = None,
-        model: str | None = None,
-        actor: str | None = None,
-        operation: str | None = None,
-        status: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-        order: str = "desc",
-    ) -> Page[Record]:
+    def find(self, query: Query | None = None, **filters: Unpack[Filters]) -> Page[Record]:
         """Records matching every filter, newest first, ``limit`` at a time."""
         ...
 

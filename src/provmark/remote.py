@@ -40,7 +40,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, TypeVar, Unpack, overload
 
 import httpx
 
@@ -62,8 +62,8 @@ from .errors import (
     StoreError,
     VerificationError,
 )
-from .record import Record, is_sha256
-from .store.base import Page, Query, StoredCheckpoint, query_alone
+from .record import Record
+from .store.base import Filters, Page, Query, StoredCheckpoint, query_of
 from .verify import Check, Verified
 
 log = logging.getLogger("provmark.remote")
@@ -272,60 +272,22 @@ class RemoteProvmark:
         self.flush()
         return _record(self._get(f"/v1/records/{record_id}"))
 
-    def find(
-        self,
-        query: Query | None = None,
-        *,
-        output: str | bytes | os.PathLike[str] | None = None,
-        model: str | None = None,
-        actor: str | None = None,
-        operation: str | None = None,
-        status: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-        order: str = "desc",
-    ) -> Page[Record]:
+    def find(self, query: Query | None = None, **filters: Unpack[Filters]) -> Page[Record]:
         """Records matching every filter, newest first (as ``Provmark.find``)."""
-        if query is not None:
-            query_alone(
-                query,
-                {
-                    "output": output,
-                    "model": model,
-                    "actor": actor,
-                    "operation": operation,
-                    "status": status,
-                    "since": since,
-                    "until": until,
-                    "tags": tags,
-                    "cursor": cursor,
-                    "limit": limit,
-                    "order": order,
-                },
-            )
-            output, model, actor = query.output, query.model, query.actor
-            operation, status = query.operation, query.status
-            since, until, tags = query.since, query.until, query.tags
-            limit, cursor, order = query.limit, query.cursor, query.order
         self.flush()
-        sha = None
-        if output is not None:
-            sha = output if is_sha256(output) else digest_output(output, self.encoders).sha256
+        q = query_of(query, filters, lambda o: digest_output(o, self.encoders).sha256)
         params: dict[str, Any] = {
-            "output": sha,
-            "model": model,
-            "actor": actor,
-            "operation": operation,
-            "status": status,
-            "since": since,
-            "until": until,
-            "limit": limit,
-            "cursor": cursor,
-            "order": order,
-            "tag": [f"{k}={v}" for k, v in (tags or {}).items()] or None,
+            "output": q.output,
+            "model": q.model,
+            "actor": q.actor,
+            "operation": q.operation,
+            "status": q.status,
+            "since": q.since,
+            "until": q.until,
+            "limit": q.limit,
+            "cursor": q.cursor,
+            "order": q.order,
+            "tag": [f"{k}={v}" for k, v in q.tags.items()] or None,
         }
         page = self._get("/v1/records", **params)
         return Page([_record(r) for r in page["records"]], page.get("next_cursor"))

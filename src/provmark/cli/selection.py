@@ -13,26 +13,24 @@ from .common import parse_tags
 
 
 def query_of(args: argparse.Namespace) -> Query:
-    from ..record import is_sha256
-    from ..store.base import time_filter
+    from ..capture.hashing import digest_output
+    from ..store.base import query_of
 
-    tags = parse_tags(args.tag)
-    output = args.output
-    if output and not is_sha256(output):
-        from ..capture.hashing import digest_output
-
-        output = digest_output(Path(output)).sha256
-    return Query(
-        output=output,
-        model=args.model,
-        actor=args.actor,
-        operation=args.operation,
-        status=args.status,
-        since=time_filter("since", args.since),
-        until=time_filter("until", args.until),
-        tags=tags,
-        limit=1000,
-        order="desc" if args.desc else "asc",
+    return query_of(
+        None,
+        {
+            "output": args.output,
+            "model": args.model,
+            "actor": args.actor,
+            "operation": args.operation,
+            "status": args.status,
+            "since": args.since,
+            "until": args.until,
+            "tags": parse_tags(args.tag),
+            "limit": 1000,
+            "order": "desc" if args.desc else "asc",
+        },
+        lambda o: digest_output(Path(o)).sha256,
     )
 
 

@@ -9,9 +9,8 @@ HMAC, never in clear). A subject under a legal hold is refused.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Unpack
 
 from .._version import __version__
 from ..canonical import canonical_bytes
@@ -20,7 +19,7 @@ from ..capture.model import Model
 from ..errors import ConfigError
 from ..governance.ledger import active_holds
 from ..record import Record
-from ..store.base import Page
+from ..store.base import Filters, Page, Query
 from .base import Erasure
 
 if TYPE_CHECKING:
@@ -39,13 +38,7 @@ class ErasingClient(Protocol):
     @property
     def log(self) -> Log: ...
     def flush(self, timeout: float | None = 60.0) -> None: ...
-    def find(
-        self,
-        *,
-        operation: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        limit: int = 50,
-    ) -> Page[Record]: ...
+    def find(self, query: Query | None = None, **filters: Unpack[Filters]) -> Page[Record]: ...
     def record(self, *, input: Any = None, **spec: Any) -> Recording: ...
 
 

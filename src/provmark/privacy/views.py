@@ -21,7 +21,7 @@ import copy
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Unpack
 
 from ..canonical import canonical_bytes
 from ..crypto.keys import PublicKey
@@ -34,7 +34,7 @@ from ..record import (
     record_from_payload,
 )
 from ..redaction import HMAC_PREFIX, Action, Policy, Redactor
-from ..store.base import Page
+from ..store.base import Filters, Page, Query
 from ..verify import Check, Verified
 from .base import AccessEntry, AccessRequest, Erasure, KeyInfo, Revealed, Status, Vault
 from .engine import ENCRYPTED_KEY, default_policy
@@ -79,21 +79,7 @@ class ViewedClient(Protocol):
     def keystore(self) -> KeyStore: ...
     def hash_user_id(self, user_id: str) -> str: ...
     def get(self, record_id: str) -> Record: ...
-    def find(
-        self,
-        *,
-        output: Any = None,
-        model: str | None = None,
-        actor: str | None = None,
-        operation: str | None = None,
-        status: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-        order: str = "desc",
-    ) -> Page[Record]: ...
+    def find(self, query: Query | None = None, **filters: Unpack[Filters]) -> Page[Record]: ...
     def verify(
         self,
         content: Any,
@@ -181,35 +167,10 @@ class RecordView:
         self._need(_READ, "read records")
         return self._shown([self._pm.get(record_id)])[0]
 
-    def find(
-        self,
-        *,
-        output: Any = None,
-        model: str | None = None,
-        actor: str | None = None,
-        operation: str | None = None,
-        status: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-        order: str = "desc",
-    ) -> Page[Record]:
+    def find(self, query: Query | None = None, **filters: Unpack[Filters]) -> Page[Record]:
+        """``Provmark.find``, each record shown as this role may see it."""
         self._need(_READ, "read records")
-        page = self._pm.find(
-            output=output,
-            model=model,
-            actor=actor,
-            operation=operation,
-            status=status,
-            since=since,
-            until=until,
-            tags=tags,
-            limit=limit,
-            cursor=cursor,
-            order=order,
-        )
+        page = self._pm.find(query, **filters)
         return Page(self._shown(page.records), page.next_cursor)
 
     def verify(

@@ -5,16 +5,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Protocol, TypedDict, TypeVar, runtime_checkable
 
 from ..crypto.keys import PublicKey
 from ..errors import ConfigError, StoreError
 from ..record import (
     Record,
     format_time,
+    is_sha256,
     parse_time,
     record_from_payload,
     secondary_outputs,
@@ -278,15 +280,64 @@ def encode_cursor(index: int) -> str:
     return base64.urlsafe_b64encode(f"i:{index}".encode()).decode().rstrip("=")
 
 
-def query_alone(query: Query | None, filters: Mapping[str, Any]) -> None:
-    """``find(query)`` takes a whole :class:`Query` or filters, never both."""
-    defaults = {"limit": 50, "order": "desc"}
-    mixed = [k for k, v in filters.items() if v is not None and v != defaults.get(k)]
-    if query is not None and mixed:
-        raise ConfigError(
-            f"give either a Query or filters, not both (also given: {', '.join(mixed)})",
-            field="query",
-        )
+class Filters(TypedDict, total=False):
+    """The filters of ``find`` (every one optional; ``None`` is the same as not given).
+
+    ``output`` content (text, bytes, a path) or its SHA-256; ``model``, ``actor``,
+    ``operation``, ``status``; ``since``/``until`` RFC 3339 or an age such as ``2d``,
+    ``90m``; ``tags`` that must all match; ``limit`` 1..10000 (default 50); ``cursor``
+    from the previous page; ``order`` ``desc`` (default, newest first) or ``asc``.
+    """
+
+    output: str | bytes | os.PathLike[str] | None
+    model: str | None
+    actor: str | None
+    operation: str | None
+    status: str | None
+    since: str | None
+    until: str | None
+    tags: Mapping[str, str] | None
+    limit: int
+    cursor: str | None
+    order: str
+
+
+def query_of(
+    query: Query | None, filters: Filters, digest: Callable[[Any], str] | None = None
+) -> Query:
+    """The :class:`Query` that ``find(query, **filters)`` runs: a whole ``query`` or one
+    built from ``filters``, never both. ``digest`` hashes an ``output`` given as content
+    (one already a SHA-256 is kept)."""
+    if query is not None:
+        defaults: dict[str, Any] = {"limit": 50, "order": "desc"}
+        mixed = [k for k, v in filters.items() if v is not None and v != defaults.get(k)]
+        if mixed:
+            raise ConfigError(
+                f"give either a Query or filters, not both (also given: {', '.join(mixed)})",
+                field="query",
+            )
+        return query
+    output, sha = filters.get("output"), None
+    if isinstance(output, str) and is_sha256(output):
+        sha = output
+    elif output is not None:
+        if digest is None:
+            raise ConfigError("give the output's SHA-256", field="output")
+        sha = digest(output)
+    limit, order = filters.get("limit"), filters.get("order")
+    return Query(
+        output=sha,
+        model=filters.get("model"),
+        actor=filters.get("actor"),
+        operation=filters.get("operation"),
+        status=filters.get("status"),
+        since=time_filter("since", filters.get("since")),
+        until=time_filter("until", filters.get("until")),
+        tags=dict(filters.get("tags") or {}),
+        limit=50 if limit is None else limit,
+        cursor=filters.get("cursor"),
+        order="desc" if order is None else order,
+    )
 
 
 def decode_cursor(cursor: str) -> int:
