@@ -524,7 +524,7 @@ def hot_path(n: int, outputs: list[str]) -> list[dict[str, Any]]:
                 t0, cpu0 = time.perf_counter(), time.process_time()
                 for i in range(n):
                     wrapped(f"prompt {i}", i=i)
-                pm._writer.flush(600)
+                pm._capture.writer.flush(600)
                 records = time.perf_counter() - t0
                 pm.flush(600)
                 drained = time.perf_counter() - t0

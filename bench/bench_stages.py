@@ -99,7 +99,7 @@ def main() -> int:
                 generate(f"warm up {i}", seed=i)
             pm.flush()
             totals.clear()
-            pool = pm._writer._pool
+            pool = pm._capture.writer._pool
             worker = psutil.Process(pool.pid) if pool is not None else None
             worker_cpu0 = sum(worker.cpu_times()[:2]) if worker else 0.0
             process_cpu0 = time.process_time()

@@ -71,7 +71,7 @@ def witnessing(rounds: int, batch: int, tmp: Path) -> list[dict[str, Any]]:
                 pm.ingest([record(i) for i in range(batch)])
                 group.witness(pm.log, archive)  # warm up connections
                 seal, wit, e2e = [], [], []
-                key = pm.note_signing_key()
+                key = pm.log.note_signing_key()
                 for r in range(rounds):
                     t0 = time.perf_counter_ns()
                     pm.ingest([record(r * batch + i) for i in range(batch)])

@@ -38,9 +38,9 @@ def verify_rate(n: int) -> dict[str, float]:
         # the checks alone (what an offline verifier with the evidence in hand does)
         from provmark.verification.verifier import verify_evidence
 
-        trust = pm.trust()
+        trust = pm.log.trust()
         cp = pm.store.latest_checkpoint()
-        evidence = [pm.evidence(s, cp) for s in pm.store.iter_records()]
+        evidence = [pm.log.evidence(s, cp) for s in pm.store.iter_records()]
         t0 = time.perf_counter()
         for ev in evidence:
             verify_evidence(ev, trust)

@@ -1,13 +1,15 @@
-"""``Provmark``: the object ``provmark.open`` returns.
+"""``Provmark``, the embedded client: a facade over three services.
 
-It owns a store, a key store, the background writer and the per-process
-caches (environment probe, model file hashes, output encoders).
+It wires a :class:`~provmark.log.service.Log` (the store, the log key, checkpoints, proofs,
+evidence, trust), a :class:`~provmark.capture.pipeline.CapturePipeline` (drafts, privacy,
+fingerprints, the batching writer) and a key store, and delegates to them; the features
+it offers (verification, bundles, role views, erasure) take the service they need.
+``provmark.open`` returns it for a store, typed as :class:`~provmark.ProvenanceClient`.
 """
 
 from __future__ import annotations
 
 import atexit
-import base64
 import contextlib
 import logging
 import os
@@ -16,20 +18,17 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from ._internal.writer import Writer
 from .canonical import Fragment
 from .capture.core import Outcome, Recording, Spec, wrap
 from .capture.drafts import DraftBuilder
 from .capture.environment import DEFAULT_PACKAGES
 from .capture.hashing import digest_output
 from .capture.model import Model
-from .capture.pipeline import CapturePipeline, Policy, journal_path
+from .capture.pipeline import CapturePipeline, Policy
+from .capture.pipeline import journal_path as default_journal
 from .crypto.keys import PublicKey, Signer
 from .crypto.keystore import FileKeyStore, KeyStore, existing_signer
 from .errors import ConfigError, NotFoundError, ProvmarkError
-from .log.memory import Problem
 from .log.note import NoteVerifier
 from .log.service import Log, home_of
 from .protocol import ProvenanceClient
@@ -40,14 +39,13 @@ from .store.base import (
     Query,
     Store,
     StoredCheckpoint,
-    StoredRecord,
     query_of,
 )
 from .store.deadletters import DeadLetter, DeadLetterStore
-from .verify import Evidence, Trust, Verified
+from .store.targets import open_store, resolve_target
+from .verify import Verified
 
 if TYPE_CHECKING:
-    from .crypto.revocation import Revocation
     from .privacy.base import Erasure
     from .privacy.views import RecordView
     from .softbind import FuzzyResult
@@ -111,9 +109,9 @@ class Provmark:
             raise ConfigError(f"policy must be 'strict' or 'best_effort', not {policy!r}")
         # the record key first, then the log key: the order keys are made and listed in
         if read_only:
-            self.signer = existing_signer(keystore, store.public_keys(), "records")
+            signer = existing_signer(keystore, store.public_keys(), "records")
         else:
-            self.signer = keystore.signer("records")
+            signer = keystore.signer("records")
         self.log = Log(store, keystore, read_only=read_only, settle=self.flush)
         if not read_only:
             store.put_public_keys(keystore.public_keys())
@@ -148,12 +146,12 @@ class Provmark:
         self.redactor = self.privacy.redactor if self.privacy is not None else None
         if self.privacy is not None:
             weakref.finalize(self, self.privacy.close)
-        self.fingerprinter: Any = None if read_only else _fingerprinter(self, fingerprint)
+        self.fingerprinter: Any = None if read_only else _fingerprinter(self.log, fingerprint)
         self._capture = CapturePipeline(
             store,
             keystore,
-            self.signer,
-            self._seal,
+            signer,
+            self.log.seal,
             self._drafts,
             writer_store=writer_store(store, self.privacy),
             privacy=self.privacy,
@@ -161,7 +159,9 @@ class Provmark:
             on_batch=self._after_batch,
             policy=policy,
             durable=durable,
-            journal=Path(journal_path) if journal_path else journal_path_of(store, keystore),
+            journal=Path(journal_path)
+            if journal_path
+            else default_journal(store, home_of(keystore)),
             read_only=read_only,
             hash_user_ids=hash_user_ids,
             batch_size=batch_size,
@@ -172,7 +172,7 @@ class Provmark:
         self.unreplayed = self._capture.unreplayed
         self._closed = False
         try:
-            for problem in self.checkpoint_problems():
+            for problem in self.log.checkpoint_problems():
                 log.error("provmark: %s: %s: %s", store, problem.kind, problem.detail)
         except ProvmarkError as exc:  # a damaged store still opens: audit tells what is wrong
             log.error("provmark: %s: cannot compare with the checkpoints seen: %s", store, exc)
@@ -211,7 +211,7 @@ class Provmark:
         read_only = bool(options.get("read_only"))
         if keystore is None:
             keystore = FileKeyStore(Path(home) / "keys" if home else None, create=not read_only)
-        store = _open_store(text, create=not read_only)
+        store = open_store(text, create=not read_only)
         try:
             return cls(store, keystore, **options)
         except BaseException:
@@ -224,29 +224,19 @@ class Provmark:
         """``strict`` (a capture that fails raises) or ``best_effort`` (it logs)."""
         return self._capture.policy
 
-    @policy.setter
-    def policy(self, value: Policy) -> None:
-        self._capture.policy = value
-
     @property
     def capture_failures(self) -> int:
+        """Captures that failed since open (under ``best_effort`` they were only logged)."""
         return self._capture.capture_failures
-
-    @capture_failures.setter
-    def capture_failures(self, value: int) -> None:
-        self._capture.capture_failures = value
 
     @property
     def hash_user_ids(self) -> bool:
         return self._capture.hash_user_ids
 
-    @hash_user_ids.setter
-    def hash_user_ids(self, value: bool) -> None:
-        self._capture.hash_user_ids = value
-
     @property
-    def _writer(self) -> Writer:
-        return self._capture.writer
+    def signer(self) -> Signer:
+        """The current record-signing key."""
+        return self._capture.signer
 
     # ------------------------------------------------------------ lifecycle
     def __enter__(self) -> Provmark:
@@ -264,19 +254,6 @@ class Provmark:
         with contextlib.suppress(Exception):  # never stops the writer
             self.log.remember_checkpoint(every=1.0)
 
-    def checkpoint_problems(self) -> list[Problem]:
-        """How the store differs from what this home has seen of its log
-        (:meth:`provmark.log.service.Log.checkpoint_problems`)."""
-        return self.log.checkpoint_problems()
-
-    def remember_checkpoint(self) -> None:
-        """Remember the store's latest checkpoint in this home (when consistent)."""
-        self.log.remember_checkpoint()
-
-    def require_consistent(self, checkpoint: StoredCheckpoint | None) -> None:
-        """:class:`VerificationError` when the store lost records this home saw confirmed."""
-        self.log.require_consistent(checkpoint)
-
     @property
     def store(self) -> Store:
         return self.log.store
@@ -284,10 +261,6 @@ class Provmark:
     @property
     def keystore(self) -> KeyStore:
         return self.log.keystore
-
-    @property
-    def log_signer(self) -> Signer:
-        return self.log.log_signer
 
     @property
     def log_verifier(self) -> NoteVerifier:
@@ -301,7 +274,7 @@ class Provmark:
         try:
             self._capture.close()
             with contextlib.suppress(Exception):  # only the rollback protection is lost
-                self.remember_checkpoint()
+                self.log.remember_checkpoint()
         finally:
             self._capture.close_privacy()
             self.store.close()
@@ -380,21 +353,8 @@ class Provmark:
         return self._capture.hash_user_id(user_id)
 
     # ------------------------------------------------------------ log
-    def note_signing_key(self) -> Ed25519PrivateKey:
-        """The log key in the shape the signed-note code takes (an HSM/KMS signer is adapted)."""
-        return self.log.note_signing_key()
-
-    def _seal(self, size: int, root: bytes) -> str:
-        return self.log.seal(size, root)
-
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         return self.log.latest_checkpoint()
-
-    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        return self.log.inclusion_proof(index, size)
-
-    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
-        return self.log.consistency_proof(old_size, new_size)
 
     def public_keys(self) -> list[PublicKey]:
         return self.log.public_keys()
@@ -403,15 +363,10 @@ class Provmark:
         """Start a new record-signing key; records signed before stay verifiable."""
         self.flush()
         key = self.keystore.rotate("records", alg)
-        self.signer = self.keystore.signer("records")
-        self._writer.signer = self.signer
+        self._capture.signer = self.keystore.signer("records")
         self.store.put_public_keys(self.keystore.public_keys())
         self.log.keys_changed()
         return key
-
-    def trust(self, trusted_checkpoint: tuple[int, bytes] | None = None) -> Trust:
-        """This store's keys and log key; reused (with its caches) until keys rotate."""
-        return self.log.trust(trusted_checkpoint)
 
     # ------------------------------------------------------------ read
     def get(self, record_id: str) -> Record:
@@ -432,11 +387,6 @@ class Provmark:
         return Page([r.record() for r in page.records], page.next_cursor)
 
     # ------------------------------------------------------------ verify
-    def evidence(
-        self, stored: StoredRecord, checkpoint: StoredCheckpoint | None = None
-    ) -> Evidence:
-        return self.log.evidence(stored, checkpoint)
-
     def verify_fuzzy(self, content: Any, media_type: str | None = None) -> Any:
         """Find the record of edited, quoted or re-encoded content (soft binding).
 
@@ -517,10 +467,6 @@ class Provmark:
             c2pa_trust=c2pa_trust,
         )
 
-    def candidates(self, sha256: str, record_id: str | None = None) -> list[StoredRecord]:
-        """The stored records to verify content against (:meth:`Log.candidates`)."""
-        return self.log.candidates(sha256, record_id)
-
     def verify_digest(
         self,
         sha256: str,
@@ -556,14 +502,6 @@ class Provmark:
             policy=policy,
             prechecks=prechecks,
         )
-
-    def revocations(self) -> list[Revocation]:
-        """The revocation list beside the key set, re-read only when the file changes."""
-        return self.log.revocations()
-
-    def signed_revocations(self) -> str:
-        """The revocation list as a note signed by the log key (keys export, bundles)."""
-        return self.log.signed_revocations()
 
     def bundle(self, record_id: str) -> dict[str, Any]:
         """An offline bundle: verifiable with no server and no database."""
@@ -614,39 +552,14 @@ class Provmark:
         return erase(self, subject, reason=reason, principal=principal)
 
 
-def journal_path_of(store: Store, keystore: KeyStore) -> Path:
-    """The first durable journal of ``store`` (see :func:`capture.pipeline.journal_path`)."""
-    return journal_path(store, home_of(keystore))
-
-
-def _open_store(target: str | os.PathLike[str], *, create: bool = True) -> Store:
-    text = os.fspath(target)
-    if text.startswith(("postgresql://", "postgres://")):
-        try:
-            from .store.postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
-        except ImportError as exc:
-            raise ConfigError(f"PostgreSQL store unavailable: {exc}") from None
-        return PostgresStore(text, create=create)  # type: ignore[no-any-return,unused-ignore]
-    from .store.sqlite import SQLiteStore
-
-    return SQLiteStore(text, create=create)
-
-
-def resolve_target(target: str | os.PathLike[str] | None) -> str:
-    """``--db`` / ``PROVMARK_DB`` / ``PROVMARK_DATABASE_URL`` / ``./provmark.db``."""
-    if target is not None:
-        return os.fspath(target)
-    return os.environ.get("PROVMARK_DB") or os.environ.get("PROVMARK_DATABASE_URL") or "provmark.db"
-
-
-def _fingerprinter(pm: Provmark, wanted: bool | None) -> Any:
+def _fingerprinter(service: Log, wanted: bool | None) -> Any:
     """Soft-binding fingerprints at capture: on by default where they can be."""
     if wanted is False:
         return None
     try:
         from .softbind import BackgroundFingerprinter, Fingerprinter
 
-        return BackgroundFingerprinter(Fingerprinter.for_provmark(pm))
+        return BackgroundFingerprinter(Fingerprinter.for_provmark(service))
     except (ImportError, ProvmarkError) as exc:
         if wanted:
             raise
@@ -682,7 +595,3 @@ def open(
         options.pop("read_only", None)  # the server decides what this token may do
         return open_remote(text, token=token, home=home, **options)
     return Provmark.open(text, home=home, keystore=keystore, **options)
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()

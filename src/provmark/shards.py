@@ -248,7 +248,7 @@ class ShardedLog:
         return index
 
     def _signing_key(self) -> Any:
-        return next(iter(self.shards.values())).note_signing_key()
+        return next(iter(self.shards.values())).log.note_signing_key()
 
     @property
     def index_key(self) -> str:

@@ -128,7 +128,7 @@ def test_rows_lost_since_the_last_checkpoint_seen(store_pm: Provmark) -> None:
     than the checkpoint this home verified."""
     fill(store_pm, 10)
     fill(store_pm, 10, start=10)
-    store_pm.remember_checkpoint()
+    store_pm.log.remember_checkpoint()
     execute(
         store_pm,
         "DELETE FROM records WHERE idx >= 10",

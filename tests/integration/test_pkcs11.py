@@ -90,7 +90,9 @@ def test_provmark_signs_records_and_checkpoints_in_the_token(
     ks = Pkcs11KeyStore(keys_dir, token_label="provmark", pin=PIN)
     try:
         with provmark.open(tmp_path / "hsm.db", keystore=ks, flush_interval=0.01) as pm:
-            assert isinstance(pm.signer, Pkcs11Signer) and isinstance(pm.log_signer, Pkcs11Signer)
+            assert isinstance(pm.signer, Pkcs11Signer) and isinstance(
+                pm.log.log_signer, Pkcs11Signer
+            )
 
             @pm.capture(model=provmark.Model("acme/hsm", version="1"))
             def gen(prompt: str) -> str:
@@ -198,7 +200,9 @@ def test_checkpoint_only_mode(tmp_path: Path, softhsm: dict[str, str]) -> None:
     )
     try:
         with provmark.open(tmp_path / "cp.db", keystore=ks, flush_interval=0.01) as pm:
-            assert isinstance(pm.signer, LocalSigner) and isinstance(pm.log_signer, Pkcs11Signer)
+            assert isinstance(pm.signer, LocalSigner) and isinstance(
+                pm.log.log_signer, Pkcs11Signer
+            )
             with pm.record(model=provmark.Model("m"), input="x") as rec:
                 rec.set_output("checkpoint-only")
             assert pm.verify("checkpoint-only").checks[3].name == "checkpoint_signature"

@@ -131,7 +131,7 @@ def test_revoked_key_after_compromise_and_backdating(
     # Bad input: unknown key, a log key, an unreadable time: each a usage error naming it.
     assert main(["keys-revoke", "0" * 16, "--since", "now", *args]) == 2
     assert "no such key" in capsys.readouterr().err
-    assert main(["keys-revoke", pm.log_signer.key_id, "--since", "now", *args]) == 2
+    assert main(["keys-revoke", pm.log.log_signer.key_id, "--since", "now", *args]) == 2
     assert "log key" in capsys.readouterr().err
     assert main(["keys-revoke", stolen, "--since", "yesterday", *args]) == 2
     assert "--since: 'yesterday'" in capsys.readouterr().err

@@ -54,7 +54,7 @@ def test_two_shards_one_index_verified_end_to_end(pg_url: str, tmp_path: Path) -
         stray["shard_index"] = sign_note(
             log.index.body().replace(f"{NAME}/acme", f"{NAME}/elsewhere"),
             NAME,
-            a.note_signing_key(),
+            a.log.note_signing_key(),
         )
         with pytest.raises(VerificationError, match="not a shard"):
             verify_sharded_bundle(stray, key)

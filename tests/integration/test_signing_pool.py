@@ -20,12 +20,12 @@ def test_pool_signs_and_rotation_restarts_it(tmp_path: Path) -> None:
     with provmark.open(tmp_path / "p.db", home=tmp_path, signing_processes=1, batch_size=64) as pm:
         capture(pm, 300, "before")
         pm.flush()
-        assert pm._writer._pool is not None
-        old = pm._writer._pool.key_id
+        assert pm._capture.writer._pool is not None
+        old = pm._capture.writer._pool.key_id
         pm.rotate_keys()
         capture(pm, 300, "after")
         pm.flush()
-        assert pm._writer._pool is not None and pm._writer._pool.key_id != old
+        assert pm._capture.writer._pool is not None and pm._capture.writer._pool.key_id != old
         assert pm.verify("before 7").record.signature.key_id == old  # type: ignore[union-attr]
         assert pm.verify("after 7").record.signature.key_id == pm.signer.key_id  # type: ignore[union-attr]
         assert audit(pm).ok
@@ -57,7 +57,7 @@ def test_killed_worker_falls_back_to_in_process(tmp_path: Path) -> None:
     with provmark.open(tmp_path / "p.db", home=tmp_path, signing_processes=1, batch_size=64) as pm:
         capture(pm, 100, "a")
         pm.flush()
-        pool = pm._writer._pool
+        pool = pm._capture.writer._pool
         assert pool is not None
         os.kill(pool.pid, signal.SIGKILL)  # the worker, killed as by the OOM killer
         capture(pm, 500, "b")

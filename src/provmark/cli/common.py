@@ -42,7 +42,7 @@ def open_from(args: argparse.Namespace, **options: Any) -> ProvenanceClient:
     import os
     from pathlib import Path
 
-    from ..client import resolve_target
+    from ..store.targets import resolve_target
 
     target = resolve_target(args.db)
     if "://" not in target and not Path(target).exists():
@@ -59,7 +59,7 @@ def open_store_from(
 ) -> Provmark:
     """:func:`open_from` for commands that work on the store itself (not over a server);
     ``server_hint`` says what to use against a server instead."""
-    from ..client import resolve_target
+    from ..store.targets import resolve_target
 
     target = resolve_target(args.db)
     if target.startswith(("http://", "https://")):

@@ -440,8 +440,8 @@ def cmd_backup_verify(args: argparse.Namespace) -> int:
 def cmd_backup_restore(args: argparse.Namespace) -> int:
     import os
 
-    from ..client import resolve_target
     from ..governance import restore_backup
+    from ..store.targets import resolve_target
 
     target = resolve_target(args.db)
     if target.startswith(("postgresql://", "postgres://", "http://", "https://")):

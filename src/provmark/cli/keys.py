@@ -68,7 +68,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             "keys": [k.to_json() for k in pm.public_keys()],
             "log_key": pm.log_verifier.key_string(),
             "origin": pm.store.origin,
-            "revocations": pm.signed_revocations(),  # a note signed by the log key
+            "revocations": pm.log.signed_revocations(),  # a note signed by the log key
         }
     if args.c2pa_trust:
         try:

@@ -308,7 +308,7 @@ def cmd_proof(args: argparse.Namespace) -> int:
         stored = pm.store.get(args.record_id)
         if stored is None:
             raise VerificationError("record", f"no record {args.record_id!r}")
-        ev = pm.evidence(stored)
+        ev = pm.log.evidence(stored)
     print_json(
         {
             "record_id": stored.record_id,
@@ -328,7 +328,7 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
         if cp is None:
             raise VerificationError("checkpoint", "the log is empty")
         proof = (
-            pm.consistency_proof(args.consistency_from, cp.size)
+            pm.log.consistency_proof(args.consistency_from, cp.size)
             if args.consistency_from is not None
             else None
         )

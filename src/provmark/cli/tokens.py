@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..client import resolve_target
 from ..server.auth import ROLES, TokenStore
 from ..server.state import StateDB, resolve_state
+from ..store.targets import resolve_target
 from .common import print_json
 
 

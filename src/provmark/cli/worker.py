@@ -51,9 +51,9 @@ def queue_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from ..client import resolve_target
     from ..queue import open_queue
     from ..queue.worker import WorkerStats, run_worker, stop_on_signals
+    from ..store.targets import resolve_target
 
     if not args.queue:
         raise ConfigError("no queue: pass --queue nats://host:port or set PROVMARK_QUEUE")

@@ -72,7 +72,7 @@ def _write_manifest(pm: Provmark, dest: Destination, manifest: Manifest) -> str:
     raw = manifest.to_bytes()
     sha = hashlib.sha256(raw).hexdigest()
     statement = manifest_statement(manifest.origin, manifest.archive_id, manifest.revision, sha)
-    note = sign_note(statement, pm.store.origin, pm.note_signing_key())
+    note = sign_note(statement, pm.store.origin, pm.log.note_signing_key())
     dest.write(sig_rel(manifest.archive_id), note.encode())
     dest.write(manifest_rel(manifest.archive_id), raw)  # last: a manifest means complete
     return sha

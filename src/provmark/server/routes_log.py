@@ -385,7 +385,7 @@ def consistency(
             field="query.from",
             reason="greater than to",
         )
-    proof = ctx.pm.consistency_proof(from_size, to)
+    proof = ctx.pm.log.consistency_proof(from_size, to)
     out: dict[str, Any] = {
         "from": from_size,
         "to": to,
@@ -412,6 +412,6 @@ def keys(request: Request) -> dict[str, Any]:
             k.to_json() for k in sorted(pm.public_keys(), key=lambda k: (k.not_before, k.key_id))
         ],
         "log_key": pm.log_verifier.key_string(),
-        "revocations": pm.signed_revocations(),  # signed by the log key, as in keys export
+        "revocations": pm.log.signed_revocations(),  # signed by the log key, as in keys export
         "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -435,7 +435,7 @@ def get_proof(
                 reason="no such checkpoint",
             )
     try:
-        ev = ctx.pm.evidence(stored, checkpoint)
+        ev = ctx.pm.log.evidence(stored, checkpoint)
     except VerificationError as exc:
         raise Problem(
             409, "not-logged", exc.detail, field="path.record_id", reason=exc.detail

@@ -21,8 +21,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from ..client import Provmark, resolve_target
+from ..client import Provmark
 from ..errors import ConfigError
+from ..store.targets import resolve_target
 from .settings import Settings, WebhookSettings
 from .state import resolve_state
 

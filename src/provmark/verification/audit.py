@@ -138,7 +138,7 @@ def audit(
         )
     _check_witnessed(pm, report)
     if report.ok:
-        pm.remember_checkpoint()
+        pm.log.remember_checkpoint()
     return report
 
 
@@ -204,7 +204,7 @@ def _same_instant(have: datetime, text: Any) -> bool:
 
 
 def _check_memory(pm: Provmark, report: AuditReport) -> None:
-    for problem in pm.checkpoint_problems():
+    for problem in pm.log.checkpoint_problems():
         report.findings.append(Finding(problem.kind, None, None, problem.detail))
 
 
