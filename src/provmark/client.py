@@ -229,6 +229,10 @@ class Provmark:
         """Captures that failed since open (under ``best_effort`` they were only logged)."""
         return self._capture.capture_failures
 
+    @capture_failures.setter
+    def capture_failures(self, value: int) -> None:  # integrations count their own failures
+        self._capture.capture_failures = value
+
     @property
     def hash_user_ids(self) -> bool:
         return self._capture.hash_user_ids
