@@ -47,14 +47,13 @@ import httpx
 from ._internal.remote_journal import Journal, journal_key
 from ._internal.remote_sender import Sender, _problem
 from .canonical import canonical_bytes
-from .capture.core import Outcome, Recording, wrap
+from .capture.core import Outcome, Recording, not_captured, wrap
 from .capture.draft import Draft
 from .capture.drafts import DraftBuilder
 from .capture.hashing import digest_output
 from .crypto.keys import PublicKey
 from .crypto.keystore import default_home
 from .errors import (
-    CaptureError,
     ConfigError,
     NotFoundError,
     ProvmarkError,
@@ -208,12 +207,7 @@ class RemoteProvmark:
             self._sender.submit([draft])
         except ProvmarkError as exc:
             self.capture_failures += 1
-            if self.policy == "strict":
-                if isinstance(exc, CaptureError):
-                    raise
-                raise CaptureError(f"provenance not captured: {exc}") from exc
-            log.error("provmark: provenance not captured (best_effort): %s", exc)
-            return ""
+            return not_captured(self.policy, exc, log)
         return draft.record_id
 
     def ingest(

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, cast
 
-from ..errors import CaptureError
+from ..errors import CaptureError, ProvmarkError
 from .hashing import Digest, StreamHasher
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -299,3 +300,14 @@ class Recording:
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         self.__exit__(exc_type, exc, tb)
+
+
+def not_captured(policy: str, exc: ProvmarkError, log: logging.Logger) -> str:
+    """A capture that failed, under the client's ``policy``: ``strict`` raises a
+    :class:`CaptureError`, ``best_effort`` logs it and returns ``""`` as the record id."""
+    if policy == "strict":
+        if isinstance(exc, CaptureError):
+            raise exc
+        raise CaptureError(f"provenance not captured: {exc}") from exc
+    log.error("provmark: provenance not captured (best_effort): %s", exc)
+    return ""

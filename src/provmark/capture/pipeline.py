@@ -33,7 +33,7 @@ from ..jsonlimits import replace_unstorable
 from ..record import parse_time
 from ..store.base import SealFn, Store, StoredCheckpoint
 from ..store.features import StoreFile
-from .core import Outcome
+from .core import Outcome, not_captured
 from .draft import Draft
 from .drafts import DraftBuilder, render_snapshot
 
@@ -154,12 +154,7 @@ class CapturePipeline:
             self.writer.submit(draft)
         except ProvmarkError as exc:
             self.capture_failures += 1
-            if self.policy == "strict":
-                if isinstance(exc, CaptureError):
-                    raise
-                raise CaptureError(f"provenance not captured: {exc}") from exc
-            log.error("provmark: provenance not captured (best_effort): %s", exc)
-            return ""
+            return not_captured(self.policy, exc, log)
         return draft.record_id
 
     def ingest(

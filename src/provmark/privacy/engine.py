@@ -28,6 +28,7 @@ from typing import Any, Protocol, cast
 
 from ..canonical import Fragment, to_json_value
 from ..capture.draft import ABSENT, Draft
+from ..capture.drafts import json_text
 from ..crypto.fieldenc import LocalMasterKey, MasterKey, encode_value
 from ..crypto.keystore import KeyStore
 from ..errors import CaptureError, ConfigError, KeyStoreError, StoreError
@@ -83,10 +84,6 @@ def _effective(policy: Policy, path: str) -> Action:
             return action
         inherited = action
     return inherited
-
-
-def _json_text(value: Any) -> str:
-    return json.dumps(to_json_value(value), ensure_ascii=False, sort_keys=True, default=str)
 
 
 def _secret(keystore: KeyStore, name: str, why: str) -> bytes:
@@ -251,7 +248,7 @@ class Privacy:
     ) -> None:
         sealed: list[tuple[str, Any]] = []
         if has_raw:
-            value = raw if isinstance(raw, str) else json.loads(_json_text(raw))
+            value = raw if isinstance(raw, str) else json.loads(json_text(raw))
             text, seal = self._render("input.snapshot", value)
             inp = draft.setdefault("input", {})
             if text is None:
@@ -326,7 +323,7 @@ class Privacy:
             return MASKED, []
         if action is Action.HASH:
             return self.hmac_value(value), []
-        text = value if isinstance(value, str) else _json_text(value)
+        text = value if isinstance(value, str) else json_text(value)
         if action is Action.ENCRYPT:
             return self.redact_text(text), [(path, value)]
         if isinstance(value, str) or not self._nested:
@@ -336,7 +333,7 @@ class Privacy:
         top, leaf = path.split(".")
         red = self.redactor.redact_document({top: {leaf: value}})
         out = red.doc[top][leaf]
-        return (out if isinstance(out, str) else _json_text(out)), [
+        return (out if isinstance(out, str) else json_text(out)), [
             (item.path, item.value) for item in red.to_encrypt
         ]
 

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, Unpack
 
 from ..canonical import canonical_bytes
+from ..capture.drafts import json_text
 from ..crypto.keys import PublicKey
 from ..errors import ConfigError, VerificationError
 from ..record import (
@@ -358,7 +359,7 @@ def _with_revealed(
             )
         if path == "input.snapshot":
             value = got.value
-            snapshot = value if isinstance(value, str) else _json_text(value)
+            snapshot = value if isinstance(value, str) else json_text(value)
         elif path == "error.message":
             message = str(got.value)
         elif path.startswith("input.snapshot."):
@@ -410,8 +411,4 @@ def _fill(snapshot: str, nested: list[tuple[str, Any]]) -> str:
             node[int(last)] = value
         elif isinstance(node, dict) and last in node:
             node[last] = value
-    return _json_text(doc)
-
-
-def _json_text(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    return json_text(doc)
