@@ -26,6 +26,7 @@ from ..crypto.keystore import KeyStore, default_home, existing_signer
 from ..crypto.revocation import Revocation, RevocationList, revocations_path, sign_revocations
 from ..errors import VerificationError
 from ..store.base import Store, StoredCheckpoint, StoredRecord
+from ..store.features import StoreFile
 from ..verify import Evidence, Trust
 from .memory import CheckpointMemory, Problem
 from .merkle import consistency_proof, inclusion_proof
@@ -84,10 +85,21 @@ class Log:
         self._consistent_at: tuple[int, bytes] | None = None
         self._trust: Trust | None = None
         self._revocations: tuple[int, list[Revocation]] | None = None
+        self._revocations_path = revocations_path(keystore)  # built once: verify's hot path
+        self._store_file: tuple[Store, StoreFile | None] | None = None
 
     @property
     def origin(self) -> str:
         return self.store.origin
+
+    @property
+    def store_file(self) -> StoreFile | None:
+        """The store as a :class:`~provmark.store.features.StoreFile` (one local file), or
+        ``None``; asked once per store (a runtime protocol check costs tens of µs)."""
+        if self._store_file is None or self._store_file[0] is not self.store:
+            found = self.store if isinstance(self.store, StoreFile) else None
+            self._store_file = (self.store, found)
+        return self._store_file[1]
 
     def settle(self) -> None:
         """Wait until every record captured so far is stored and logged."""
@@ -196,7 +208,7 @@ class Log:
 
     def revocations(self) -> list[Revocation]:
         """The revocation list beside the key set, re-read only when the file changes."""
-        path = revocations_path(self.keystore)
+        path = self._revocations_path
         try:
             stamp = os.stat(path).st_mtime_ns
         except FileNotFoundError:

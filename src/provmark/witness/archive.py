@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 
 from ..crypto.keystore import default_home
 from ..log.note import parse_note
-from ..store.features import StoreFile
 
 if TYPE_CHECKING:
     from ..log.service import Log
@@ -68,8 +67,8 @@ class StoredTimestamp:
 
 def archive_path(log: Log) -> Path:
     """Where the log's evidence lives by default."""
-    if isinstance(log.store, StoreFile):
-        return log.store.beside("trust")
+    if log.store_file is not None:
+        return log.store_file.beside("trust")
     directory = getattr(log.keystore, "directory", None)
     home = Path(directory).parent if directory else default_home()
     digest = hashlib.sha256(log.origin.encode()).hexdigest()[:16]
