@@ -196,6 +196,73 @@ def test_old_schema_without_migrate_and_foreign_tables(url: str) -> None:
         PostgresStore(url)
 
 
+def open_at_once(url: str, n: int) -> tuple[list[str], list[Exception]]:
+    """``n`` threads opening the store at ``url`` at the same moment: origins, errors."""
+    from provmark.store.postgres import PostgresStore
+
+    start = threading.Barrier(n)
+    origins: list[str] = []
+    errors: list[Exception] = []
+
+    def open_one() -> None:
+        start.wait()
+        try:
+            store = PostgresStore(url)
+        except Exception as exc:  # collected: the assertion names it
+            errors.append(exc)
+            return
+        origins.append(store.origin)
+        store.close()
+
+    threads = [threading.Thread(target=open_one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return origins, errors
+
+
+def test_several_processes_creating_one_store_at_once(pg_database: str) -> None:
+    """Openers racing on a fresh schema all get the one store: none takes it for another
+    application's (a reader between two lookups once saw 'records' without
+    'schema_migrations', committed together by the first opener)."""
+    for _ in range(8):
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(pg_database, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {name}")
+        origins, errors = open_at_once(f"{pg_database}?options=-csearch_path%3D{name}", 4)
+        assert errors == []
+        assert len(set(origins)) == 1 and len(origins) == 4
+
+
+def test_a_store_created_between_two_lookups_is_not_foreign(pg_database: str) -> None:
+    """The interleaving behind the race above, made certain: another opener commits
+    ``schema_migrations`` and ``records`` right after the reader's first statement."""
+    from provmark.store import migrations
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    url = f"{pg_database}?options=-csearch_path%3D{name}"
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    with psycopg.connect(url) as creator, psycopg.connect(url, autocommit=True) as reader:
+        creator.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY)")
+        creator.execute("CREATE TABLE records (idx bigint PRIMARY KEY)")
+
+        class CommitsAfterFirstStatement:
+            def __init__(self) -> None:
+                self.statements = 0
+
+            def execute(self, *args: Any) -> Any:
+                cursor = reader.execute(*args)
+                self.statements += 1
+                if self.statements == 1:
+                    creator.commit()  # both tables appear between the reader's statements
+                return cursor
+
+        assert migrations.current(CommitsAfterFirstStatement()) == 0  # type: ignore[arg-type]
+        assert migrations.current(reader) == 0  # now both are there: an empty history
+
+
 def test_unreachable_server_is_a_store_error() -> None:
     from provmark.store.postgres import PostgresStore
 

@@ -62,16 +62,27 @@ def latest() -> int:
 
 
 def current(conn: psycopg.Connection[Any]) -> int:
-    """The schema version of the database (0 when provmark never touched it)."""
-    if _exists(conn, "schema_migrations"):
-        row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
-    if _exists(conn, "records"):
-        raise StoreError(
-            "the database has a 'records' table but no 'schema_migrations': it belongs to "
-            "another application (or schema); refusing to touch it"
-        )
-    return 0
+    """The schema version of the database (0 when provmark never touched it).
+
+    Both tables are looked up in one statement, and a foreign-looking answer is asked
+    twice: another process creating the store commits ``schema_migrations`` and
+    ``records`` together, so a reader between two separate lookups would see only
+    ``records`` and take a provmark store for another application's."""
+    for _ in range(2):
+        row = conn.execute(
+            "SELECT to_regclass('schema_migrations') IS NOT NULL,"
+            " to_regclass('records') IS NOT NULL"
+        ).fetchone()
+        migrations_table, records_table = (bool(row[0]), bool(row[1])) if row else (False, False)
+        if migrations_table:
+            found = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+            return int(found[0]) if found and found[0] is not None else 0
+        if not records_table:
+            return 0
+    raise StoreError(
+        "the database has a 'records' table but no 'schema_migrations': it belongs to "
+        "another application (or schema); refusing to touch it"
+    )
 
 
 def check(version: int, where: str) -> None:
@@ -114,8 +125,3 @@ def migrate(conn: psycopg.Connection[Any], *, target: int | None = None, where: 
             )
             version = mig.version
     return version
-
-
-def _exists(conn: psycopg.Connection[Any], table: str) -> bool:
-    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
-    return bool(row and row[0])
