@@ -113,7 +113,25 @@ class ChatStreamState(StreamState):
         return out
 
 
-class SyncStream:
+class _Wrapped:
+    """What both stream wrappers do with the SDK's stream: lend it every other attribute,
+    and end the record if the caller drops the stream before its last chunk."""
+
+    _stream: Any
+    _state: StreamState
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def __del__(self) -> None:
+        state = getattr(self, "_state", None)
+        if state is not None and not state.done:
+            # a finaliser must not raise; a failure was counted (best_effort) or is moot
+            with contextlib.suppress(Exception):
+                state.end(StreamClosedEarly(f"dropped after {state.chunks} chunks"))
+
+
+class SyncStream(_Wrapped):
     """Wraps ``openai.Stream``: iterate it as usual; the record is written at the end."""
 
     def __init__(self, stream: Any, state: StreamState) -> None:
@@ -147,18 +165,8 @@ class SyncStream:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
 
-    def __del__(self) -> None:
-        state = getattr(self, "_state", None)
-        if state is not None and not state.done:
-            # a finaliser must not raise; a failure was counted (best_effort) or is moot
-            with contextlib.suppress(Exception):
-                state.end(StreamClosedEarly(f"dropped after {state.chunks} chunks"))
-
-
-class AsyncStream:
+class AsyncStream(_Wrapped):
     """Wraps ``openai.AsyncStream`` (``async for``); the record is written at the end."""
 
     def __init__(self, stream: Any, state: StreamState) -> None:
@@ -191,12 +199,3 @@ class AsyncStream:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-    def __del__(self) -> None:
-        state = getattr(self, "_state", None)
-        if state is not None and not state.done:
-            with contextlib.suppress(Exception):
-                state.end(StreamClosedEarly(f"dropped after {state.chunks} chunks"))
