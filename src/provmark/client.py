@@ -27,10 +27,10 @@ from .capture.model import Model
 from .capture.pipeline import CapturePipeline, Policy
 from .capture.pipeline import journal_path as default_journal
 from .crypto.keys import PublicKey, Signer
-from .crypto.keystore import FileKeyStore, KeyStore, existing_signer
+from .crypto.keystore import FileKeyStore, KeyStore, existing_signer, home_of
 from .errors import ConfigError, NotFoundError, ProvmarkError
 from .log.note import NoteVerifier
-from .log.service import Log, home_of
+from .log.service import Log
 from .protocol import ProvenanceClient
 from .record import Record
 from .store.base import (
@@ -117,12 +117,11 @@ class Provmark:
             store.put_public_keys(keystore.public_keys())
         from .disclosure.config import default_provider
 
-        home = getattr(keystore, "directory", None)
         self._drafts = DraftBuilder(
             actor=actor,
             packages=packages,
             config=config,
-            provider=default_provider(provider, Path(home).parent if home else None),
+            provider=default_provider(provider, home_of(keystore)),
         )
         self.encoders = self._drafts.encoders
         self._hash_cache = self._drafts.hash_cache

@@ -56,6 +56,12 @@ def default_home() -> Path:
     return Path(os.environ.get("PROVMARK_HOME") or Path.home() / ".provmark")
 
 
+def home_of(keystore: object) -> Path:
+    """The home folder of a key store kept in ``<home>/keys`` (else :func:`default_home`)."""
+    directory = getattr(keystore, "directory", None)
+    return Path(directory).parent if directory else default_home()
+
+
 def _write_private(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_suffix(path.suffix + ".tmp")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..crypto.keystore import default_home
+from ..crypto.keystore import home_of
 from ..record import now_utc
 from ..store.features import StoreFile
 
@@ -54,8 +54,7 @@ def ledger_path(pm: Provmark) -> Path:
     """``<store>.disclosure.db`` beside a SQLite store; else one per log under the home."""
     if isinstance(pm.store, StoreFile):
         return pm.store.beside("disclosure")
-    directory = getattr(pm.keystore, "directory", None)
-    home = Path(directory).parent if directory else default_home()
+    home = home_of(pm.keystore)
     digest = hashlib.sha256(pm.store.origin.encode()).hexdigest()[:16]
     return home / "disclosure" / f"{digest}.db"
 

@@ -16,13 +16,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..crypto.keys import LocalSigner, PublicKey, Signer, load_public_key
-from ..crypto.keystore import KeyStore, default_home, existing_signer
+from ..crypto.keystore import KeyStore, existing_signer, home_of
 from ..crypto.revocation import Revocation, RevocationList, revocations_path, sign_revocations
 from ..errors import VerificationError
 from ..store.base import Store, StoredCheckpoint, StoredRecord
@@ -32,7 +31,7 @@ from .memory import CheckpointMemory, Problem
 from .merkle import consistency_proof, inclusion_proof
 from .note import Checkpoint, NoteVerifier
 
-__all__ = ["Log", "home_of"]
+__all__ = ["Log"]
 
 log = logging.getLogger("provmark")
 
@@ -49,12 +48,6 @@ class _NoteKey:
 
     def public_key(self) -> Any:
         return self._public
-
-
-def home_of(keystore: KeyStore) -> Path:
-    """The home folder of a key store kept in ``<home>/keys`` (else ``$PROVMARK_HOME``)."""
-    directory = getattr(keystore, "directory", None)
-    return Path(directory).parent if directory else default_home()
 
 
 class Log:

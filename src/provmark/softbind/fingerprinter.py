@@ -18,10 +18,9 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from ..crypto.keystore import default_home
+from ..crypto.keystore import home_of
 from ..errors import ConfigError, KeyStoreError
 from ..store.features import FeatureTables
 from . import image as img
@@ -89,8 +88,7 @@ def fingerprint_store(pm: Any) -> FingerprintStore:
         from .store_pg import PostgresFingerprintStore, import_file
 
         store = PostgresFingerprintStore(pm.store)
-        keys = getattr(pm.keystore, "directory", None)
-        home = Path(keys).parent if keys is not None else default_home()
+        home = home_of(pm.keystore)
         old = home / f"softbind-{hashlib.sha256(origin.encode()).hexdigest()[:16]}.db"
         if old.is_file():
             import_file(store, old)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..crypto.keystore import default_home
+from ..crypto.keystore import home_of
 from ..log.note import parse_note
 
 if TYPE_CHECKING:
@@ -69,8 +69,7 @@ def archive_path(log: Log) -> Path:
     """Where the log's evidence lives by default."""
     if log.store_file is not None:
         return log.store_file.beside("trust")
-    directory = getattr(log.keystore, "directory", None)
-    home = Path(directory).parent if directory else default_home()
+    home = home_of(log.keystore)
     digest = hashlib.sha256(log.origin.encode()).hexdigest()[:16]
     return home / "trust" / f"{digest}.db"
 
